@@ -1,0 +1,288 @@
+"""The ``ecpe`` command: train, evaluate, predict, stats (and more as they land).
+
+Every subcommand is reachable through :func:`main` (``main(["train", ...])``), which is what the tests call.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main"]
+
+log = logging.getLogger("ecpe")
+
+
+class CLIError(Exception):
+    """An error to show the user as one line, without a traceback."""
+
+
+# ---- data location --------------------------------------------------------------------------------
+def resolve_data(path: str | None) -> Path:
+    """``--data PATH``, else ``$ECPE_DATA``, else the user cache (downloaded on first use)."""
+    if path:
+        p = Path(path)
+        if not p.exists():
+            raise CLIError(f"data not found: {p}")
+        return p
+    env = os.environ.get("ECPE_DATA")
+    if env:
+        p = Path(env)
+        if not p.exists():
+            raise CLIError(f"$ECPE_DATA points to a missing path: {p}")
+        return p
+    from .data.download import ensure_dataset
+
+    return ensure_dataset()
+
+
+def parse_folds(spec: str, available: list[int]) -> list[int]:
+    if spec == "all":
+        return available
+    try:
+        folds = [int(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        raise CLIError(f"--folds must be 'all' or comma-separated numbers like 1,2, got {spec!r}") from None
+    missing = [k for k in folds if k not in available]
+    if missing or not folds:
+        raise CLIError(f"fold(s) {missing or spec} not in the split (available: {available[0]}..{available[-1]})")
+    return folds
+
+
+def _fmt(m: dict) -> str:
+    return f"P {m['p']:.4f}  R {m['r']:.4f}  F1 {m['f1']:.4f}"
+
+
+def print_metrics(title: str, metrics: dict, std: dict | None = None, out=sys.stdout) -> None:
+    print(title, file=out)
+    for task in ("pair", "emotion", "cause"):
+        if task not in metrics or not metrics[task]:
+            continue
+        m = metrics[task]
+        if std and std.get(task):
+            s = std[task]
+            line = "  ".join(f"{k.upper() if k != 'f1' else 'F1'} {m[k]:.4f} ± {s[k]:.4f}" for k in ("p", "r", "f1"))
+        else:
+            line = _fmt(m)
+        print(f"  {task:8s} {line}", file=out)
+
+
+# ---- train ----------------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from .config import TrainConfig
+    from .data.corpus import find_folds
+    from .training import protocol_label, train_run
+
+    data = resolve_data(args.data)
+    split_dir = data / args.split if (data / args.split).is_dir() else data
+    try:
+        available = find_folds(split_dir)
+    except FileNotFoundError as e:
+        raise CLIError(str(e)) from None
+    folds = parse_folds(args.folds, available)
+    cfg = TrainConfig(epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr, l2=args.l2,
+                      seed=args.seed, select_on=args.select_on, embeddings=args.embeddings, threads=args.threads,
+                      min_freq=args.min_freq)
+    model_config = {"embed_dim": args.embed_dim, "freeze_embeddings": args.freeze_embeddings}
+    if args.threshold is not None:
+        model_config["threshold"] = args.threshold
+    if args.no_aux:
+        model_config["use_aux"] = False
+    if args.no_position:
+        model_config["use_position"] = False
+    if args.model != "e2eecpe":
+        model_config["filter"] = not args.no_filter
+    protocol = protocol_label(args.select_on)
+    print(f"training {args.model} on {split_dir} folds {','.join(map(str, folds))} -> {args.out} [{protocol}]",
+          file=sys.stderr)
+
+    def on_fold(res):
+        print_metrics(f"fold {res['fold']} test ({protocol}, {Path(split_dir).name}, best epoch {res['best_epoch']}):",
+                      res, out=sys.stderr)
+        print(f"  model saved to {res.get('checkpoint')}", file=sys.stderr)
+
+    summary = train_run(args.model, split_dir, folds, model_config, cfg, args.out, progress=not args.quiet,
+                        preprocess={"segmenter": args.segmenter}, on_fold=on_fold)
+    print_metrics(f"{args.model} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
+                  f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
+    print(f"results: {Path(args.out) / 'results.json'}")
+    if summary.get("failures"):
+        for f in summary["failures"]:
+            print(f"fold {f['fold']} FAILED: {f['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ---- evaluate -------------------------------------------------------------------------------------
+def cmd_evaluate(args) -> int:
+    from .data.corpus import read_documents
+    from .models import load_model
+    from .training import evaluate
+
+    model, ckpt = load_model(args.model)
+    path = Path(args.data)
+    files = sorted(path.glob("fold*_test.txt")) if path.is_dir() else [path]
+    if not files:
+        raise CLIError(f"no documents: {path} holds no foldK_test.txt files")
+    meta = ckpt.get("meta", {})
+    for f in files:
+        docs = read_documents(f)
+        metrics = evaluate(model, model.tensorize(docs), threshold=args.threshold)
+        print_metrics(f"{f} ({len(docs)} documents; model {ckpt['model']} trained {meta.get('protocol', '?')}, "
+                      f"{meta.get('split', '?')} fold {meta.get('fold', '?')}):", metrics)
+        if args.json:
+            print(json.dumps({"file": str(f), **metrics}, ensure_ascii=False))
+    return 0
+
+
+# ---- predict --------------------------------------------------------------------------------------
+def cmd_predict(args) -> int:
+    from .predict import Extractor, InputError
+
+    ex = Extractor.load(args.model)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        if args.input:
+            src = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
+            from tqdm.auto import tqdm
+
+            with src:
+                lines = tqdm(src, desc="documents", unit="doc", disable=args.output is None or args.quiet)
+                try:
+                    for r in ex.extract_lines(lines, source=args.input):
+                        out.write(json.dumps(r, ensure_ascii=False) + "\n")
+                except InputError as e:
+                    raise CLIError(str(e)) from None
+        elif args.text:
+            for t in args.text:
+                try:
+                    r = ex.extract(t, threshold=args.threshold, matrix=args.matrix)
+                except InputError as e:
+                    raise CLIError(str(e)) from None
+                out.write(json.dumps(r, ensure_ascii=False) + "\n")
+        else:
+            raise CLIError("give a text to analyse or --input FILE (JSON lines; '-' for standard input)")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+# ---- parser ---------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="ecpe", description="Emotion-cause pair extraction (E2EECPE, Song et al. 2020; "
+                                "two-stage baselines of Xia & Ding 2019).")
+    p.add_argument("--version", action="version", version=f"ecpe {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug information")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train and evaluate a model over the folds of a split",
+                       description="Train a fresh model per fold, select the epoch on a dev set (or, labelled, on "
+                                   "the test fold as the paper did), save each fold's model and write results.json.")
+    t.add_argument("--data", help="dataset folder (holding split10/, split20/) or a split folder; "
+                                  "default $ECPE_DATA, else a downloaded copy in the user cache")
+    t.add_argument("--split", default="split10", help="split folder name: split10 (10 folds, dev carved from train) "
+                                                      "or split20 (20 splits with a valid file) (default split10)")
+    t.add_argument("--folds", default="all", help="'all' or a comma-separated list like 1,2 (default all)")
+    t.add_argument("--out", required=True, help="run folder: results.json and foldK/model.pt are written there")
+    t.add_argument("--model", default="e2eecpe", help="model to train (default e2eecpe)")
+    t.add_argument("--no-filter", action="store_true", help="two-stage models: keep every candidate pair")
+    t.add_argument("--epochs", type=int, default=30, help="maximum epochs per fold (default 30)")
+    t.add_argument("--patience", type=int, default=8, help="stop after this many epochs without dev gain (default 8)")
+    t.add_argument("--batch-size", type=int, default=32, help="documents per batch (default 32, as the paper)")
+    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3, as the paper)")
+    t.add_argument("--l2", type=float, default=1e-5, help="L2 coefficient lambda (default 1e-5, as the paper)")
+    t.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    t.add_argument("--select-on", choices=["dev", "test"], default="dev",
+                   help="model selection: dev (honest, default) or test (the paper's protocol: best epoch on test)")
+    t.add_argument("--embeddings", help="word2vec file (text or binary), e.g. the paper's w2v_200.txt; "
+                                        "default: word2vec trained on each fold's training documents")
+    t.add_argument("--embed-dim", type=int, default=200, help="word vector size (default 200)")
+    t.add_argument("--freeze-embeddings", action="store_true", help="keep word vectors fixed (the paper's code did)")
+    t.add_argument("--min-freq", type=int, default=1, help="vocabulary: minimum count in training documents")
+    t.add_argument("--threshold", type=float, help="pair threshold eta (default 0.3, as the paper)")
+    t.add_argument("--no-aux", action="store_true", help="ablation: E2EECPE without the auxiliary tasks")
+    t.add_argument("--no-position", action="store_true", help="ablation: E2EECPE without the position weight matrix")
+    t.add_argument("--segmenter", choices=["jieba", "whitespace"], default="jieba",
+                   help="how raw text is segmented at prediction time; stored in the model (default jieba)")
+    t.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="P/R/F1 of a saved model on documents in the NUSTM format")
+    e.add_argument("--model", required=True, help="a model.pt written by ecpe train")
+    e.add_argument("--data", required=True, help="a NUSTM-format file, or a split folder (every foldK_test.txt)")
+    e.add_argument("--threshold", type=float, help="pair threshold eta (default: the model's)")
+    e.add_argument("--json", action="store_true", help="also print the metrics as JSON")
+    e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("predict", help="extract emotion-cause pairs from raw text",
+                       description="Split raw text into clauses, segment words as in training, and print one JSON "
+                                   "object per document: clauses, pairs (0-based emotion and cause clause indices "
+                                   "with scores), emotion_prob, cause_prob.")
+    r.add_argument("--model", required=True, help="a model.pt written by ecpe train")
+    r.add_argument("text", nargs="*", help="texts to analyse, one document each")
+    r.add_argument("--input", help="JSON lines file ('-' for standard input): {\"text\": ...}, {\"clauses\": [...]} "
+                                   "(pre-split) or {\"clauses\": [[words]]} (pre-segmented); plain lines are texts")
+    r.add_argument("--output", help="write JSON lines here instead of standard output")
+    r.add_argument("--threshold", type=float, help="pair threshold eta (default: the model's)")
+    r.add_argument("--matrix", action="store_true", help="include the pair matrix M-hat in the output")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_predict)
+
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return p
+
+
+# modules that add subcommands (stats, reproduce, serve) register a function here
+_EXTRA_COMMANDS: list = []
+
+
+def _load_extras() -> None:
+    import importlib
+
+    for name in ("ecpe.stats", "ecpe.experiments", "ecpe.serve"):
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:
+                continue
+            raise
+        add = getattr(mod, "add_subcommand", None)
+        if add is not None and add not in _EXTRA_COMMANDS:
+            _EXTRA_COMMANDS.append(add)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _load_extras()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from .data.corpus import DataFormatError
+
+    try:
+        return args.func(args) or 0
+    except CLIError as e:
+        print(f"ecpe {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except (DataFormatError, FileNotFoundError, ValueError) as e:
+        print(f"ecpe {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

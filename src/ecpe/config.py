@@ -1,0 +1,60 @@
+"""Configurations as dataclasses; defaults are the paper's values (Song et al. 2020, §4.2)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["E2EConfig", "TrainConfig", "from_dict"]
+
+
+@dataclass
+class E2EConfig:
+    """E2EECPE hyper-parameters (§4.2)."""
+
+    embed_dim: int = 200          # d_e
+    kernel_sizes: tuple[int, ...] = (2, 3, 4, 5)
+    filters: int = 50             # d_c
+    hidden: int = 300             # d_h, per direction
+    vertex_dim: int = 100         # d_z
+    dropout: float = 0.5          # on embeddings and on the clause encoder's output
+    eps: float = 1.0              # smoothing of eq. 9
+    threshold: float = 0.3        # eta, eq. 18
+    beta: float = 1.0             # weight of the auxiliary loss, eq. 17
+    use_aux: bool = True          # False: "w/o auxiliary" ablation
+    use_position: bool = True     # False: "w/o position" ablation
+    freeze_embeddings: bool = False
+    max_clause_len: int = 64      # words kept per clause
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and model selection."""
+
+    epochs: int = 30
+    patience: int = 8             # epochs without dev improvement before stopping
+    batch_size: int = 32
+    lr: float = 1e-3
+    l2: float = 1e-5              # lambda of eq. 17, on all weights except the word embeddings
+    seed: int = 1
+    select_on: str = "dev"        # "dev" (honest) or "test" (the paper's protocol)
+    dev_fraction: float = 0.1     # split10 has no dev set: this share of training documents is held out
+    min_freq: int = 1             # vocabulary: words seen at least this often in training documents
+    w2v_epochs: int = 10
+    embeddings: str | None = None  # a word2vec file; None: train word2vec on the training documents
+    threads: int = 0              # torch threads; 0 = all cores
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def from_dict(cls, data: dict[str, Any]):
+    """Build a config dataclass from a dict, ignoring unknown keys and restoring tuples."""
+    names = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for k, v in data.items():
+        if k in names:
+            kwargs[k] = tuple(v) if isinstance(v, list) and "tuple" in str(names[k].type) else v
+    return cls(**kwargs)
+
+
+def to_dict(cfg) -> dict[str, Any]:
+    d = asdict(cfg)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

@@ -1,0 +1,127 @@
+"""Documents -> tensors, built once per split, and length-bucketed batches over them.
+
+All clauses of a split live in one padded id matrix; a batch gathers its documents' clauses with one
+index operation and trims the padding to the longest clause of the batch, so no Python loop runs over
+words while training.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+
+from .corpus import Document
+from .vocab import Vocab
+
+__all__ = ["DocBatch", "DocTensors"]
+
+
+@dataclass
+class DocBatch:
+    """A batch of B documents with N clauses in all (D = longest document, L = longest clause)."""
+
+    words: torch.Tensor        # [N, L] word ids, 0 = padding
+    clause_lens: torch.Tensor  # [N]
+    doc_lens: torch.Tensor     # [B]
+    clause_pos: torch.Tensor   # [N] position of each clause in the flattened [B * D] grid
+    mask: torch.Tensor         # [B, D] True on real clauses
+    emotion: torch.Tensor      # [B, D] 0/1 gold emotion labels (0 on padding)
+    cause: torch.Tensor        # [B, D] 0/1 gold cause labels
+    pairs: torch.Tensor        # [B, D, D] 1 where (row emotion p, column cause q) is a gold pair
+    index: list[int]           # positions of the documents in their DocTensors
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.doc_lens)
+
+    @property
+    def max_doc_len(self) -> int:
+        return self.mask.shape[1]
+
+
+class DocTensors:
+    """The tensors of one split, built once.
+
+    Args:
+        docs: documents (with or without gold pairs).
+        vocab: word vocabulary; unknown words map to ``<unk>``.
+        max_clause_len: words kept per clause (longer clauses are truncated).
+        min_clause_len: clauses are padded to at least this many positions (the widest CNN kernel).
+    """
+
+    def __init__(self, docs: Sequence[Document], vocab: Vocab, max_clause_len: int = 64, min_clause_len: int = 5):
+        self.docs = list(docs)
+        self.min_clause_len = min_clause_len
+        lens = [min(len(c), max_clause_len) for d in self.docs for c in d.clauses]
+        width = max([min_clause_len, *lens])
+        words = torch.zeros(len(lens), width, dtype=torch.long)
+        k = 0
+        for d in self.docs:
+            for c in d.clauses:
+                ids = vocab.encode(c[:max_clause_len])
+                if ids:
+                    words[k, : len(ids)] = torch.tensor(ids)
+                k += 1
+        self.words = words
+        self.clause_lens = torch.tensor(lens, dtype=torch.long)
+        self.doc_lens = torch.tensor([len(d) for d in self.docs], dtype=torch.long)
+        self.starts = torch.cumsum(self.doc_lens, 0) - self.doc_lens
+        self.emotion = torch.zeros(len(lens), dtype=torch.long)
+        self.cause = torch.zeros(len(lens), dtype=torch.long)
+        for i, d in enumerate(self.docs):
+            s = int(self.starts[i])
+            for e, c in d.pairs:
+                self.emotion[s + e] = 1
+                self.cause[s + c] = 1
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def batch(self, index: Sequence[int]) -> DocBatch:
+        """Gather the documents at ``index`` into one batch."""
+        index = list(index)
+        idx = torch.tensor(index, dtype=torch.long)
+        doc_lens = self.doc_lens[idx]
+        B, D = len(index), int(doc_lens.max()) if index else 0
+        # clause rows of the chosen documents, in document order
+        rows = torch.cat([torch.arange(int(self.starts[i]), int(self.starts[i] + self.doc_lens[i])) for i in index]) \
+            if index else torch.zeros(0, dtype=torch.long)
+        clause_lens = self.clause_lens[rows]
+        L = max(self.min_clause_len, int(clause_lens.max()) if len(rows) else 0)
+        within = torch.cat([torch.arange(int(n)) for n in doc_lens]) if index else rows
+        owner = torch.repeat_interleave(torch.arange(B), doc_lens)
+        clause_pos = owner * D + within
+        mask = torch.zeros(B * D, dtype=torch.bool)
+        mask[clause_pos] = True
+        emotion = torch.zeros(B * D, dtype=torch.long)
+        cause = torch.zeros(B * D, dtype=torch.long)
+        emotion[clause_pos] = self.emotion[rows]
+        cause[clause_pos] = self.cause[rows]
+        pairs = torch.zeros(B, D, D)
+        for b, i in enumerate(index):
+            for e, c in self.docs[i].pairs:
+                pairs[b, e, c] = 1.0
+        return DocBatch(self.words[rows, :L], clause_lens, doc_lens, clause_pos, mask.view(B, D),
+                        emotion.view(B, D), cause.view(B, D), pairs, index)
+
+    def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, bucket: bool = True) -> Iterator[DocBatch]:
+        """Yield batches. With ``shuffle``, documents of similar length are grouped (``bucket``) and the
+        order of batches is random; without it, batches follow the documents' order."""
+        order = list(range(len(self.docs)))
+        if shuffle:
+            rng = random.Random(seed)
+            rng.shuffle(order)
+            if bucket:
+                # sort within windows of 50 batches: similar lengths share a batch, and the batches
+                # of one epoch still differ from the next
+                win = batch_size * 50
+                order = [i for s in range(0, len(order), win)
+                         for i in sorted(order[s:s + win], key=lambda j: int(self.doc_lens[j]))]
+            chunks = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+            rng.shuffle(chunks)
+        else:
+            chunks = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+        for chunk in chunks:
+            yield self.batch(chunk)

@@ -1,0 +1,168 @@
+"""E2EECPE: end-to-end emotion-cause pair extraction via learning to link (Song et al., 2020, §3).
+
+word vectors -> CNN clause encoder (§3.3) -> BiLSTM (§3.4) -> emotion / cause vertices (eqs. 5-6)
+-> biaffine pair matrix (eq. 7) -> sigmoid (eq. 8) * position weights (eqs. 9-10) -> threshold (eq. 18),
+with auxiliary emotion and cause classifiers (eqs. 11-14) trained jointly (eqs. 15-17).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from ..config import E2EConfig
+from ..data.batching import DocBatch, DocTensors
+from ..data.corpus import Document
+from ..data.vocab import Vocab
+from ..metrics import Prediction
+from ..modules import Biaffine, ClauseCNN, position_weights
+
+__all__ = ["E2EECPE", "pair_loss"]
+
+
+def pair_loss(logits: torch.Tensor, weights: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    """Summed binary cross-entropy of M-hat = sigmoid(M) * A against Y (eq. 15), computed in log space.
+
+    log M-hat = logsigmoid(M) + log A;  log(1 - M-hat) = log(sigmoid(-M) + (1 - A) sigmoid(M)).
+    A clamped ``binary_cross_entropy`` on M-hat kills the gradient of saturated entries.
+
+    Args:
+        logits, weights, gold: matching 1-d tensors of the real (p, q) entries.
+    """
+    ls_pos, ls_neg = F.logsigmoid(logits), F.logsigmoid(-logits)
+    log_p = ls_pos + torch.log(weights)
+    log_not_p = torch.logaddexp(ls_neg, torch.log1p(-weights) + ls_pos)
+    return -(gold * log_p + (1 - gold) * log_not_p).sum()
+
+
+class E2EECPE(nn.Module):
+    """The E2EECPE model.
+
+    Args:
+        vocab: word vocabulary (index 0 = padding).
+        config: hyper-parameters; paper values by default.
+        embeddings: optional [len(vocab), embed_dim] initial word vectors.
+    """
+
+    name = "e2eecpe"
+
+    def __init__(self, vocab: Vocab, config: E2EConfig | None = None, embeddings: np.ndarray | None = None):
+        super().__init__()
+        self.vocab, self.config = vocab, config or E2EConfig()
+        c = self.config
+        self.embed = nn.Embedding(len(vocab), c.embed_dim, padding_idx=0)
+        if embeddings is not None:
+            self.embed.weight.data.copy_(torch.as_tensor(embeddings))
+        self.embed.weight.requires_grad_(not c.freeze_embeddings)
+        self.dropout = nn.Dropout(c.dropout)
+        self.cnn = ClauseCNN(c.embed_dim, c.kernel_sizes, c.filters)
+        self.lstm = nn.LSTM(self.cnn.out_dim, c.hidden, batch_first=True, bidirectional=True)
+        self.emotion_vertex = nn.Linear(2 * c.hidden, c.vertex_dim)  # W_e, b_e (eq. 5)
+        self.cause_vertex = nn.Linear(2 * c.hidden, c.vertex_dim)    # W_c, b_c (eq. 6)
+        self.biaffine = Biaffine(c.vertex_dim)                       # W_m, b_m (eq. 7)
+        if c.use_aux:
+            self.emotion_hidden = nn.Linear(2 * c.hidden, c.vertex_dim)  # eq. 11
+            self.cause_hidden = nn.Linear(2 * c.hidden, c.vertex_dim)    # eq. 12
+            self.emotion_out = nn.Linear(c.vertex_dim, 2)                # eq. 13
+            self.cause_out = nn.Linear(c.vertex_dim, 2)                  # eq. 14
+
+    # ---- data ------------------------------------------------------------------------------------
+    def tensorize(self, docs: Sequence[Document]) -> DocTensors:
+        """Tensors of a split, built once."""
+        return DocTensors(docs, self.vocab, self.config.max_clause_len, max(self.config.kernel_sizes))
+
+    # ---- the model -------------------------------------------------------------------------------
+    def encode(self, batch: DocBatch) -> torch.Tensor:
+        """Contextual clause states h_i (eqs. 1-4). Returns [B, D, 2 * hidden]."""
+        x = self.dropout(self.embed(batch.words))                      # [N, L, d_e]
+        clauses = self.dropout(self.cnn(x, batch.clause_lens))        # [N, |t| * d_c]
+        B, D = batch.batch_size, batch.max_doc_len
+        grid = clauses.new_zeros(B * D, clauses.shape[1]).index_copy(0, batch.clause_pos, clauses)
+        packed = pack_padded_sequence(grid.view(B, D, -1), batch.doc_lens, batch_first=True, enforce_sorted=False)
+        h, _ = self.lstm(packed)
+        h, _ = pad_packed_sequence(h, batch_first=True, total_length=D)  # [B, D, 2 * d_h]
+        return h
+
+    def forward(self, batch: DocBatch) -> dict[str, torch.Tensor]:
+        """Scores of a batch.
+
+        Returns:
+            ``pair_logits`` [B, D, D] M (eq. 7), rows = emotion clause p, columns = cause clause q;
+            ``pair_weights`` [B, D, D] A (eq. 9, or 1 without the position matrix), 0 outside documents;
+            ``emotion`` / ``cause`` [B, D, 2] log-probabilities of the auxiliary heads (when enabled).
+        """
+        h = self.encode(batch)
+        z_e = torch.relu(self.emotion_vertex(h))   # eq. 5
+        z_c = torch.relu(self.cause_vertex(h))     # eq. 6
+        scores = {"pair_logits": self.biaffine(z_e, z_c)}  # eq. 7
+        if self.config.use_position:
+            scores["pair_weights"] = position_weights(batch.doc_lens, batch.max_doc_len, self.config.eps)
+        else:
+            m = batch.mask.float()
+            scores["pair_weights"] = m[:, :, None] * m[:, None, :]
+        if self.config.use_aux:
+            scores["emotion"] = F.log_softmax(self.emotion_out(torch.relu(self.emotion_hidden(h))), -1)  # eqs. 11, 13
+            scores["cause"] = F.log_softmax(self.cause_out(torch.relu(self.cause_hidden(h))), -1)        # eqs. 12, 14
+        return scores
+
+    def loss(self, scores: dict[str, torch.Tensor], batch: DocBatch) -> torch.Tensor:
+        """(L_pair + beta * L_aux) / N (eqs. 15-17; the L2 term is applied by the optimizer).
+
+        As in the paper both terms are sums, over the real cells of the pair matrices and over the real
+        clauses; dividing by the batch's N real clauses keeps their ratio and makes the step size
+        independent of the batch. Padding enters neither.
+        """
+        m = batch.mask
+        pair_mask = m[:, :, None] & m[:, None, :]
+        loss = pair_loss(scores["pair_logits"][pair_mask], scores["pair_weights"][pair_mask], batch.pairs[pair_mask])
+        if self.config.use_aux:
+            aux = (F.nll_loss(scores["emotion"][m], batch.emotion[m], reduction="sum")
+                   + F.nll_loss(scores["cause"][m], batch.cause[m], reduction="sum"))
+            loss = loss + self.config.beta * aux
+        return loss / m.sum()
+
+    @torch.no_grad()
+    def pair_probs(self, scores: dict[str, torch.Tensor]) -> torch.Tensor:
+        """M-hat = sigmoid(M) * A (eqs. 8, 10), [B, D, D]."""
+        return torch.sigmoid(scores["pair_logits"]) * scores["pair_weights"]
+
+    @torch.no_grad()
+    def decode(self, scores: dict[str, torch.Tensor], batch: DocBatch, threshold: float | None = None,
+               keep_matrix: bool = False) -> list[Prediction]:
+        """Pairs where M-hat > eta (eq. 18); emotions and causes from the auxiliary heads (argmax), or,
+        without them, the clauses that take part in a predicted pair."""
+        eta = self.config.threshold if threshold is None else threshold
+        probs = self.pair_probs(scores)
+        emo = scores["emotion"][..., 1].exp() if "emotion" in scores else None
+        cau = scores["cause"][..., 1].exp() if "cause" in scores else None
+        hits = (probs > eta).nonzero().tolist()
+        per_doc: list[list[tuple[int, int, float]]] = [[] for _ in range(batch.batch_size)]
+        for b, p, q in hits:
+            per_doc[b].append((p, q, float(probs[b, p, q])))
+        preds = []
+        for b, n in enumerate(batch.doc_lens.tolist()):
+            pairs = per_doc[b]
+            if emo is not None:
+                ep, cp = emo[b, :n].tolist(), cau[b, :n].tolist()
+                emotions = [i for i, v in enumerate(ep) if v > 0.5]
+                causes = [i for i, v in enumerate(cp) if v > 0.5]
+            else:
+                ep = cp = None
+                emotions = sorted({p for p, _, _ in pairs})
+                causes = sorted({q for _, q, _ in pairs})
+            matrix = probs[b, :n, :n].tolist() if keep_matrix else None
+            preds.append(Prediction(pairs, emotions, causes, ep, cp, matrix))
+        return preds
+
+    def param_groups(self, l2: float) -> list[dict]:
+        """Optimizer groups: lambda * ||theta||^2 (eq. 17) as weight decay 2 * lambda, except on embeddings."""
+        emb = [p for p in self.embed.parameters() if p.requires_grad]
+        rest = [p for n, p in self.named_parameters() if not n.startswith("embed.") and p.requires_grad]
+        groups = [{"params": rest, "weight_decay": 2 * l2}]
+        if emb:
+            groups.append({"params": emb, "weight_decay": 0.0})
+        return groups

@@ -1,0 +1,149 @@
+"""Raw text in, emotion-cause pairs out, with a saved model."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+
+from .data.corpus import Document
+from .data.text import prepare_text, segment
+
+__all__ = ["Extractor", "InputError"]
+
+
+class InputError(ValueError):
+    """An input the extractor cannot take; the message says what was expected."""
+
+
+class Extractor:
+    """A trained model plus the text preparation it was trained with.
+
+    >>> ex = Extractor.load("runs/f1/fold1/model.pt")
+    >>> ex.extract("昨天上午，警察把丢失的钱交给了老人。老人非常高兴。")["pairs"]
+    """
+
+    def __init__(self, model, checkpoint: dict[str, Any] | None = None, batch_size: int = 64,
+                 max_clauses: int = 2000):
+        self.model = model.eval()
+        self.checkpoint = checkpoint or {}
+        pre = self.checkpoint.get("preprocess", {})
+        self.segmenter: str = pre.get("segmenter", "jieba")
+        self.batch_size = batch_size
+        self.max_clauses = max_clauses
+
+    @classmethod
+    def load(cls, path: str | Path, **kwargs) -> "Extractor":
+        from .models import load_model
+
+        model, ckpt = load_model(path)
+        return cls(model, ckpt, **kwargs)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """Name, config, protocol and scores the model was trained with."""
+        meta = self.checkpoint.get("meta", {})
+        return {"model": self.checkpoint.get("model", getattr(self.model, "name", "?")),
+                "config": self.checkpoint.get("config", {}), "preprocess": self.checkpoint.get("preprocess", {}),
+                "versions": self.checkpoint.get("versions", {}), **{k: meta[k] for k in meta if k != "train_config"}}
+
+    # ---- input handling ----------------------------------------------------------------------------
+    def _prepare(self, item: Any) -> tuple[list[str], list[list[str]]]:
+        """One input -> (clause strings, clause words). Accepts raw text, {"text": ...},
+        {"clauses": [str, ...]} (pre-split) or {"clauses": [[word, ...], ...]} (pre-segmented)."""
+        if isinstance(item, dict):
+            if "clauses" in item:
+                clauses = item["clauses"]
+                if not isinstance(clauses, list):
+                    raise InputError("'clauses' must be a list of strings or a list of word lists")
+                if all(isinstance(c, str) for c in clauses):
+                    texts = [c for c in clauses]
+                    words = [segment(c, self.segmenter) for c in clauses]
+                elif all(isinstance(c, list) and all(isinstance(w, str) for w in c) for c in clauses):
+                    texts = ["".join(c) if self.segmenter == "jieba" else " ".join(c) for c in clauses]
+                    words = [list(c) for c in clauses]
+                else:
+                    raise InputError("'clauses' must be a list of strings or a list of word lists")
+            elif "text" in item:
+                if not isinstance(item["text"], str):
+                    raise InputError("'text' must be a string")
+                texts, words = prepare_text(item["text"], self.segmenter)
+            else:
+                raise InputError("an input object needs a 'text' or a 'clauses' field")
+        elif isinstance(item, str):
+            texts, words = prepare_text(item, self.segmenter)
+        else:
+            raise InputError(f"expected text or an object with 'text' or 'clauses', got {type(item).__name__}")
+        if len(texts) > self.max_clauses:
+            raise InputError(f"document has {len(texts)} clauses; the limit is {self.max_clauses}")
+        return texts, words
+
+    # ---- extraction --------------------------------------------------------------------------------
+    def extract(self, text: Any, threshold: float | None = None, matrix: bool = False) -> dict[str, Any]:
+        """Pairs of one document; see :meth:`extract_many`."""
+        return self.extract_many([text], threshold=threshold, matrix=matrix)[0]
+
+    def extract_many(self, items: Sequence[Any], threshold: float | None = None, matrix: bool = False) -> list[dict[str, Any]]:
+        """Extract pairs from several documents, batched by length.
+
+        Returns one dict per input: ``clauses`` (strings), ``pairs`` (``emotion``, ``cause`` 0-based clause
+        indices and ``score``), ``emotion_prob`` and ``cause_prob`` per clause; with ``matrix``, also
+        ``pair_matrix`` (M-hat, rows = emotion clause, columns = cause clause).
+        """
+        return self._run([self._prepare(it) for it in items], threshold, matrix)
+
+    @torch.inference_mode()
+    def _run(self, prepared: list[tuple[list[str], list[list[str]]]], threshold: float | None = None,
+             matrix: bool = False) -> list[dict[str, Any]]:
+        docs = [Document(str(i), words) for i, (_, words) in enumerate(prepared) if words]
+        where = [i for i, (_, words) in enumerate(prepared) if words]
+        results: list[dict[str, Any]] = [{"clauses": texts, "pairs": [], "emotion_prob": [], "cause_prob": []}
+                                         for texts, _ in prepared]
+        if matrix:
+            for r in results:
+                r["pair_matrix"] = []
+        if docs:
+            from .training import predict
+
+            tensors = self.model.tensorize(docs)
+            preds = predict(self.model, tensors, batch_size=self.batch_size, threshold=threshold, keep_matrix=matrix)
+            for i, p in zip(where, preds):
+                r = results[i]
+                r["pairs"] = [{"emotion": e, "cause": c, "score": round(s, 4)}
+                              for e, c, s in sorted(p.pairs, key=lambda t: -t[2])]
+                n = len(r["clauses"])
+                r["emotion_prob"] = [round(v, 4) for v in p.emotion_prob] if p.emotion_prob is not None \
+                    else [1.0 if k in p.emotions else 0.0 for k in range(n)]
+                r["cause_prob"] = [round(v, 4) for v in p.cause_prob] if p.cause_prob is not None \
+                    else [1.0 if k in p.causes else 0.0 for k in range(n)]
+                if matrix:
+                    r["pair_matrix"] = [[round(v, 4) for v in row] for row in (p.pair_prob or [])]
+        return results
+
+    def extract_lines(self, lines: Iterable[str], source: str = "<input>", chunk: int = 512) -> Iterable[dict[str, Any]]:
+        """Parse JSON lines (or plain text lines) and yield one result per non-empty line, in order,
+        running the model over chunks of lines. A bad line raises InputError naming the file and line."""
+        import json
+
+        buffer: list[tuple[list[str], list[list[str]]]] = []
+        for lineno, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line:
+                continue
+            if line.startswith("{"):
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise InputError(f"{source}:{lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+            else:
+                item = line
+            try:
+                buffer.append(self._prepare(item))
+            except InputError as e:
+                yield from self._run(buffer)  # results before the bad line are not lost
+                raise InputError(f"{source}:{lineno}: {e}") from None
+            if len(buffer) >= chunk:
+                yield from self._run(buffer)
+                buffer = []
+        if buffer:
+            yield from self._run(buffer)

@@ -1,0 +1,258 @@
+"""One Trainer for every model: a fresh model and optimizer per fold, model selection on a dev set.
+
+The paper's own protocol (best epoch chosen on the test fold) is available as ``select_on="test"`` and is
+labelled as such in every output.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from .config import TrainConfig, to_dict
+from .data.corpus import Document, Fold
+from .data.vocab import Vocab
+from .embeddings import embedding_matrix, read_word2vec, train_word2vec
+from .metrics import Prediction, mean_std, score
+from .models import build_model, save_model
+
+__all__ = ["Trainer", "predict", "evaluate", "protocol_label", "carve_dev", "train_fold", "train_run",
+           "PROTOCOL_DEV", "PROTOCOL_PAPER"]
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_DEV = "dev-selected"
+PROTOCOL_PAPER = "paper: best epoch on test"
+
+
+def protocol_label(select_on: str) -> str:
+    if select_on not in ("dev", "test"):
+        raise ValueError(f"select_on must be 'dev' or 'test', got {select_on!r}")
+    return PROTOCOL_DEV if select_on == "dev" else PROTOCOL_PAPER
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@torch.inference_mode()
+def predict(model, tensors, batch_size: int = 64, threshold: float | None = None, keep_matrix: bool = False) -> list[Prediction]:
+    """Predictions for every document of ``tensors`` (in their order); batches are grouped by length."""
+    model.eval()
+    order = sorted(range(len(tensors)), key=lambda i: len(tensors.docs[i]))
+    out: list[Prediction | None] = [None] * len(tensors)
+    for s in range(0, len(order), batch_size):
+        batch = tensors.batch(order[s:s + batch_size])
+        for i, p in zip(batch.index, model.decode(model(batch), batch, threshold=threshold, keep_matrix=keep_matrix)):
+            out[i] = p
+    return out  # type: ignore[return-value]
+
+
+def evaluate(model, tensors, threshold: float | None = None) -> dict[str, dict[str, float]]:
+    """Pair / emotion / cause P/R/F1 of a model on tensors built from gold documents."""
+    return score(tensors.docs, predict(model, tensors, threshold=threshold))
+
+
+def pair_f1(metrics: dict) -> float:
+    return metrics["pair"]["f1"]
+
+
+@dataclass
+class History:
+    best_epoch: int = 0
+    best_score: float = -1.0
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def epoch_seconds(self) -> list[float]:
+        return [e["seconds"] for e in self.epochs]
+
+
+class Trainer:
+    """Trains one model, keeping the weights of the epoch that scores best on the selection set.
+
+    Args:
+        config: optimisation settings (epochs, patience, batch size, lr, l2, seed).
+        select_key: metrics -> number to maximise (pair F1 by default).
+        progress: show tqdm bars.
+        desc: prefix of progress lines (e.g. ``fold 3``).
+    """
+
+    def __init__(self, config: TrainConfig, select_key: Callable[[dict], float] = pair_f1, progress: bool = True,
+                 desc: str = ""):
+        self.config, self.select_key, self.progress, self.desc = config, select_key, progress, desc
+
+    def fit(self, model, train, select, evaluate_fn: Callable = evaluate, select_name: str = "dev") -> History:
+        cfg = self.config
+        optimizer = torch.optim.Adam(model.param_groups(cfg.l2), lr=cfg.lr)
+        history, best_state = History(), None
+        bad = 0
+        n_batches = (len(train) + cfg.batch_size - 1) // cfg.batch_size
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            start, total, n = time.perf_counter(), 0.0, 0
+            bar = tqdm(train.batches(cfg.batch_size, shuffle=True, seed=cfg.seed * 100003 + epoch), total=n_batches,
+                       desc=f"{self.desc} epoch {epoch}/{cfg.epochs}".strip(), leave=False, disable=not self.progress)
+            for batch in bar:
+                optimizer.zero_grad(set_to_none=True)
+                loss = model.loss(model(batch), batch)
+                loss.backward()
+                optimizer.step()
+                total, n = total + loss.item(), n + 1
+                if n % 10 == 0:
+                    bar.set_postfix(loss=f"{total / n:.4f}")
+            seconds = time.perf_counter() - start
+            metrics = evaluate_fn(model, select)
+            key = self.select_key(metrics)
+            improved = key > history.best_score
+            if improved:
+                history.best_score, history.best_epoch, bad = key, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad += 1
+            history.epochs.append({"epoch": epoch, "loss": total / max(n, 1), "seconds": seconds,
+                                   f"{select_name}_score": key, select_name: metrics})
+            line = (f"{self.desc} epoch {epoch:2d} loss {total / max(n, 1):.4f} {select_name} score {key:.4f} "
+                    f"(best {history.best_score:.4f} @ {history.best_epoch}) {seconds:.1f}s").strip()
+            if self.progress:
+                tqdm.write(line)
+            log.info(line)
+            if bad >= cfg.patience:
+                break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        return history
+
+
+def carve_dev(docs: Sequence[Document], fraction: float, seed: int) -> tuple[list[Document], list[Document]]:
+    """Split training documents into (train, dev) with a seeded random ``fraction`` held out."""
+    idx = list(range(len(docs)))
+    random.Random(seed).shuffle(idx)
+    n_dev = max(1, round(len(docs) * fraction)) if len(docs) > 1 else 0
+    dev_ids = set(idx[:n_dev])
+    return [d for i, d in enumerate(docs) if i not in dev_ids], [d for i, d in enumerate(docs) if i in dev_ids]
+
+
+def build_embeddings(vocab: Vocab, train_docs: Sequence[Document], dim: int, cfg: TrainConfig):
+    """Initial word vectors: from ``cfg.embeddings`` if given, else word2vec trained on ``train_docs``."""
+    if cfg.embeddings:
+        vectors, file_dim = read_word2vec(cfg.embeddings, vocab)
+        if file_dim != dim:
+            raise ValueError(f"{cfg.embeddings}: vectors have {file_dim} dimensions but the model uses {dim}; "
+                             f"pass --embed-dim {file_dim}")
+        source = str(cfg.embeddings)
+    else:
+        sentences = [c for d in train_docs for c in d.clauses]
+        vectors = train_word2vec(sentences, dim=dim, seed=cfg.seed, epochs=cfg.w2v_epochs)
+        source = "word2vec trained on the training documents"
+    matrix, hits = embedding_matrix(vocab, vectors, dim, seed=cfg.seed)
+    return matrix, {"source": source, "coverage": hits / max(len(vocab) - 2, 1)}
+
+
+def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: TrainConfig, out_dir: str | Path | None,
+               progress: bool = True, preprocess: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train and evaluate one fold; saves ``out_dir/model.pt`` and ``out_dir/result.json``.
+
+    The dev set is the fold's own (split20) or a seeded share of its training documents (split10).
+    The vocabulary and the word vectors come from the training documents only.
+    """
+    protocol = protocol_label(cfg.select_on)
+    seed_everything(cfg.seed * 1000 + fold.index)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if fold.dev is not None:
+        train_docs, dev_docs, dev_source = fold.train, fold.dev, "valid file"
+    else:
+        train_docs, dev_docs = carve_dev(fold.train, cfg.dev_fraction, cfg.seed * 1000 + fold.index)
+        dev_source = f"seeded {cfg.dev_fraction:.0%} of the training documents"
+    vocab = Vocab.build((c for d in train_docs for c in d.clauses), cfg.min_freq)
+    dim = int(model_config.get("embed_dim", 200))
+    matrix, emb_info = build_embeddings(vocab, train_docs, dim, cfg)
+    model = build_model(model_name, vocab, model_config, matrix)
+    train_t, dev_t, test_t = (model.tensorize(x) for x in (train_docs, dev_docs, fold.test))
+    select_t = dev_t if cfg.select_on == "dev" else test_t
+    trainer = Trainer(cfg, select_key=getattr(model, "select_key", pair_f1), progress=progress,
+                      desc=f"fold {fold.index}")
+    fit = getattr(model, "fit", None)
+    if fit is not None:  # models with their own schedule (two-stage) drive the Trainer themselves
+        history = fit(trainer, train_t, select_t)
+    else:
+        history = trainer.fit(model, train_t, select_t, select_name="dev" if cfg.select_on == "dev" else "test")
+    test_metrics = evaluate(model, test_t)
+    dev_metrics = evaluate(model, dev_t)
+    result = {
+        "fold": fold.index, **{k: test_metrics[k] for k in ("pair", "emotion", "cause")},
+        "dev": dev_metrics, "protocol": protocol, "best_epoch": history.best_epoch,
+        "epoch_seconds": getattr(history, "stage_seconds", None) or history.epoch_seconds,
+        "history": history.epochs, "n_train": len(train_docs), "n_dev": len(dev_docs), "dev_source": dev_source,
+        "n_test": len(fold.test), "vocab_size": len(vocab), "embeddings": emb_info,
+    }
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        meta = {"protocol": protocol, "split": fold.split, "fold": fold.index, "test": test_metrics, "dev": dev_metrics,
+                "train_config": to_dict(cfg), "best_epoch": history.best_epoch}
+        ckpt = save_model(model, out_dir / "model.pt", preprocess or {"segmenter": "jieba"}, meta)
+        result["checkpoint"] = str(ckpt)
+        tmp = out_dir / "result.json.tmp"
+        tmp.write_text(json.dumps(result, ensure_ascii=False, indent=1))
+        tmp.replace(out_dir / "result.json")
+    return result
+
+
+def summarize(model_name: str, split: str, folds: list[int], cfg: TrainConfig, model_config: dict,
+              per_fold: list[dict]) -> dict[str, Any]:
+    mean, std = mean_std(per_fold)
+    return {"model": model_name, "protocol": protocol_label(cfg.select_on), "split": split, "folds": folds,
+            "seed": cfg.seed, "config": {"model": model_config, "train": to_dict(cfg)}, "mean": mean, "std": std,
+            "per_fold": [{k: v for k, v in f.items() if k != "history"} for f in per_fold]}
+
+
+def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_config: dict[str, Any], cfg: TrainConfig,
+              run_dir: str | Path, progress: bool = True, preprocess: dict | None = None,
+              on_fold: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Train ``folds`` of a split; each finished fold is written at once and reused on a re-run (resume).
+
+    Writes ``run_dir/results.json`` (mean and std over the folds, per-fold figures) and returns it.
+    """
+    from .data.corpus import load_fold
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    split = Path(split_dir).name
+    per_fold, failures = [], []
+    for k in folds:
+        fold_dir = run_dir / f"fold{k}"
+        done = fold_dir / "result.json"
+        if done.exists():
+            res = json.loads(done.read_text())
+            if res.get("protocol") == protocol_label(cfg.select_on):
+                per_fold.append(res)
+                if progress:
+                    tqdm.write(f"fold {k}: reusing {done}")
+                continue
+        try:
+            res = train_fold(model_name, load_fold(split_dir, k), model_config, cfg, fold_dir, progress, preprocess)
+        except (KeyboardInterrupt, FileNotFoundError, ValueError):
+            raise
+        except Exception as e:  # a failure in one fold is reported; finished folds are kept
+            log.exception("fold %d failed", k)
+            failures.append({"fold": k, "error": f"{e.__class__.__name__}: {e}"})
+            continue
+        per_fold.append(res)
+        if on_fold:
+            on_fold(res)
+    summary = summarize(model_name, split, [f["fold"] for f in per_fold], cfg, model_config, per_fold)
+    if failures:
+        summary["failures"] = failures
+    (run_dir / "results.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
+    return summary
