@@ -77,6 +77,33 @@ class History:
         return [e["seconds"] for e in self.epochs]
 
 
+class _Optimizers:
+    """Several optimizers stepped as one (dense Adam + lazy Adam for sparse embedding gradients)."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]):
+        self.optimizers = optimizers
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for o in self.optimizers:
+            o.step()
+
+
+def make_optimizer(groups: list[dict], lr: float) -> _Optimizers:
+    """Adam over the dense groups; SparseAdam over groups flagged ``sparse`` (no weight decay there)."""
+    dense = [{k: v for k, v in g.items() if k != "sparse"} for g in groups if not g.get("sparse")]
+    sparse = [p for g in groups if g.get("sparse") for p in g["params"]]
+    opts: list[torch.optim.Optimizer] = []
+    if any(g["params"] for g in dense):
+        opts.append(torch.optim.Adam(dense, lr=lr, foreach=True))
+    if sparse:
+        opts.append(torch.optim.SparseAdam(sparse, lr=lr))
+    return _Optimizers(opts)
+
+
 class Trainer:
     """Trains one model, keeping the weights of the epoch that scores best on the selection set.
 
@@ -93,7 +120,7 @@ class Trainer:
 
     def fit(self, model, train, select, evaluate_fn: Callable = evaluate, select_name: str = "dev") -> History:
         cfg = self.config
-        optimizer = torch.optim.Adam(model.param_groups(cfg.l2), lr=cfg.lr)
+        optimizer = make_optimizer(model.param_groups(cfg.l2), cfg.lr)
         history, best_state = History(), None
         bad = 0
         n_batches = (len(train) + cfg.batch_size - 1) // cfg.batch_size

@@ -12,6 +12,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from ..modules.cnn import flat_layout
 from .corpus import Document
 from .vocab import Vocab
 
@@ -24,6 +25,8 @@ class DocBatch:
 
     words: torch.Tensor        # [N, L] word ids, 0 = padding
     clause_lens: torch.Tensor  # [N]
+    flat_words: torch.Tensor   # [T] the clauses end to end, each followed by (min_clause_len - 1) zeros
+    clause_starts: torch.Tensor  # [N] where each clause starts in flat_words
     doc_lens: torch.Tensor     # [B]
     clause_pos: torch.Tensor   # [N] position of each clause in the flattened [B * D] grid
     mask: torch.Tensor         # [B, D] True on real clauses
@@ -103,7 +106,12 @@ class DocTensors:
         for b, i in enumerate(index):
             for e, c in self.docs[i].pairs:
                 pairs[b, e, c] = 1.0
-        return DocBatch(self.words[rows, :L], clause_lens, doc_lens, clause_pos, mask.view(B, D),
+        words = self.words[rows, :L]
+        starts, total = flat_layout(clause_lens, self.min_clause_len - 1)
+        real = torch.arange(L)[None, :] < clause_lens[:, None]
+        flat = torch.zeros(total, dtype=torch.long)
+        flat[(starts[:, None] + torch.arange(L)[None, :])[real]] = words[real]
+        return DocBatch(words, clause_lens, flat, starts, doc_lens, clause_pos, mask.view(B, D),
                         emotion.view(B, D), cause.view(B, D), pairs, index)
 
     def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, bucket: bool = True) -> Iterator[DocBatch]:

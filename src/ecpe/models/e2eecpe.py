@@ -54,7 +54,8 @@ class E2EECPE(nn.Module):
         super().__init__()
         self.vocab, self.config = vocab, config or E2EConfig()
         c = self.config
-        self.embed = nn.Embedding(len(vocab), c.embed_dim, padding_idx=0)
+        # sparse gradients: a batch touches a few hundred of the vocabulary's rows (see param_groups)
+        self.embed = nn.Embedding(len(vocab), c.embed_dim, padding_idx=0, sparse=not c.freeze_embeddings)
         if embeddings is not None:
             self.embed.weight.data.copy_(torch.as_tensor(embeddings))
         self.embed.weight.requires_grad_(not c.freeze_embeddings)
@@ -78,8 +79,8 @@ class E2EECPE(nn.Module):
     # ---- the model -------------------------------------------------------------------------------
     def encode(self, batch: DocBatch) -> torch.Tensor:
         """Contextual clause states h_i (eqs. 1-4). Returns [B, D, 2 * hidden]."""
-        x = self.dropout(self.embed(batch.words))                      # [N, L, d_e]
-        clauses = self.dropout(self.cnn(x, batch.clause_lens))        # [N, |t| * d_c]
+        x = self.dropout(self.embed(batch.flat_words))                 # [T, d_e], clauses end to end
+        clauses = self.dropout(self.cnn.forward_flat(x, batch.clause_starts, batch.clause_lens))  # [N, |t| * d_c]
         B, D = batch.batch_size, batch.max_doc_len
         grid = clauses.new_zeros(B * D, clauses.shape[1]).index_copy(0, batch.clause_pos, clauses)
         packed = pack_padded_sequence(grid.view(B, D, -1), batch.doc_lens, batch_first=True, enforce_sorted=False)
@@ -159,10 +160,12 @@ class E2EECPE(nn.Module):
         return preds
 
     def param_groups(self, l2: float) -> list[dict]:
-        """Optimizer groups: lambda * ||theta||^2 (eq. 17) as weight decay 2 * lambda, except on embeddings."""
+        """Optimizer groups: lambda * ||theta||^2 (eq. 17) as weight decay 2 * lambda, except on the word
+        embeddings, whose gradients are sparse (group flagged ``sparse``: the Trainer gives it a lazy Adam
+        that updates only the rows a batch uses)."""
         emb = [p for p in self.embed.parameters() if p.requires_grad]
         rest = [p for n, p in self.named_parameters() if not n.startswith("embed.") and p.requires_grad]
         groups = [{"params": rest, "weight_decay": 2 * l2}]
         if emb:
-            groups.append({"params": emb, "weight_decay": 0.0})
+            groups.append({"params": emb, "weight_decay": 0.0, "sparse": True})
         return groups

@@ -1,6 +1,8 @@
 """Small reusable layers, each unit-tested."""
 from .biaffine import Biaffine
-from .cnn import ClauseCNN
+from .cnn import ClauseCNN, flat_layout
 from .position import position_weights
+from .rnn import AttentionClauseEncoder, AttentionPool, BiLSTM, tf_lstm_init_, uniform_init_
 
-__all__ = ["Biaffine", "ClauseCNN", "position_weights"]
+__all__ = ["Biaffine", "ClauseCNN", "flat_layout", "position_weights", "BiLSTM", "AttentionPool",
+           "AttentionClauseEncoder", "tf_lstm_init_", "uniform_init_"]

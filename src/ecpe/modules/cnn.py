@@ -6,13 +6,28 @@ from typing import Sequence
 import torch
 from torch import nn
 
+__all__ = ["ClauseCNN", "flat_layout"]
+
+
+def flat_layout(lengths: torch.Tensor, gap: int) -> tuple[torch.Tensor, int]:
+    """Start of each clause when clauses are laid end to end with ``gap`` zero positions after each.
+
+    Returns (starts [N], total length T).
+    """
+    spans = lengths + gap
+    starts = torch.cumsum(spans, 0) - spans
+    return starts, int(spans.sum())
+
 
 class ClauseCNN(nn.Module):
     """Convolutions of several widths + ReLU + max-pool over each clause, concatenated.
 
-    Windows that lie wholly past a clause's last word are masked before pooling, so a clause's vector does
-    not depend on how much padding its batch carries. Clauses shorter than a kernel keep their first window
-    (which covers the zero padding), as in the paper's code.
+    The clauses of a batch are laid end to end in one sequence, each followed by ``max(kernel_sizes) - 1``
+    zero vectors, and every convolution runs once over that sequence: no position is spent on the
+    padding of a rectangular [clauses, longest clause] matrix (the mean NEWS clause has 6 words, the
+    longest 43). Pooling then takes, per clause, the windows that start on one of its words and fit in it;
+    a clause shorter than a kernel keeps its first window, which covers the zeros after it, exactly as a
+    zero-padded clause would. A clause's vector therefore does not depend on the other clauses.
 
     Args:
         in_dim: word vector size.
@@ -23,24 +38,46 @@ class ClauseCNN(nn.Module):
     def __init__(self, in_dim: int, kernel_sizes: Sequence[int] = (2, 3, 4, 5), filters: int = 50):
         super().__init__()
         self.kernel_sizes = tuple(kernel_sizes)
+        self.gap = max(self.kernel_sizes) - 1
         self.convs = nn.ModuleList(nn.Conv1d(in_dim, filters, k) for k in self.kernel_sizes)
         self.out_dim = filters * len(self.kernel_sizes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """
+        """Encode padded clauses.
+
         Args:
-            x: [N, L, in_dim] embedded clauses, L >= max(kernel_sizes).
+            x: [N, L, in_dim] embedded clauses (positions past a clause's length are ignored).
             lengths: [N] number of real words per clause.
         Returns:
             [N, filters * len(kernel_sizes)]
         """
-        x = x.transpose(1, 2)  # [N, in_dim, L]
+        starts, total = flat_layout(lengths, self.gap)
+        real = torch.arange(x.shape[1])[None, :] < lengths[:, None]               # [N, L]
+        pos = (starts[:, None] + torch.arange(x.shape[1])[None, :])[real]          # flat position of each word
+        flat = x.new_zeros(total, x.shape[2]).index_copy(0, pos, x[real])
+        return self.forward_flat(flat, starts, lengths)
+
+    def forward_flat(self, x: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Encode clauses laid end to end (see :func:`flat_layout`).
+
+        Args:
+            x: [T, in_dim] word vectors of all clauses, each clause followed by ``max(kernel_sizes) - 1``
+               zero vectors.
+            starts: [N] position of each clause's first word in ``x``.
+            lengths: [N] words per clause.
+        Returns:
+            [N, filters * len(kernel_sizes)]
+        """
+        seq = x.t().unsqueeze(0)  # [1, in_dim, T]
         outs = []
+        width = int(lengths.max()) if len(lengths) else 1
         for k, conv in zip(self.kernel_sizes, self.convs):
-            c = conv(x)  # [N, filters, L - k + 1]
-            # window t is valid if it starts on a real word and fits (or is the first window)
-            t = torch.arange(c.shape[2], device=c.device)
-            valid = (t[None, :] <= (lengths[:, None] - k).clamp(min=0))  # [N, L - k + 1]
-            c = c.masked_fill(~valid[:, None, :], float("-inf"))
-            outs.append(torch.relu(c.amax(dim=2)))  # eq. 1-2: relu(max) == max(relu)
-        return torch.cat(outs, dim=1)  # eq. 3
+            c = conv(seq)[0]                                      # eq. 1 (before the ReLU): [filters, T - k + 1]
+            n_win = max(width - k + 1, 1)
+            t = torch.arange(n_win)
+            valid = t[None, :] <= (lengths[:, None] - k).clamp(min=0)   # [N, n_win]
+            idx = (starts[:, None] + t[None, :]).clamp(max=c.shape[1] - 1)
+            windows = c[:, idx]                                   # [filters, N, n_win]
+            windows = windows.masked_fill(~valid[None], float("-inf"))
+            outs.append(torch.relu(windows.amax(dim=2)).t())       # eq. 2; relu(max) == max(relu): [N, filters]
+        return torch.cat(outs, dim=1)                             # eq. 3
