@@ -1,0 +1,309 @@
+"""E2EECPE as a whole: padding changes nothing, the log-space pair loss (eq. 15), the ablation switches
+and the thresholded decoding (eq. 18)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ecpe.data.corpus import Document
+from ecpe.data.vocab import Vocab
+from ecpe.models import build_model
+from ecpe.models.e2eecpe import pair_loss
+from ecpe.modules import position_weights
+
+# a short document (3 clauses, one of a single word) and a longer one with a long clause
+DOC_A = Document("a", [["他", "收到", "礼物"], ["高兴"], ["今天", "天气"]], [(1, 0)])
+DOC_B = Document("b", [["早上", "我们", "去", "公园", "看到", "很多", "人", "在", "城市", "学校"], ["朋友", "说"],
+                       ["事情", "发生"], ["他", "很", "高兴"], ["晚上"], ["回家"], ["天气", "不错"]], [(3, 2), (3, 1)])
+DOCS = [DOC_A, DOC_B]
+
+
+def make_model(tiny_config, seed=0, **over):
+    vocab = Vocab.build(c for d in DOCS for c in d.clauses)
+    torch.manual_seed(seed)
+    return build_model("e2eecpe", vocab, {**tiny_config, **over}).eval()
+
+
+def naive_bce(logits, weights, gold):
+    """-sum[y log(sigmoid(M) A) + (1 - y) log(1 - sigmoid(M) A)] elementwise, in float64."""
+    mhat = torch.sigmoid(logits.double()) * weights.double()
+    return -(gold * torch.log(mhat) + (1 - gold) * torch.log(1 - mhat))
+
+
+# ---- padding ---------------------------------------------------------------------------------------
+def test_padding_changes_no_prediction(tiny_config):
+    model = make_model(tiny_config)
+    alone = model.tensorize([DOC_A]).batch([0])
+    both = model.tensorize(DOCS)
+    ab, ba = both.batch([0, 1]), both.batch([1, 0])
+    # the batches really differ in padding: more clauses per document and more words per clause
+    assert alone.words.shape[1] < ab.words.shape[1] and alone.max_doc_len < ab.max_doc_len
+    with torch.no_grad():
+        s_alone, s_ab, s_ba = model(alone), model(ab), model(ba)
+    p_alone, p_ab, p_ba = (model.pair_probs(s) for s in (s_alone, s_ab, s_ba))
+    torch.testing.assert_close(p_ab[0, :3, :3], p_alone[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(p_ba[1, :3, :3], p_alone[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(s_ab["pair_logits"][0, :3, :3], s_alone["pair_logits"][0], rtol=1e-5, atol=1e-6)
+    for key in ("emotion", "cause"):
+        torch.testing.assert_close(s_ab[key][0, :3], s_alone[key][0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(s_ba[key][1, :3], s_alone[key][0], rtol=1e-5, atol=1e-6)
+    # outside the short document M-hat is exactly 0
+    assert (p_ab[0, 3:, :] == 0).all() and (p_ab[0, :, 3:] == 0).all()
+    # identical decoded predictions, even at a threshold low enough to report every real cell
+    for eta in (None, 0.0, 0.2):
+        d_alone = model.decode(s_alone, alone, threshold=eta)[0]
+        d_ab = model.decode(s_ab, ab, threshold=eta)[0]
+        d_ba = model.decode(s_ba, ba, threshold=eta)[1]
+        for d in (d_ab, d_ba):
+            assert [(e, c) for e, c, _ in d.pairs] == [(e, c) for e, c, _ in d_alone.pairs]
+            assert [s for *_, s in d.pairs] == pytest.approx([s for *_, s in d_alone.pairs], abs=1e-6)
+            assert d.emotions == d_alone.emotions and d.causes == d_alone.causes
+    # at eta = 0 every real cell (and no padding cell) is a pair
+    assert sorted((e, c) for e, c, _ in model.decode(s_ab, ab, threshold=0.0)[0].pairs) == \
+        [(e, c) for e in range(3) for c in range(3)]
+
+
+def _grads(model, loss):
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    # the word embedding's gradient may be sparse
+    return {n: p.grad.to_dense() if p.grad.is_sparse else p.grad.clone()
+            for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_padding_changes_no_loss_or_gradient(tiny_config):
+    """The loss is a sum over real cells and real clauses divided by the batch's N real clauses, so
+    N_AB * loss([A, B]) == N_A * loss([A]) + N_B * loss([B]), and the same for the gradients."""
+    model = make_model(tiny_config)  # eval mode: no dropout
+    both = model.tensorize(DOCS)
+    a, b = model.tensorize([DOC_A]).batch([0]), both.batch([1])
+    ab = both.batch([0, 1])
+    n_a, n_b = 3, 7
+    assert int(ab.mask.sum()) == n_a + n_b
+    la, lb, lab = (model.loss(model(x), x) for x in (a, b, ab))
+    assert (n_a + n_b) * lab.item() == pytest.approx(n_a * la.item() + n_b * lb.item(), rel=1e-5)
+    ga = _grads(model, n_a * model.loss(model(a), a))
+    gb = _grads(model, n_b * model.loss(model(b), b))
+    gab = _grads(model, (n_a + n_b) * model.loss(model(ab), ab))
+    assert set(gab) == set(gb)
+    for name, g in gab.items():
+        want = gb[name] + ga.get(name, torch.zeros_like(g))
+        torch.testing.assert_close(g, want, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_padding_cells_never_enter_the_loss(tiny_config):
+    model = make_model(tiny_config)
+    ab = model.tensorize(DOCS).batch([0, 1])
+    with torch.no_grad():
+        scores = model(ab)
+        clean = model.loss(scores, ab)
+        pad = ~ab.mask
+        pad_pairs = ~(ab.mask[:, :, None] & ab.mask[:, None, :])
+        dirty = {k: v.clone() for k, v in scores.items()}
+        dirty["pair_logits"][pad_pairs] = float("nan")
+        dirty["emotion"][pad] = float("nan")
+        dirty["cause"][pad] = float("nan")
+        ab.pairs[pad_pairs] = 1.0  # gold labels in padding cells are ignored too
+        assert torch.isfinite(model.loss(dirty, ab))
+        torch.testing.assert_close(model.loss(dirty, ab), clean)
+
+
+def test_loss_is_eq_15_to_17_over_real_cells(tiny_config):
+    """(sum of pair BCE over real cells + beta * (emotion NLL + cause NLL)) / N, written out naively."""
+    model = make_model(tiny_config, beta=0.7)
+    ab = model.tensorize(DOCS).batch([0, 1])
+    with torch.no_grad():
+        s = model(ab)
+        total, n = 0.0, 0
+        for b, doc in enumerate(DOCS):
+            k = len(doc)
+            gold = torch.zeros(k, k, dtype=torch.float64)
+            for e, c in doc.pairs:
+                gold[e, c] = 1
+            total += naive_bce(s["pair_logits"][b, :k, :k], position_weights(torch.tensor([k]))[0], gold).sum().item()
+            emo = torch.tensor([int(i in doc.emotions) for i in range(k)])
+            cau = torch.tensor([int(i in doc.causes) for i in range(k)])
+            aux = -(s["emotion"][b, torch.arange(k), emo].sum() + s["cause"][b, torch.arange(k), cau].sum())
+            total += 0.7 * aux.item()
+            n += k
+        assert model.loss(s, ab).item() == pytest.approx(total / n, rel=1e-5)
+
+
+# ---- pair loss -----------------------------------------------------------------------------------
+def test_pair_loss_equals_naive_bce_where_finite():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.empty(400).uniform_(-8, 8, generator=g)
+    weights = torch.rand(400, generator=g) * 0.99 + 0.01
+    weights[::7] = 1.0  # A = 1 on the p - q = 1 diagonal (and everywhere without position weights)
+    gold = (torch.rand(400, generator=g) < 0.3).float()
+    naive = naive_bce(logits, weights, gold.double())
+    finite = torch.isfinite(naive)
+    assert finite.float().mean() > 0.9
+    for i in range(0, 400, 40):  # elementwise on slices
+        sl = slice(i, i + 40)
+        m = finite[sl]
+        got = pair_loss(logits[sl][m], weights[sl][m], gold[sl][m])
+        assert got.item() == pytest.approx(naive[sl][m].sum().item(), rel=1e-4)
+    for i in torch.nonzero(finite).flatten()[:50].tolist():
+        got = pair_loss(logits[i:i + 1], weights[i:i + 1], gold[i:i + 1])
+        assert got.item() == pytest.approx(naive[i].item(), rel=1e-4, abs=1e-5)
+
+
+def test_pair_loss_with_full_weight_has_finite_gradient():
+    logits = torch.tensor([2.0, -1.0, 0.0, 5.0], requires_grad=True)
+    weights = torch.ones(4)
+    gold = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    loss = pair_loss(logits, weights, gold)
+    loss.backward()
+    # with A = 1 this is ordinary BCE-with-logits
+    want = F.binary_cross_entropy_with_logits(logits.detach(), gold, reduction="sum")
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    torch.testing.assert_close(logits.grad, torch.sigmoid(logits.detach()) - gold)
+
+
+def test_pair_loss_gradient_survives_saturation():
+    # wrong and saturated: emotion-cause cell predicted 0 (M = -30) and non-pair predicted 1 (M = +30)
+    logits = torch.tensor([-30.0, 30.0, -30.0], requires_grad=True)
+    weights = torch.tensor([1.0, 1.0, 0.5])
+    gold = torch.tensor([1.0, 0.0, 1.0])
+    loss = pair_loss(logits, weights, gold)
+    assert math.isfinite(loss.item())
+    # -log sigmoid(-30) ~ 30 per cell, plus -log 0.5 for the third
+    assert loss.item() == pytest.approx(30 + 30 + 30 + math.log(2), rel=1e-4)
+    loss.backward()
+    g = logits.grad
+    assert torch.isfinite(g).all()
+    torch.testing.assert_close(g, torch.tensor([-1.0, 1.0, -1.0]), atol=1e-6, rtol=1e-6)
+    # the clamped naive BCE on M-hat loses that gradient: none at all where sigmoid(M) rounds to 1,
+    # a tiny, clamp-distorted one where M-hat underflows towards 0
+    naive_logits = logits.detach().clone().requires_grad_(True)
+    F.binary_cross_entropy(torch.sigmoid(naive_logits) * weights, gold, reduction="sum").backward()
+    assert naive_logits.grad[1] == 0
+    assert (naive_logits.grad.abs() < 0.2).all()
+
+
+# ---- ablations -----------------------------------------------------------------------------------
+def test_without_aux_there_are_no_auxiliary_heads(tiny_config):
+    full = make_model(tiny_config)
+    bare = make_model(tiny_config, use_aux=False)
+    for name in ("emotion_hidden", "cause_hidden", "emotion_out", "cause_out"):
+        assert hasattr(full, name) and not hasattr(bare, name)
+    assert not any(n.startswith(("emotion_hidden", "cause_hidden", "emotion_out", "cause_out"))
+                   for n, _ in bare.named_parameters())
+    ab = bare.tensorize(DOCS).batch([0, 1])
+    with torch.no_grad():
+        s = bare(ab)
+        assert "emotion" not in s and "cause" not in s
+        # the loss is the pair loss alone, over the real cells, divided by the number of real clauses
+        mask = ab.mask[:, :, None] & ab.mask[:, None, :]
+        want = pair_loss(s["pair_logits"][mask], s["pair_weights"][mask], ab.pairs[mask]) / 10
+        torch.testing.assert_close(bare.loss(s, ab), want)
+        # decoding takes emotions and causes from the predicted pairs
+        eta = float(bare.pair_probs(s)[1, :7, :7].median())
+        preds = bare.decode(s, ab, threshold=eta)
+    for p in preds:
+        assert p.pairs and p.emotion_prob is None and p.cause_prob is None
+        assert p.emotions == sorted({e for e, _, _ in p.pairs})
+        assert p.causes == sorted({c for _, c, _ in p.pairs})
+
+
+def test_aux_loss_is_weighted_by_beta(tiny_config):
+    ab = make_model(tiny_config).tensorize(DOCS).batch([0, 1])
+    losses = {}
+    for beta in (0.0, 1.0, 2.5):
+        model = make_model(tiny_config, beta=beta)
+        with torch.no_grad():
+            losses[beta] = model.loss(model(ab), ab).item()
+    aux = losses[1.0] - losses[0.0]
+    assert aux > 0
+    assert losses[2.5] - losses[0.0] == pytest.approx(2.5 * aux, rel=1e-4)
+
+
+def test_without_position_weights_are_one_inside_documents(tiny_config):
+    model = make_model(tiny_config, use_position=False)
+    ab = model.tensorize(DOCS).batch([0, 1])
+    with torch.no_grad():
+        s = model(ab)
+    w = s["pair_weights"]
+    assert w.shape == (2, 7, 7)
+    assert (w[0, :3, :3] == 1).all() and (w[1] == 1).all()
+    assert (w[0, 3:, :] == 0).all() and (w[0, :, 3:] == 0).all()
+    torch.testing.assert_close(model.pair_probs(s)[1], torch.sigmoid(s["pair_logits"][1]))
+    # with the switch on, the weights are eq. 9's
+    with_pos = make_model(tiny_config)
+    with torch.no_grad():
+        torch.testing.assert_close(with_pos(ab)["pair_weights"], position_weights(torch.tensor([3, 7])))
+
+
+# ---- decoding ------------------------------------------------------------------------------------
+TARGET = torch.tensor([  # designed M-hat of a 3-clause document (rows = emotion p, columns = cause q);
+    [0.125, 0.3125, 0.25],  # binary fractions, so "exactly eta" is exact in float32
+    [0.875, 0.25, 0.1875],
+    [0.5, 0.0625, 0.75],
+])
+
+
+def designed_scores(model, batch, target):
+    """Scores whose M-hat is exactly ``target``: sigmoid(0) = 0.5 and A = 2 * target."""
+    B, D = batch.batch_size, batch.max_doc_len
+    weights = torch.zeros(B, D, D)
+    weights[0, :3, :3] = 2 * target
+    scores = {"pair_logits": torch.zeros(B, D, D), "pair_weights": weights}
+    if model.config.use_aux:
+        emo = torch.tensor([0.2, 0.8, 0.6] + [0.0] * (D - 3))
+        cau = torch.tensor([0.7, 0.4, 0.51] + [0.0] * (D - 3))
+        scores["emotion"] = torch.stack([1 - emo, emo], -1).log()[None].expand(B, D, 2)
+        scores["cause"] = torch.stack([1 - cau, cau], -1).log()[None].expand(B, D, 2)
+    return scores
+
+
+@pytest.mark.parametrize("eta, want", [
+    (None, {(0, 1), (1, 0), (2, 0), (2, 2)}),  # the model's eta = 0.3
+    (0.25, {(0, 1), (1, 0), (2, 0), (2, 2)}),  # cells of exactly 0.25 are not above eta
+    (0.5, {(1, 0), (2, 2)}),                   # nor is 0.5
+    (0.0625, {(p, q) for p in range(3) for q in range(3)} - {(2, 1)}),
+])
+def test_decode_thresholds_at_eta(tiny_config, eta, want):
+    model = make_model(tiny_config)
+    assert model.config.threshold == 0.3
+    batch = model.tensorize([DOC_A]).batch([0])
+    scores = designed_scores(model, batch, TARGET)
+    torch.testing.assert_close(model.pair_probs(scores)[0], TARGET, rtol=0, atol=0)
+    pred = model.decode(scores, batch, threshold=eta)[0]
+    got = {(p, q): s for p, q, s in pred.pairs}
+    assert set(got) == want
+    for (p, q), s in got.items():
+        assert s == TARGET[p, q].item()
+    # emotions and causes come from the auxiliary heads (probability > 0.5)
+    assert pred.emotions == [1, 2] and pred.causes == [0, 2]
+    assert pred.emotion_prob == pytest.approx([0.2, 0.8, 0.6]) and pred.cause_prob == pytest.approx([0.7, 0.4, 0.51])
+
+
+def test_decode_uses_the_configured_threshold(tiny_config):
+    model = make_model(tiny_config, threshold=0.5)
+    batch = model.tensorize([DOC_A]).batch([0])
+    pred = model.decode(designed_scores(model, batch, TARGET), batch)[0]
+    assert {(p, q) for p, q, _ in pred.pairs} == {(1, 0), (2, 2)}
+
+
+def test_decode_without_aux_takes_emotions_and_causes_from_pairs(tiny_config):
+    model = make_model(tiny_config, use_aux=False)
+    batch = model.tensorize(DOCS).batch([0, 1])
+    scores = designed_scores(model, batch, TARGET)
+    p0, p1 = model.decode(scores, batch)
+    assert {(p, q) for p, q, _ in p0.pairs} == {(0, 1), (1, 0), (2, 0), (2, 2)}
+    assert p0.emotions == [0, 1, 2] and p0.causes == [0, 1, 2]
+    assert p1.pairs == [] and p1.emotions == [] and p1.causes == []
+    assert p0.emotion_prob is None
+
+
+def test_decode_keep_matrix(tiny_config):
+    model = make_model(tiny_config)
+    batch = model.tensorize(DOCS).batch([0, 1])
+    scores = designed_scores(model, batch, TARGET)
+    p0, p1 = model.decode(scores, batch, keep_matrix=True)
+    torch.testing.assert_close(torch.tensor(p0.pair_prob), TARGET)
+    assert len(p1.pair_prob) == 7 and all(len(r) == 7 for r in p1.pair_prob)
