@@ -44,7 +44,7 @@ def save_model(model, path: str | Path, preprocess: dict[str, Any], meta: dict[s
         "vocab": model.vocab.state_dict(),
         "preprocess": dict(preprocess),
         "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
-        "versions": {"ecpe": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        "versions": {"ecpe": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
         "meta": dict(meta or {}),
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -68,3 +68,10 @@ def load_model(path: str | Path):
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     return model, ckpt
+
+
+# the two-stage baselines of Xia & Ding (2019), each with and without the pair filter (config "filter")
+from .two_stage import Indep, InterCE, InterEC, TwoStageConfig  # noqa: E402
+
+for _cls in (Indep, InterCE, InterEC):
+    register(_cls.name, _cls, TwoStageConfig)
