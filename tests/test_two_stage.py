@@ -218,6 +218,21 @@ def test_pairs_are_the_filtered_cartesian_product(use_filter, docs, vocab):
         {(b, e, c) for b, p in enumerate(keep_all) for e, c in itertools.product(p.emotions, p.causes)}
 
 
+def test_a_filtered_model_decodes_without_its_filter(docs, vocab):
+    """config.filter = False on a trained filtered model keeps every candidate of the same stage 1."""
+    model = make("inter-ec", vocab)
+    batch = model.tensorize(docs[:3]).batch(range(3))
+    B, D = batch.batch_size, batch.max_doc_len
+    _fixed_stage1(model, torch.ones(B, D, dtype=torch.long), torch.ones(B, D, dtype=torch.long))
+    with_filter = model.decode(model(batch), batch)
+    model.config.filter = False
+    without = model.decode(model(batch), batch)
+    for p, q in zip(with_filter, without):
+        assert {(e, c) for e, c, _ in q.pairs} == set(itertools.product(q.emotions, q.causes))
+        assert {(e, c) for e, c, _ in p.pairs} <= {(e, c) for e, c, _ in q.pairs}
+        assert all(s == 1.0 for _, _, s in q.pairs)
+
+
 def test_filter_scores_reach_the_pair_matrix(docs, vocab):
     model = make("inter-ce", vocab)
     batch = model.tensorize(docs[:2]).batch(range(2))

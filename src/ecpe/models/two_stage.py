@@ -382,6 +382,12 @@ class TwoStageECPE(nn.Module):
         self.stage2 = PairFilter(table() if own else self.embed, own, c.hidden, c.pos_dim, c.stage2_dropout,
                                  c.max_offset, c.tf_init) if c.filter else None
 
+    @property
+    def filters(self) -> bool:
+        """Whether stage 2 filters the candidates; setting ``config.filter = False`` on a trained model
+        decodes it "w/o filter" (same stage 1, every candidate kept)."""
+        return self.config.filter and self.stage2 is not None
+
     # ---- data ------------------------------------------------------------------------------------
     def tensorize(self, docs: Sequence[Document]) -> ClauseTensors:
         """Tensors of a split, built once (clauses truncated to ``max_clause_len`` words)."""
@@ -437,7 +443,7 @@ class TwoStageECPE(nn.Module):
         emo, cau = _predicted(scores["emotion"], batch.mask), _predicted(scores["cause"], batch.mask)
         cand = (emo[:, :, None] & cau[:, None, :]).nonzero()                      # [K, 3] (b, i, j)
         scores["candidates"] = cand
-        if self.stage2 is None or len(cand) == 0:
+        if not self.filters or len(cand) == 0:
             scores["keep"] = torch.ones(len(cand))
             return scores
         D = batch.max_doc_len
@@ -461,7 +467,7 @@ class TwoStageECPE(nn.Module):
         eta = self.config.threshold if threshold is None else threshold
         per_doc: list[list[tuple[int, int, float]]] = [[] for _ in range(batch.batch_size)]
         for (b, i, j), p in zip(scores["candidates"].tolist(), scores["keep"].tolist()):
-            if self.stage2 is None or p > eta:
+            if not self.filters or p > eta:
                 per_doc[b].append((i, j, p))
         preds = []
         for b, (emotions, causes, ep, cp) in enumerate(_clause_predictions(scores, batch)):
