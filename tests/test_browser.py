@@ -98,3 +98,12 @@ def test_page_shows_errors(server, browser):
     WebDriverWait(browser, 60).until(lambda d: d.execute_script("return document.body.dataset.state") == "error")
     status = browser.find_element(By.ID, "status").text
     assert "body.text" in status and "limit is 300" in status
+
+
+def test_docs_page_readable_offline(server, browser):
+    """/docs shows Swagger UI from a CDN, or, without internet (as here), a plain reference of the API."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server + "/docs")
+    WebDriverWait(browser, 60).until(lambda d: "/extract" in d.find_element(By.ID, "swagger-ui").text)

@@ -299,3 +299,37 @@ def test_cli_serve(monkeypatch, model_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert main(["serve", "--model", str(model_path), "--max-clauses", "0", "--threads", "0"]) == 2
     assert main(["serve", "--model", str(model_path), "--threads", "-1"]) == 2
+
+
+def test_batcher_stop_fails_waiting_jobs():
+    import threading
+
+    release = threading.Event()
+
+    def slow(items, key):
+        release.wait(5)
+        return list(items)
+
+    async def main():
+        b = MicroBatcher(slow, max_batch=1, wait_ms=0)
+        await b.start()
+        first = asyncio.ensure_future(b.submit(["a"]))
+        await asyncio.sleep(0.05)  # "a" is running; "b" waits in the queue
+        second = asyncio.ensure_future(b.submit(["b"]))
+        await asyncio.sleep(0.05)
+        stopping = asyncio.ensure_future(b.stop())
+        await asyncio.sleep(0.05)
+        release.set()
+        await stopping
+        return await asyncio.gather(first, second, return_exceptions=True), b.pending
+
+    (first, second), pending = asyncio.run(main())
+    assert isinstance(first, Busy) and isinstance(second, Busy) and pending == 0
+
+
+@pytest.mark.xfail(reason="BUG in the model, not the service: a batch whose every clause is empty crashes ClauseCNN "
+                          "(see the xfails of tests/test_roundtrip.py); the service answers a generic 500",
+                   strict=False)
+def test_only_empty_clauses(client):
+    r = post(client, {"clauses": [""]})
+    assert r.status_code == 200, r.text

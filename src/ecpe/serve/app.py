@@ -20,6 +20,7 @@ from typing import Annotated, Any, Hashable, Sequence, Union
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StrictBool, StrictStr, Tag,
@@ -293,7 +294,7 @@ def create_app(extractor, limits: Limits | None = None, *, warmup: bool = True, 
         finally:
             await batcher.stop()
 
-    app = FastAPI(title="ecpe", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="ecpe", version=__version__, lifespan=lifespan, docs_url=None,
                   description="Emotion-cause pair extraction (E2EECPE, Song et al. 2020). `POST /extract` with a "
                               "raw text, a pre-split document or a batch; the page at `/` draws the result.")
     app.state.extractor, app.state.limits, app.state.batcher = extractor, limits, batcher
@@ -345,7 +346,7 @@ def create_app(extractor, limits: Limits | None = None, *, warmup: bool = True, 
         try:
             results = await batcher.submit([_plain(d) for d in docs], (req.threshold, req.matrix))
         except Busy as e:
-            return JSONResponse({"detail": f"server busy: {e}"}, status_code=503, headers={"Retry-After": "1"})
+            return JSONResponse({"detail": f"server unavailable: {e}"}, status_code=503, headers={"Retry-After": "1"})
         except InputError as e:
             return JSONResponse({"detail": [_error(("body",), str(e), "invalid_document")]}, status_code=422)
         if req.documents is None:
@@ -365,6 +366,13 @@ def create_app(extractor, limits: Limits | None = None, *, warmup: bool = True, 
     @app.get("/", include_in_schema=False)
     async def page():
         return HTMLResponse(index_html)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        # Swagger UI comes from a CDN; a local script shows a plain reference when it cannot be loaded
+        html = get_swagger_ui_html(openapi_url=app.openapi_url, title="ecpe API",
+                                   swagger_favicon_url="data:,").body.decode()
+        return HTMLResponse(html.replace("<body>", '<body>\n<script src="/static/docs-fallback.js"></script>', 1))
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(GuardMiddleware, max_body_bytes=limits.max_body_bytes)

@@ -20,7 +20,7 @@ log = logging.getLogger("ecpe.serve")
 
 
 class Busy(RuntimeError):
-    """Too many documents are waiting; the request should be retried later."""
+    """Too many documents are waiting, or the server is stopping; the request should be retried later."""
 
 
 @dataclass
@@ -68,12 +68,10 @@ class MicroBatcher:
         assert self._queue is not None
         while not self._queue.empty():
             job = self._queue.get_nowait()
-            if not job.future.done():
-                job.future.set_exception(RuntimeError("server shutting down"))
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+            _settle(job.future, exc=Busy("server shutting down"))
+        if self._executor is not None:  # let a running model call finish, without blocking the event loop
+            await asyncio.to_thread(self._executor.shutdown, True)
         self._task = self._queue = self._executor = None
-        self.pending = 0
 
     async def run_alone(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn()`` on the model thread (e.g. a warm-up), in turn with the batches."""
@@ -101,9 +99,10 @@ class MicroBatcher:
             self.pending -= len(items)
 
     # ---- the loop ------------------------------------------------------------------------------------
-    async def _gather(self) -> list[_Job]:
+    async def _gather(self, jobs: list[_Job]) -> None:
+        """Wait for a job, then add to ``jobs`` whatever else is queued, waiting up to ``wait`` for more."""
         assert self._queue is not None
-        jobs = [await self._queue.get()]
+        jobs.append(await self._queue.get())
         n = len(jobs[0].items)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait
@@ -120,27 +119,30 @@ class MicroBatcher:
                 job = self._queue.get_nowait()
             jobs.append(job)
             n += len(job.items)
-        return jobs
 
     async def _loop(self) -> None:
-        while True:
-            jobs = await self._gather()
-            groups: dict[Hashable, list[_Job]] = {}
+        jobs: list[_Job] = []
+        try:
+            while True:
+                jobs = []
+                await self._gather(jobs)
+                groups: dict[Hashable, list[_Job]] = {}
+                for j in jobs:
+                    if not j.future.done():  # the client went away
+                        groups.setdefault(j.key, []).append(j)
+                for key, group in groups.items():
+                    try:
+                        await self._run(key, group)
+                    except asyncio.CancelledError:
+                        raise
+                    except BaseException as e:  # noqa: BLE001 - must never kill the loop
+                        log.exception("batcher failure")
+                        for j in group:
+                            _settle(j.future, exc=e)
+        except asyncio.CancelledError:
             for j in jobs:
-                if not j.future.done():  # the client went away
-                    groups.setdefault(j.key, []).append(j)
-            for key, group in groups.items():
-                try:
-                    await self._run(key, group)
-                except asyncio.CancelledError:
-                    for j in group:
-                        if not j.future.done():
-                            j.future.set_exception(RuntimeError("server shutting down"))
-                    raise
-                except BaseException as e:  # noqa: BLE001 - must never kill the loop
-                    log.exception("batcher failure")
-                    for j in group:
-                        _settle(j.future, exc=e)
+                _settle(j.future, exc=Busy("server shutting down"))
+            raise
 
     async def _call(self, items: list[Any], key: Hashable) -> list[Any]:
         assert self._executor is not None
