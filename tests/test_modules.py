@@ -215,11 +215,8 @@ def test_clause_cnn_flat_batch_layout_matches_padded_clauses(tiny_config):
     torch.testing.assert_close(flat, ref)
 
 
-EMPTY_CLAUSE_BUG = ("BUG: flat_layout lays an empty clause out as only max(k) - 1 zeros, so the widest kernel's "
-                    "first window reads the next clause's first word (or, alone, does not fit at all)")
 
 
-@pytest.mark.xfail(strict=True, reason=EMPTY_CLAUSE_BUG)
 def test_clause_cnn_empty_clause_does_not_see_its_neighbour():
     torch.manual_seed(5)
     cnn = ClauseCNN(3, (2, 3, 4, 5), filters=2)
@@ -233,7 +230,6 @@ def test_clause_cnn_empty_clause_does_not_see_its_neighbour():
         torch.testing.assert_close(out, reference_cnn(cnn, x, lengths))
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=EMPTY_CLAUSE_BUG)
 def test_clause_cnn_single_empty_clause():
     cnn = ClauseCNN(3, (2, 3, 4, 5), filters=2)
     with torch.no_grad():

@@ -257,9 +257,6 @@ def test_extract_rejects_bad_input(extractor, bad):
         extractor.extract(bad)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="BUG: ClauseCNN.forward_flat runs the widest kernel over a sequence shorter than it when "
-                          "every clause of a batch is empty (flat_layout gives an empty clause only gap zeros)")
 @pytest.mark.parametrize("item", [{"clauses": ["，"]}, {"clauses": [[]]}])
 def test_extract_presplit_empty_clause_only(extractor, item):
     check_result(extractor.extract(item), 1)
@@ -328,8 +325,6 @@ def test_cli_predict_bad_object_keeps_earlier_results(cli_run, tmp_path, capsys)
     assert len(outp.read_text(encoding="utf-8").splitlines()) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Extractor.extract_lines flushes buffered results before raising on a "
-                                       "bad object, but not on a line of invalid JSON")
 def test_cli_predict_malformed_json_keeps_earlier_results(cli_run, tmp_path):
     model = cli_run[0] / "fold1" / "model.pt"
     inp, outp = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
@@ -356,8 +351,6 @@ def test_cli_evaluate_reproduces_training_figures(cli_run, data_dir, capsys):
     assert "no documents" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: cli.print_metrics binds out=sys.stdout at import time, so its table "
-                                       "ignores a later sys.stdout redirection (contextlib.redirect_stdout, capsys)")
 def test_cli_evaluate_table_goes_to_current_stdout(cli_run, data_dir):
     model = cli_run[0] / "fold1" / "model.pt"
     buf = io.StringIO()

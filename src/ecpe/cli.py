@@ -57,7 +57,8 @@ def _fmt(m: dict) -> str:
     return f"P {m['p']:.4f}  R {m['r']:.4f}  F1 {m['f1']:.4f}"
 
 
-def print_metrics(title: str, metrics: dict, std: dict | None = None, out=sys.stdout) -> None:
+def print_metrics(title: str, metrics: dict, std: dict | None = None, out=None) -> None:
+    out = out or sys.stdout
     print(title, file=out)
     for task in ("pair", "emotion", "cause"):
         if task not in metrics or not metrics[task]:
@@ -106,7 +107,7 @@ def cmd_train(args) -> int:
         print(f"  model saved to {res.get('checkpoint')}", file=sys.stderr)
 
     summary = train_run(args.model, split_dir, folds, model_config, cfg, args.out, progress=not args.quiet,
-                        preprocess={"segmenter": args.segmenter}, on_fold=on_fold)
+                        preprocess={"segmenter": args.segmenter}, on_fold=on_fold, jobs=args.jobs)
     print_metrics(f"{args.model} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
                   f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
     print(f"results: {Path(args.out) / 'results.json'}")
@@ -211,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-position", action="store_true", help="ablation: E2EECPE without the position weight matrix")
     t.add_argument("--segmenter", choices=["jieba", "whitespace"], default="jieba",
                    help="how raw text is segmented at prediction time; stored in the model (default jieba)")
-    t.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    t.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores, or cores / jobs)")
+    t.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (default 1)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)
 

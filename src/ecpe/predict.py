@@ -134,6 +134,7 @@ class Extractor:
                 try:
                     item = json.loads(line)
                 except json.JSONDecodeError as e:
+                    yield from self._run(buffer)  # results before the bad line are not lost
                     raise InputError(f"{source}:{lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
             else:
                 item = line

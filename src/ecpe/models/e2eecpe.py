@@ -140,10 +140,12 @@ class E2EECPE(nn.Module):
         probs = self.pair_probs(scores)
         emo = scores["emotion"][..., 1].exp() if "emotion" in scores else None
         cau = scores["cause"][..., 1].exp() if "cause" in scores else None
-        hits = (probs > eta).nonzero().tolist()
+        above = probs > eta
+        hits = above.nonzero().tolist()
+        values = probs[above].tolist()  # same row-major order as nonzero()
         per_doc: list[list[tuple[int, int, float]]] = [[] for _ in range(batch.batch_size)]
-        for b, p, q in hits:
-            per_doc[b].append((p, q, float(probs[b, p, q])))
+        for (b, p, q), v in zip(hits, values):
+            per_doc[b].append((p, q, v))
         preds = []
         for b, n in enumerate(batch.doc_lens.tolist()):
             pairs = per_doc[b]

@@ -12,9 +12,10 @@ __all__ = ["ClauseCNN", "flat_layout"]
 def flat_layout(lengths: torch.Tensor, gap: int) -> tuple[torch.Tensor, int]:
     """Start of each clause when clauses are laid end to end with ``gap`` zero positions after each.
 
+    An empty clause takes one (zero) position, so the widest kernel still fits before the next clause.
     Returns (starts [N], total length T).
     """
-    spans = lengths + gap
+    spans = lengths.clamp(min=1) + gap
     starts = torch.cumsum(spans, 0) - spans
     return starts, int(spans.sum())
 
