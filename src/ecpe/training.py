@@ -193,6 +193,7 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
     The vocabulary and the word vectors come from the training documents only.
     """
     protocol = protocol_label(cfg.select_on)
+    wall_start = time.perf_counter()
     seed_everything(cfg.seed * 1000 + fold.index)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -222,6 +223,7 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
         "epoch_seconds": getattr(history, "stage_seconds", None) or history.epoch_seconds,
         "history": history.epochs, "n_train": len(train_docs), "n_dev": len(dev_docs), "dev_source": dev_source,
         "n_test": len(fold.test), "vocab_size": len(vocab), "embeddings": emb_info,
+        "wall_seconds": time.perf_counter() - wall_start,
     }
     if out_dir is not None:
         out_dir = Path(out_dir)
@@ -244,11 +246,31 @@ def summarize(model_name: str, split: str, folds: list[int], cfg: TrainConfig, m
             "per_fold": [{k: v for k, v in f.items() if k != "history"} for f in per_fold]}
 
 
+def _fold_task(model_name, split_dir, k, model_config, cfg, fold_dir, preprocess):
+    """Run one fold in a worker process (quietly) and return its result."""
+    from .data.corpus import load_fold
+
+    logging.basicConfig(level=logging.WARNING)
+    return train_fold(model_name, load_fold(split_dir, k), model_config, cfg, fold_dir, False, preprocess)
+
+
+def load_done(fold_dir: Path, cfg: TrainConfig) -> dict | None:
+    """A finished fold's result under the same protocol, or None."""
+    done = fold_dir / "result.json"
+    if done.exists():
+        res = json.loads(done.read_text())
+        if res.get("protocol") == protocol_label(cfg.select_on):
+            return res
+    return None
+
+
 def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_config: dict[str, Any], cfg: TrainConfig,
               run_dir: str | Path, progress: bool = True, preprocess: dict | None = None,
-              on_fold: Callable[[dict], None] | None = None) -> dict[str, Any]:
+              on_fold: Callable[[dict], None] | None = None, jobs: int = 1) -> dict[str, Any]:
     """Train ``folds`` of a split; each finished fold is written at once and reused on a re-run (resume).
 
+    With ``jobs`` > 1, folds run in parallel worker processes (each with cores // jobs torch threads).
+    A failure in one fold is reported in the summary and does not lose the others.
     Writes ``run_dir/results.json`` (mean and std over the folds, per-fold figures) and returns it.
     """
     from .data.corpus import load_fold
@@ -256,28 +278,53 @@ def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_co
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     split = Path(split_dir).name
-    per_fold, failures = [], []
+    results: dict[int, dict] = {}
+    failures = []
+    todo = []
     for k in folds:
-        fold_dir = run_dir / f"fold{k}"
-        done = fold_dir / "result.json"
-        if done.exists():
-            res = json.loads(done.read_text())
-            if res.get("protocol") == protocol_label(cfg.select_on):
-                per_fold.append(res)
-                if progress:
-                    tqdm.write(f"fold {k}: reusing {done}")
-                continue
-        try:
-            res = train_fold(model_name, load_fold(split_dir, k), model_config, cfg, fold_dir, progress, preprocess)
-        except (KeyboardInterrupt, FileNotFoundError, ValueError):
-            raise
-        except Exception as e:  # a failure in one fold is reported; finished folds are kept
-            log.exception("fold %d failed", k)
-            failures.append({"fold": k, "error": f"{e.__class__.__name__}: {e}"})
-            continue
-        per_fold.append(res)
+        res = load_done(run_dir / f"fold{k}", cfg)
+        if res is not None:
+            results[k] = res
+            if progress:
+                tqdm.write(f"fold {k}: reusing {run_dir / f'fold{k}' / 'result.json'}")
+        else:
+            todo.append(k)
+
+    def finished(k, res):
+        results[k] = res
         if on_fold:
             on_fold(res)
+
+    if jobs > 1 and len(todo) > 1:
+        import multiprocessing as mp
+        import os
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        worker_cfg = copy.copy(cfg)
+        worker_cfg.threads = cfg.threads or max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_fold_task, model_name, str(split_dir), k, model_config, worker_cfg,
+                                   run_dir / f"fold{k}", preprocess): k for k in todo}
+            for fut in tqdm(as_completed(futures), total=len(futures), desc=f"{model_name} folds", disable=not progress):
+                k = futures[fut]
+                try:
+                    finished(k, fut.result())
+                except Exception as e:  # reported, finished folds kept
+                    log.error("fold %d failed: %s", k, e)
+                    failures.append({"fold": k, "error": f"{e.__class__.__name__}: {e}"})
+    else:
+        for k in todo:
+            try:
+                res = train_fold(model_name, load_fold(split_dir, k), model_config, cfg, run_dir / f"fold{k}",
+                                 progress, preprocess)
+            except (KeyboardInterrupt, FileNotFoundError, ValueError):  # bad input: stop with a clear error
+                raise
+            except Exception as e:  # a failure in one fold is reported; finished folds are kept
+                log.exception("fold %d failed", k)
+                failures.append({"fold": k, "error": f"{e.__class__.__name__}: {e}"})
+                continue
+            finished(k, res)
+    per_fold = [results[k] for k in folds if k in results]
     summary = summarize(model_name, split, [f["fold"] for f in per_fold], cfg, model_config, per_fold)
     if failures:
         summary["failures"] = failures

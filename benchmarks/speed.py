@@ -1,0 +1,125 @@
+"""Speed benchmark (issue 5): training epoch, inference throughput and memory, on this machine.
+
+    python benchmarks/speed.py [--data ../shared/data/ecpe-zh] [--fold 1] [--epochs 2] [--run runs/full10]
+
+Prints one ``key: value`` line per figure. Training epochs are timed on split10 fold ``--fold`` with the
+default E2EECPE configuration (word vectors randomly initialised: building them is not part of an epoch).
+The raw-text and pre-segmented throughputs run the model trained by those epochs over the fold's test
+documents (raw text rebuilt by joining each clause's words and the clauses with '，'), repeated to at
+least ``--min-docs`` documents. ``full_10fold_minutes`` is read from a recorded 10-fold run (``--run``).
+Uses the standard library and the package only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def time_e2e_epochs(fold, epochs: int, threads: int):
+    import torch
+
+    from ecpe.config import TrainConfig
+    from ecpe.data import Vocab
+    from ecpe.models import build_model
+    from ecpe.training import make_optimizer
+
+    torch.manual_seed(1)
+    vocab = Vocab.build(c for d in fold.train for c in d.clauses)
+    model = build_model("e2eecpe", vocab, {})
+    cfg = TrainConfig()
+    train = model.tensorize(fold.train)
+    opt = make_optimizer(model.param_groups(cfg.l2), cfg.lr)
+    times = []
+    for epoch in range(epochs):
+        model.train()
+        start = time.perf_counter()
+        for batch in train.batches(cfg.batch_size, shuffle=True, seed=epoch):
+            opt.zero_grad()
+            model.loss(model(batch), batch).backward()
+            opt.step()
+        times.append(time.perf_counter() - start)
+    return model, times
+
+
+def time_inter_ec_epoch(fold, threads: int):
+    """Seconds of one stage-1 epoch + one stage-2 epoch of Inter-EC (None if the model is unavailable)."""
+    try:
+        from ecpe.models.two_stage import benchmark_epoch  # provided by the two-stage module
+    except ImportError:
+        return None
+    return benchmark_epoch("inter-ec", fold)
+
+
+def throughput(extractor, items, min_docs: int) -> float:
+    reps = max(1, -(-min_docs // len(items)))
+    data = items * reps
+    start = time.perf_counter()
+    for s in range(0, len(data), 256):
+        extractor.extract_many(data[s:s + 256])
+    return len(data) / (time.perf_counter() - start)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=os.environ.get("ECPE_DATA", "../shared/data/ecpe-zh"))
+    ap.add_argument("--fold", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=2, help="timed E2EECPE epochs (the mean is printed)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    ap.add_argument("--min-docs", type=int, default=2000)
+    ap.add_argument("--run", default="runs/full10", help="a recorded 10-fold run folder (results.json)")
+    ap.add_argument("--skip-baseline", action="store_true", help="do not time Inter-EC")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from ecpe.data import load_fold
+    from ecpe.predict import Extractor
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    fold = load_fold(Path(args.data) / "split10", args.fold)
+    print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    model, times = time_e2e_epochs(fold, args.epochs, args.threads)
+    e2e = sum(times) / len(times)
+    print(f"e2eecpe_epoch_s: {e2e:.2f}")
+    if not args.skip_baseline:
+        inter = time_inter_ec_epoch(fold, args.threads)
+        if inter is not None:
+            print(f"inter_ec_epoch_s: {inter:.2f}")
+            print(f"epoch_ratio_inter_ec_over_e2eecpe: {inter / e2e:.2f}")
+        else:
+            print("inter_ec_epoch_s: unavailable (no two-stage models in this build)")
+
+    ex = Extractor(model, {"preprocess": {"segmenter": "jieba"}})
+    raw = ["，".join("".join(c) for c in d.clauses) + "。" for d in fold.test]
+    seg = [{"clauses": d.clauses} for d in fold.test]
+    ex.extract_many(raw[:8])  # load jieba's dictionary before timing
+    print(f"raw_docs_per_s: {throughput(ex, raw, args.min_docs):.0f}")
+    print(f"segmented_docs_per_s: {throughput(ex, seg, args.min_docs):.0f}")
+    print(f"peak_rss_mb: {peak_rss_mb():.0f}")
+
+    results = Path(args.run) / "results.json"
+    if results.exists():
+        r = json.loads(results.read_text())
+        walls = [f.get("wall_seconds") for f in r.get("per_fold", [])]
+        if walls and all(w is not None for w in walls):
+            print(f"full_10fold_minutes: {sum(walls) / 60:.1f} (read from {results}, {len(walls)} folds)")
+        else:
+            print(f"full_10fold_minutes: unavailable ({results} has no wall times)")
+    else:
+        print(f"full_10fold_minutes: unavailable (no recorded run at {results})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,406 @@
+"""``ecpe reproduce``: the paper's Tables 1-5 and Figure 3 from one command.
+
+Runs (each resumable: finished folds are reused):
+
+- ``e2eecpe``, ``e2eecpe-noaux``, ``e2eecpe-nopos`` — E2EECPE and its two ablations (Tables 2, 3);
+- ``indep``, ``inter-ce``, ``inter-ec`` — the two-stage baselines (Table 2). Their "w/o filter" rows
+  decode the same trained models with every candidate pair kept: stage 1 is trained once.
+
+Table 4 (threshold eta) and Table 5 (Hard subset) re-use the trained E2EECPE models; nothing is
+retrained for them. Figure 3 plots the seconds per epoch recorded by the runs.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import TrainConfig
+from .training import protocol_label
+
+__all__ = ["reproduce", "add_subcommand", "PAPER"]
+
+log = logging.getLogger(__name__)
+
+# Published figures (Song et al. 2020), P / R / F1.
+PAPER: dict[str, dict[str, tuple[float, float, float]]] = {
+    "indep-nofilter": {"emotion": (.8483, .7961, .8208), "cause": (.6898, .5648, .6198), "pair": (.5932, .5094, .5470)},
+    "inter-ce-nofilter": {"emotion": (.8458, .8035, .8263), "cause": (.6838, .5754, .6231), "pair": (.5827, .5300, .5531)},
+    "inter-ec-nofilter": {"emotion": (.8406, .8097, .8242), "cause": (.6989, .5991, .6426), "pair": (.5975, .5538, .5716)},
+    "indep": {"emotion": (.8483, .7961, .8208), "cause": (.6898, .5648, .6198), "pair": (.6943, .5047, .5833)},
+    "inter-ce": {"emotion": (.8458, .8035, .8263), "cause": (.6838, .5754, .6231), "pair": (.6780, .5254, .5896)},
+    "inter-ec": {"emotion": (.8406, .8097, .8242), "cause": (.6989, .5991, .6426), "pair": (.6691, .5503, .6013)},
+    "e2eecpe": {"emotion": (.8595, .7915, .8238), "cause": (.7062, .6030, .6503), "pair": (.6478, .6105, .6280)},
+    "e2eecpe-noaux": {"pair": (.5982, .5340, .5635)},
+    "e2eecpe-nopos": {"pair": (.6421, .6158, .6275)},
+}
+PAPER_ETA = {0.2: (.5743, .6456, .6071), 0.3: (.6478, .6105, .6280), 0.4: (.6757, .5849, .6265),
+             0.5: (.7185, .5543, .6255), 0.6: (.7326, .5385, .6201)}
+PAPER_HARD = {"Full": (.6478, .6105, .6280), "Hard": (.6002, .6479, .6226)}
+PAPER_TABLE1 = {"documents": 2105, "clauses_per_doc": 14, "pairs": 2167, "docs_with_1_pair": 1746, "docs_with_more_pairs": 421,
+                "offset_0": 511, "offset_1": 1342, "offset_2": 224, "offset_gt2": 90, "max_offset": 12,
+                "mean_offset": 0.9977}
+
+LABELS = {"indep-nofilter": "Indep w/o filter", "inter-ce-nofilter": "Inter-CE w/o filter",
+          "inter-ec-nofilter": "Inter-EC w/o filter", "indep": "Indep", "inter-ce": "Inter-CE", "inter-ec": "Inter-EC",
+          "e2eecpe": "E2EECPE", "e2eecpe-noaux": "E2EECPE w/o auxiliary", "e2eecpe-nopos": "E2EECPE w/o position"}
+
+# run name -> (registered model, model config)
+RUNS: dict[str, tuple[str, dict[str, Any]]] = {
+    "e2eecpe": ("e2eecpe", {}),
+    "e2eecpe-noaux": ("e2eecpe", {"use_aux": False}),
+    "e2eecpe-nopos": ("e2eecpe", {"use_position": False}),
+    "indep": ("indep", {"filter": True}),
+    "inter-ce": ("inter-ce", {"filter": True}),
+    "inter-ec": ("inter-ec", {"filter": True}),
+}
+ETAS = (0.2, 0.3, 0.4, 0.5, 0.6)
+# tiny settings for --quick (a smoke test, not a result)
+QUICK_CONFIG = {"embed_dim": 16, "filters": 4, "hidden": 8, "vertex_dim": 8,
+                "word_hidden": 8, "clause_hidden": 8, "pos_dim": 8}
+
+
+# ---- helpers --------------------------------------------------------------------------------------
+def _available_runs(names):
+    from .models import MODELS
+
+    return [n for n in names if RUNS[n][0] in MODELS]
+
+
+def _quick_data(data: Path, split: str, out: Path, n_folds: int = 2, n_train: int = 48, n_test: int = 16) -> Path:
+    """A small copy of the first folds (``--quick``), written in the NUSTM format."""
+    from .data.corpus import load_fold, write_documents
+
+    dst = out / "quick-data" / split
+    dst.mkdir(parents=True, exist_ok=True)
+    for k in range(1, n_folds + 1):
+        fold = load_fold(data / split, k)
+        write_documents(fold.train[:n_train], dst / f"fold{k}_train.txt")
+        write_documents(fold.test[:n_test], dst / f"fold{k}_test.txt")
+        if fold.dev is not None:
+            write_documents(fold.dev[:n_test], dst / f"fold{k}_valid.txt")
+    return dst
+
+
+def _per_fold_seconds(epoch_seconds) -> float:
+    """Seconds per epoch of one fold: the mean epoch, summed over stages for two-stage models."""
+    if isinstance(epoch_seconds, dict):
+        return sum(statistics.fmean(v) for v in epoch_seconds.values() if v)
+    return statistics.fmean(epoch_seconds) if epoch_seconds else float("nan")
+
+
+def _eval_variants(run_dir: Path, split_dir: Path, folds: list[int], etas, want_nofilter: bool) -> dict[str, Any]:
+    """Re-use each fold's saved model: eta sweep, Hard subset, and the w/o-filter decoding."""
+    from .data.corpus import load_fold
+    from .metrics import score
+    from .models import load_model
+    from .training import evaluate, predict
+
+    out: dict[str, Any] = {"eta": {str(e): [] for e in etas}, "hard": [], "full": [], "nofilter": []}
+    for k in folds:
+        model, _ = load_model(run_dir / f"fold{k}" / "model.pt")
+        test = load_fold(split_dir, k).test
+        t = model.tensorize(test)
+        if etas:
+            for e in etas:
+                out["eta"][str(e)].append({"fold": k, **evaluate(model, t, threshold=e)})
+            preds = predict(model, t)
+            hard = [i for i, d in enumerate(test) if len(d.pairs) == 1]
+            out["full"].append({"fold": k, **score(test, preds)})
+            out["hard"].append({"fold": k, "n_docs": len(hard),
+                                **score([test[i] for i in hard], [preds[i] for i in hard])})
+        if want_nofilter and hasattr(model, "config") and hasattr(model.config, "filter"):
+            model.config.filter = False  # decode with every candidate kept: same stage 1, no stage 2
+            out["nofilter"].append({"fold": k, **evaluate(model, t)})
+    return out
+
+
+# ---- report -------------------------------------------------------------------------------------
+def _cell(mean: float, std: float | None = None) -> str:
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+
+
+def _diff(ours: float, paper: float | None) -> str:
+    return "" if paper is None else f"{ours - paper:+.4f}"
+
+
+def _table2(summaries: dict[str, dict], nofilter: dict[str, dict], ttest: dict) -> list[str]:
+    lines = ["| Model | Emotion P | Emotion R | Emotion F1 | Cause P | Cause R | Cause F1 | Pair P | Pair R | Pair F1 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    order = ["indep-nofilter", "inter-ce-nofilter", "inter-ec-nofilter", "indep", "inter-ce", "inter-ec", "e2eecpe"]
+    for name in order:
+        s = summaries.get(name) or nofilter.get(name)
+        if s is None:
+            continue
+        cells = []
+        for task in ("emotion", "cause", "pair"):
+            for j, m in enumerate(("p", "r", "f1")):
+                ours = s["mean"][task][m]
+                paper = PAPER.get(name, {}).get(task, (None,) * 3)[j]
+                mark = "†" if name == "e2eecpe" and ttest.get(f"{task}.{m}", {}).get("significant") else ""
+                cells.append(f"{ours:.4f}{mark} ± {s['std'][task][m]:.4f}<br>paper {paper if paper is not None else '–'}"
+                             f" ({_diff(ours, paper)})")
+        lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _ttest(a: dict, b: dict) -> dict[str, dict]:
+    """Paired t-test over folds of E2EECPE (a) against Inter-EC (b) for each task and measure."""
+    from scipy.stats import ttest_rel
+
+    fa = {f["fold"]: f for f in a["per_fold"]}
+    fb = {f["fold"]: f for f in b["per_fold"]}
+    folds = sorted(set(fa) & set(fb))
+    out = {}
+    if len(folds) < 2:
+        return out
+    for task in ("emotion", "cause", "pair"):
+        for m in ("p", "r", "f1"):
+            xa = [fa[k][task][m] for k in folds]
+            xb = [fb[k][task][m] for k in folds]
+            if xa == xb:
+                continue
+            res = ttest_rel(xa, xb)
+            diff = statistics.fmean(xa) - statistics.fmean(xb)
+            out[f"{task}.{m}"] = {"t": float(res.statistic), "p": float(res.pvalue), "mean_diff": diff,
+                                  "significant": bool(res.pvalue < 0.05 and diff > 0), "folds": folds}
+    return out
+
+
+def _figure_eta(eta_rows: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = sorted(float(e) for e in eta_rows)
+    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=120)
+    for key, label in (("p", "P"), ("r", "R"), ("f1", "F1")):
+        ax.plot(xs, [eta_rows[str(x)][key] for x in xs], marker="o", label=f"ours {label}")
+        ax.plot(xs, [PAPER_ETA[x][("p", "r", "f1").index(key)] for x in xs], linestyle="--", alpha=0.5,
+                label=f"paper {label}")
+    ax.set_xlabel("threshold η")
+    ax.set_ylabel("pair extraction")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _figure_runtime(seconds: dict[str, dict[int, float]], path: Path, machine: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    models = list(seconds)
+    folds = sorted({k for v in seconds.values() for k in v})
+    rows = [f"Fold {k}" for k in folds] + ["Average"]
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(rows) * max(1, len(models)) / 2 + 1.5), dpi=120)
+    h = 0.8 / max(len(models), 1)
+    for j, m in enumerate(models):
+        vals = [seconds[m].get(k, np.nan) for k in folds]
+        vals.append(float(np.nanmean(vals)) if vals else np.nan)
+        ax.barh(np.arange(len(rows)) + j * h, vals, height=h, label=LABELS.get(m, m))
+    ax.set_yticks(np.arange(len(rows)) + h * (len(models) - 1) / 2)
+    ax.set_yticklabels(rows)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"seconds per epoch ({machine})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split10", jobs: int = 1, quick: bool = False,
+              runs: list[str] | None = None, epochs: int | None = None, progress: bool = True, seed: int = 1) -> Path:
+    """Run (or resume) every experiment and write ``out/report.md`` with PNG figures and per-fold JSON."""
+    import os
+    import platform
+
+    from .data.corpus import find_folds
+    from .stats import file_stats
+    from .training import train_run
+
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    select_on = {"dev": "dev", "paper": "test"}[protocol]
+    plabel = protocol_label(select_on)
+    split_dir = data / split
+    if quick:
+        split_dir = _quick_data(data, split, out)
+    folds = find_folds(split_dir)
+    names = _available_runs(runs or list(RUNS))
+    missing = [n for n in (runs or list(RUNS)) if n not in names]
+    cfg = TrainConfig(select_on=select_on, seed=seed)
+    if epochs is not None:
+        cfg.epochs = epochs
+    if quick:
+        cfg.epochs, cfg.patience = epochs or 1, 1
+    summaries: dict[str, dict] = {}
+    from tqdm.auto import tqdm
+
+    bar = tqdm(names, desc="reproduce", disable=not progress)
+    for name in bar:
+        bar.set_postfix(run=name)
+        model_name, mcfg = RUNS[name]
+        mcfg = dict(mcfg)
+        if quick:
+            mcfg.update(QUICK_CONFIG)
+        run_cfg = cfg
+        summaries[name] = train_run(model_name, split_dir, folds, mcfg, run_cfg, out / "runs" / name,
+                                    progress=progress and jobs == 1, jobs=jobs)
+    # re-use trained models: eta sweep and Hard subset (E2EECPE), w/o filter decoding (two-stage)
+    variants: dict[str, dict] = {}
+    for name in names:
+        run_folds = summaries[name]["folds"]
+        variants[name] = _eval_variants(out / "runs" / name, split_dir, run_folds,
+                                        ETAS if name == "e2eecpe" else (), RUNS[name][0] != "e2eecpe")
+    (out / "variants.json").write_text(json.dumps(variants, ensure_ascii=False, indent=1))
+    from .metrics import mean_std
+
+    nofilter = {}
+    for name in names:
+        rows = variants[name]["nofilter"]
+        if rows:
+            mean, std = mean_std(rows)
+            # emotion/cause come from the same stage 1: identical to the filtered rows
+            nofilter[f"{name}-nofilter"] = {"mean": mean, "std": std, "per_fold": rows}
+    ttest = _ttest(summaries["e2eecpe"], summaries["inter-ec"]) if {"e2eecpe", "inter-ec"} <= set(summaries) else {}
+
+    machine = f"{os.cpu_count()} CPU cores, {platform.machine()}, torch threads per job: {cfg.threads or 'all'}"
+    folds_str = ",".join(map(str, folds))
+    head = f"protocol: **{plabel}** · split: **{split}**{' (quick smoke data)' if quick else ''} · folds: {folds_str} · seed: {seed}"
+    md = ["# Reproduction of Song et al. (2020), E2EECPE", "",
+          f"Command: `ecpe reproduce --data {data} --out {out} --protocol {protocol} --split {split} --jobs {jobs}"
+          f"{' --quick' if quick else ''}`", "", head, "",
+          f"Machine: {machine}. Wall time of this invocation: {(time.time() - started) / 60:.1f} min "
+          "(folds reused from earlier invocations are not counted; per-fold wall times are in runs/*/results.json).", ""]
+    if missing:
+        md += [f"Not run (model not available in this build): {', '.join(missing)}.", ""]
+    # Table 1
+    all_pairs = data / "all_data_pair.txt"
+    if all_pairs.exists():
+        st = file_stats(all_pairs)
+        md += ["## Table 1 — dataset statistics (computed from all_data_pair.txt)", "",
+               "| | paper | ours (pairs as listed) | ours (duplicates removed) |", "|---|---|---|---|"]
+        listed = st.get("listed", {})
+        for key, label in (("documents", "documents"), ("clauses_per_doc", "avg. clauses per document"),
+                           ("pairs", "EC pairs"), ("docs_with_1_pair", "documents with 1 pair"),
+                           ("docs_with_more_pairs", "documents with >1 pairs"), ("offset_0", "pairs with offset 0"),
+                           ("offset_1", "pairs with offset 1"), ("offset_2", "pairs with offset 2"),
+                           ("offset_gt2", "pairs with offset >2"), ("max_offset", "maximum offset"),
+                           ("mean_offset", "mean offset")):
+            def fmt(v):
+                return f"{v:.4f}" if isinstance(v, float) else str(v)
+            md.append(f"| {label} | {PAPER_TABLE1[key]} | {fmt(listed.get(key, st.get(key)))} | {fmt(st.get(key))} |")
+        md += ["", "The paper prints 2,105 documents and 421 multi-pair documents; the published data has 1,945 "
+               "documents, of which 199 list more than one pair (180 once duplicated pairs are merged). "
+               "421 = 2,167 − 1,746, pairs minus single-pair documents.", ""]
+    # Table 2
+    md += [f"## Table 2 — emotion, cause and pair extraction ({plabel}, {split}, mean ± std over folds {folds_str})", ""]
+    md += _table2(summaries, nofilter, ttest)
+    md += ["", "Each cell: ours (mean ± std over folds), the paper's figure and our difference. "
+           "The w/o-filter rows decode the same trained two-stage models keeping every candidate (stage 1 is shared).",
+           "† E2EECPE better than Inter-EC by a two-sided paired t-test over folds (scipy.stats.ttest_rel, p < 0.05).", ""]
+    if ttest:
+        md += ["| E2EECPE vs Inter-EC | mean difference | t | p |", "|---|---|---|---|"]
+        md += [f"| {k} | {v['mean_diff']:+.4f} | {v['t']:.3f} | {v['p']:.4g} |" for k, v in ttest.items()]
+        md.append("")
+    # Table 3
+    abl = [n for n in ("e2eecpe", "e2eecpe-noaux", "e2eecpe-nopos") if n in summaries]
+    if abl:
+        md += [f"## Table 3 — ablation ({plabel}, {split}, folds {folds_str})", "",
+               "| Model | P | R | F1 | paper P / R / F1 |", "|---|---|---|---|---|"]
+        for n in abl:
+            s = summaries[n]
+            md.append(f"| {LABELS[n]} | " + " | ".join(_cell(s["mean"]["pair"][m], s["std"]["pair"][m]) for m in ("p", "r", "f1"))
+                      + f" | {' / '.join(f'{v:.4f}' for v in PAPER[n]['pair'])} |")
+        md.append("")
+    # Table 4 and 5
+    if "e2eecpe" in variants and variants["e2eecpe"]["full"]:
+        v = variants["e2eecpe"]
+        eta_means = {}
+        md += [f"## Table 4 — threshold η at inference (same trained E2EECPE models; {plabel}, {split}, folds {folds_str})",
+               "", "| η | P | R | F1 | paper P / R / F1 |", "|---|---|---|---|---|"]
+        for e in ETAS:
+            mean, std = mean_std(v["eta"][str(e)], tasks=("pair",))
+            eta_means[str(e)] = mean["pair"]
+            md.append(f"| {e} | " + " | ".join(_cell(mean["pair"][m], std["pair"][m]) for m in ("p", "r", "f1"))
+                      + f" | {' / '.join(f'{x:.4f}' for x in PAPER_ETA[e])} |")
+        _figure_eta(eta_means, out / "table4_eta.png")
+        md += ["", "![P, R, F1 against eta](table4_eta.png)", "",
+               f"## Table 5 — Hard subset: test documents with exactly one pair ({plabel}, {split}, folds {folds_str})", "",
+               "| Dataset | P | R | F1 | paper P / R / F1 |", "|---|---|---|---|---|"]
+        for label, rows in (("Full", v["full"]), ("Hard", v["hard"])):
+            mean, std = mean_std(rows, tasks=("pair",))
+            md.append(f"| {label} | " + " | ".join(_cell(mean["pair"][m], std["pair"][m]) for m in ("p", "r", "f1"))
+                      + f" | {' / '.join(f'{x:.4f}' for x in PAPER_HARD[label])} |")
+        md.append("")
+    # Figure 3
+    seconds = {n: {f["fold"]: _per_fold_seconds(f["epoch_seconds"]) for f in summaries[n]["per_fold"]}
+               for n in names if n in ("indep", "inter-ce", "inter-ec", "e2eecpe")}
+    if seconds:
+        _figure_runtime(seconds, out / "figure3_runtime.png", machine)
+        md += [f"## Figure 3 — seconds per epoch ({machine}; two-stage: stage 1 + stage 2)", "",
+               "| Model | " + " | ".join(f"fold {k}" for k in folds) + " | average |",
+               "|---|" + "---|" * (len(folds) + 1)]
+        for n, per in seconds.items():
+            vals = [per.get(k) for k in folds]
+            avg = statistics.fmean([x for x in vals if x is not None]) if any(x is not None for x in vals) else float("nan")
+            md.append(f"| {LABELS[n]} | " + " | ".join("–" if x is None else f"{x:.2f}" for x in vals) + f" | {avg:.2f} |")
+        if "e2eecpe" in seconds:
+            e2e = statistics.fmean(seconds["e2eecpe"].values())
+            for n in ("indep", "inter-ce", "inter-ec"):
+                if n in seconds:
+                    md.append(f"\n{LABELS[n]} / E2EECPE: {statistics.fmean(seconds[n].values()) / e2e:.1f}× "
+                              f"(paper: 6–7×)")
+        md += ["", "![seconds per epoch](figure3_runtime.png)", ""]
+    failures = {n: s["failures"] for n, s in summaries.items() if s.get("failures")}
+    if failures:
+        md += ["## Failed folds", "", "```", json.dumps(failures, indent=1), "```", ""]
+    (out / "results.json").write_text(json.dumps({"protocol": plabel, "split": split, "folds": folds, "seed": seed,
+                                                  "summaries": summaries, "ttest": ttest,
+                                                  "nofilter": nofilter}, ensure_ascii=False, indent=1))
+    report = out / "report.md"
+    report.write_text("\n".join(md) + "\n", encoding="utf-8")
+    return report
+
+
+def add_subcommand(sub) -> None:
+    r = sub.add_parser("reproduce", help="re-run the paper's experiments and write a report (tables, figures, JSON)",
+                       description="Train E2EECPE, its ablations and the two-stage baselines over every fold (resuming "
+                                   "finished folds), then write report.md with Tables 1-5, Figure 3 and per-fold JSON.")
+    r.add_argument("--data", help="dataset folder holding all_data_pair.txt and split10/ (default $ECPE_DATA or cache)")
+    r.add_argument("--out", required=True, help="output folder (runs/, report.md, PNGs, JSON)")
+    r.add_argument("--protocol", choices=["dev", "paper"], default="dev",
+                   help="dev: epochs selected on a dev set (default); paper: best epoch on the test fold, labelled")
+    r.add_argument("--split", choices=["split10", "split20"], default="split10")
+    r.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes")
+    r.add_argument("--quick", action="store_true", help="smoke test: 2 folds of a few documents, 1 epoch, tiny model")
+    r.add_argument("--runs", help=f"comma-separated subset of: {', '.join(RUNS)}")
+    r.add_argument("--epochs", type=int, help="override the maximum epochs")
+    r.add_argument("--seed", type=int, default=1)
+    r.add_argument("-q", "--quiet", action="store_true")
+    r.set_defaults(func=_cmd)
+
+
+def _cmd(args) -> int:
+    from .cli import CLIError, resolve_data
+
+    data = resolve_data(args.data)
+    runs = [r.strip() for r in args.runs.split(",")] if args.runs else None
+    if runs:
+        bad = [r for r in runs if r not in RUNS]
+        if bad:
+            raise CLIError(f"unknown run(s) {bad}; choose from {', '.join(RUNS)}")
+    report = reproduce(data, Path(args.out), args.protocol, args.split, args.jobs, args.quick, runs, args.epochs,
+                       progress=not args.quiet, seed=args.seed)
+    print(f"report: {report}")
+    return 0
