@@ -327,9 +327,6 @@ def test_batcher_stop_fails_waiting_jobs():
     assert isinstance(first, Busy) and isinstance(second, Busy) and pending == 0
 
 
-@pytest.mark.xfail(reason="BUG in the model, not the service: a batch whose every clause is empty crashes ClauseCNN "
-                          "(see the xfails of tests/test_roundtrip.py); the service answers a generic 500",
-                   strict=False)
 def test_only_empty_clauses(client):
     r = post(client, {"clauses": [""]})
     assert r.status_code == 200, r.text
