@@ -294,3 +294,6 @@ def test_extractor_on_a_two_stage_model(vocab, docs):
     first = predict(model, model.tensorize(docs[:1]), threshold=-1.0)[0]
     assert len(out[0]["pairs"]) == len(first.emotions) * len(first.causes)
     assert out[1]["pairs"] == []
+    # a document whose only clause has no word: zero clause vectors, no error
+    empty = ex.extract({"clauses": [[]]}, threshold=-1.0)
+    assert len(empty["emotion_prob"]) == 1

@@ -406,11 +406,10 @@ class TwoStageECPE(nn.Module):
         select_name = "dev" if cfg.select_on == "dev" else "test"
         history = TwoStageHistory()
 
-        def run(stage: str, module: nn.Module, train_data, select_data, key: Callable, evaluate_fn: Callable):
-            n = 1 if stage == "stage1" else 2
-            stage_cfg = dataclasses.replace(cfg, epochs=getattr(c, f"stage{n}_epochs"), patience=getattr(c, f"stage{n}_epochs"),
-                                            batch_size=getattr(c, f"stage{n}_batch_size"), lr=getattr(c, f"stage{n}_lr"),
-                                            l2=c.l2)
+        def run(stage: str, module: nn.Module, train_data, select_data, epochs: int, batch_size: int, lr: float,
+                key: Callable, evaluate_fn: Callable) -> None:
+            # every epoch is trained (patience = epochs), the best one on the selection set is kept
+            stage_cfg = dataclasses.replace(cfg, epochs=epochs, patience=epochs, batch_size=batch_size, lr=lr, l2=c.l2)
             sub = Trainer(stage_cfg, select_key=key, progress=trainer.progress, desc=f"{trainer.desc} {stage}".strip())
             h = sub.fit(module, train_data, select_data, evaluate_fn=evaluate_fn, select_name=select_name)
             history.epochs += [{"stage": stage, **e, "best": e["epoch"] == h.best_epoch} for e in h.epochs]
@@ -421,11 +420,12 @@ class TwoStageECPE(nn.Module):
             m = evaluate(module, tensors)
             return {"emotion": m["emotion"], "cause": m["cause"]}
 
-        run("stage1", self.stage1, train, select, mean_clause_f1, evaluate_clauses)
+        run("stage1", self.stage1, train, select, c.stage1_epochs, c.stage1_batch_size, c.stage1_lr, mean_clause_f1,
+            evaluate_clauses)
         if self.stage2 is not None:
             cand_train = CandidateTensors(train, predict(self.stage1, train, batch_size=200))
             cand_select = CandidateTensors(select, predict(self.stage1, select, batch_size=200))
-            run("stage2", self.stage2, cand_train, cand_select, pair_f1,
+            run("stage2", self.stage2, cand_train, cand_select, c.stage2_epochs, c.stage2_batch_size, c.stage2_lr, pair_f1,
                 lambda module, tensors: evaluate_filter(module, tensors, c.threshold))
         self.eval()
         return history
