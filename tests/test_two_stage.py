@@ -258,6 +258,9 @@ def test_train_save_load_predict(name, use_filter, tmp_path):
     assert set(res["epoch_seconds"]) == ({"stage1", "stage2"} if use_filter else {"stage1"})
     assert all(len(v) == 2 for v in res["epoch_seconds"].values())
     assert [e["stage"] for e in res["history"]] == ["stage1"] * 2 + (["stage2"] * 2 if use_filter else [])
+    # the record-only test scores follow stage 2 (stage 1 stays dev-selected)
+    assert [("test" in e) for e in res["history"]] == [False] * 2 + ([True] * 2 if use_filter else [])
+    assert ("paper_protocol_from_same_run" in res) == use_filter
     for task in ("pair", "emotion", "cause"):
         assert 0.0 <= res[task]["f1"] <= 1.0
     model, ckpt = load_model(tmp_path / "model.pt")

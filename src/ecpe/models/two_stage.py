@@ -407,10 +407,11 @@ class TwoStageECPE(nn.Module):
         history = TwoStageHistory()
 
         def run(stage: str, module: nn.Module, train_data, select_data, epochs: int, batch_size: int, lr: float,
-                key: Callable, evaluate_fn: Callable) -> None:
+                key: Callable, evaluate_fn: Callable, monitor=None) -> None:
             # every epoch is trained (patience = epochs), the best one on the selection set is kept
             stage_cfg = dataclasses.replace(cfg, epochs=epochs, patience=epochs, batch_size=batch_size, lr=lr, l2=c.l2)
-            sub = Trainer(stage_cfg, select_key=key, progress=trainer.progress, desc=f"{trainer.desc} {stage}".strip())
+            sub = Trainer(stage_cfg, select_key=key, progress=trainer.progress, desc=f"{trainer.desc} {stage}".strip(),
+                          monitor=monitor)
             h = sub.fit(module, train_data, select_data, evaluate_fn=evaluate_fn, select_name=select_name)
             history.epochs += [{"stage": stage, **e, "best": e["epoch"] == h.best_epoch} for e in h.epochs]
             history.stage_seconds[stage] = h.epoch_seconds
@@ -425,8 +426,12 @@ class TwoStageECPE(nn.Module):
         if self.stage2 is not None:
             cand_train = CandidateTensors(train, predict(self.stage1, train, batch_size=200))
             cand_select = CandidateTensors(select, predict(self.stage1, select, batch_size=200))
+            # the trainer's record-only test set (dev protocol) is followed through stage 2 only: its per-epoch
+            # pair scores then rest on the dev-selected stage 1
+            monitor = getattr(trainer, "monitor", None)
+            cand_monitor = None if monitor is None else CandidateTensors(monitor, predict(self.stage1, monitor, batch_size=200))
             run("stage2", self.stage2, cand_train, cand_select, c.stage2_epochs, c.stage2_batch_size, c.stage2_lr, pair_f1,
-                lambda module, tensors: evaluate_filter(module, tensors, c.threshold))
+                lambda module, tensors: evaluate_filter(module, tensors, c.threshold), cand_monitor)
         self.eval()
         return history
 
