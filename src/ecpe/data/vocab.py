@@ -13,6 +13,7 @@ class Vocab:
     """Maps words to ids; id 0 is padding and id 1 the unknown word."""
 
     def __init__(self, words: Iterable[str] = ()):
+        self.counts: list[int] | None = None  # training counts per id, when built from sentences
         self.itos: list[str] = [PAD, UNK]
         self.stoi: dict[str, int] = {PAD: 0, UNK: 1}
         for w in words:
@@ -24,7 +25,9 @@ class Vocab:
     def build(cls, sentences: Iterable[Iterable[str]], min_freq: int = 1) -> "Vocab":
         """Words seen at least ``min_freq`` times, most frequent first (ties in first-seen order)."""
         counts = Counter(w for s in sentences for w in s)
-        return cls(w for w, n in sorted(counts.items(), key=lambda kv: -kv[1]) if n >= min_freq)
+        vocab = cls(w for w, n in sorted(counts.items(), key=lambda kv: -kv[1]) if n >= min_freq)
+        vocab.counts = [0, 0] + [counts[w] for w in vocab.itos[2:]]
+        return vocab
 
     def __len__(self) -> int:
         return len(self.itos)

@@ -60,6 +60,12 @@ class E2EECPE(nn.Module):
             self.embed.weight.data.copy_(torch.as_tensor(embeddings))
         self.embed.weight.requires_grad_(not c.freeze_embeddings)
         self.dropout = nn.Dropout(c.dropout)
+        # word dropout (Kiperwasser & Goldberg 2016): rare training words are replaced by <unk> now and then,
+        # so <unk>, which every unseen word at test time maps to, is trained too. Not saved: training only.
+        counts = torch.tensor(vocab.counts if vocab.counts else [0] * len(vocab), dtype=torch.float32)
+        unk_prob = c.word_dropout / (c.word_dropout + counts) if c.word_dropout > 0 else torch.zeros(len(vocab))
+        unk_prob[:2] = 0.0
+        self.register_buffer("unk_prob", unk_prob, persistent=False)
         self.cnn = ClauseCNN(c.embed_dim, c.kernel_sizes, c.filters)
         self.lstm = nn.LSTM(self.cnn.out_dim, c.hidden, batch_first=True, bidirectional=True)
         self.emotion_vertex = nn.Linear(2 * c.hidden, c.vertex_dim)  # W_e, b_e (eq. 5)
@@ -79,7 +85,10 @@ class E2EECPE(nn.Module):
     # ---- the model -------------------------------------------------------------------------------
     def encode(self, batch: DocBatch) -> torch.Tensor:
         """Contextual clause states h_i (eqs. 1-4). Returns [B, D, 2 * hidden]."""
-        x = self.dropout(self.embed(batch.flat_words))                 # [T, d_e], clauses end to end
+        words = batch.flat_words
+        if self.training and self.config.word_dropout > 0:
+            words = words.masked_fill(torch.rand(words.shape) < self.unk_prob[words], 1)
+        x = self.dropout(self.embed(words))                            # [T, d_e], clauses end to end
         clauses = self.dropout(self.cnn.forward_flat(x, batch.clause_starts, batch.clause_lens))  # [N, |t| * d_c]
         B, D = batch.batch_size, batch.max_doc_len
         grid = clauses.new_zeros(B * D, clauses.shape[1]).index_copy(0, batch.clause_pos, clauses)
