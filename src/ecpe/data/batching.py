@@ -25,7 +25,7 @@ class DocBatch:
 
     words: torch.Tensor        # [N, L] word ids, 0 = padding
     clause_lens: torch.Tensor  # [N]
-    flat_words: torch.Tensor   # [T] the clauses end to end, each followed by (min_clause_len - 1) zeros
+    flat_words: torch.Tensor   # [T] the clauses end to end, each padded with zeros to min_clause_len
     clause_starts: torch.Tensor  # [N] where each clause starts in flat_words
     doc_lens: torch.Tensor     # [B]
     clause_pos: torch.Tensor   # [N] position of each clause in the flattened [B * D] grid
@@ -107,7 +107,7 @@ class DocTensors:
             for e, c in self.docs[i].pairs:
                 pairs[b, e, c] = 1.0
         words = self.words[rows, :L]
-        starts, total = flat_layout(clause_lens, self.min_clause_len - 1)
+        starts, total = flat_layout(clause_lens, self.min_clause_len)
         real = torch.arange(L)[None, :] < clause_lens[:, None]
         flat = torch.zeros(total, dtype=torch.long)
         flat[(starts[:, None] + torch.arange(L)[None, :])[real]] = words[real]

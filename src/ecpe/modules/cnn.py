@@ -9,13 +9,14 @@ from torch import nn
 __all__ = ["ClauseCNN", "flat_layout"]
 
 
-def flat_layout(lengths: torch.Tensor, gap: int) -> tuple[torch.Tensor, int]:
-    """Start of each clause when clauses are laid end to end with ``gap`` zero positions after each.
+def flat_layout(lengths: torch.Tensor, width: int) -> tuple[torch.Tensor, int]:
+    """Where each clause starts when clauses are laid end to end, each taking ``max(length, width)``
+    positions (a clause shorter than ``width`` is followed by zeros up to ``width``).
 
-    An empty clause takes one (zero) position, so the widest kernel still fits before the next clause.
+    With ``width`` = the widest kernel, every window a clause pools over lies inside its own span.
     Returns (starts [N], total length T).
     """
-    spans = lengths.clamp(min=1) + gap
+    spans = lengths.clamp(min=width)
     starts = torch.cumsum(spans, 0) - spans
     return starts, int(spans.sum())
 
@@ -23,12 +24,12 @@ def flat_layout(lengths: torch.Tensor, gap: int) -> tuple[torch.Tensor, int]:
 class ClauseCNN(nn.Module):
     """Convolutions of several widths + ReLU + max-pool over each clause, concatenated.
 
-    The clauses of a batch are laid end to end in one sequence, each followed by ``max(kernel_sizes) - 1``
-    zero vectors, and every convolution runs once over that sequence: no position is spent on the
-    padding of a rectangular [clauses, longest clause] matrix (the mean NEWS clause has 6 words, the
-    longest 43). Pooling then takes, per clause, the windows that start on one of its words and fit in it;
-    a clause shorter than a kernel keeps its first window, which covers the zeros after it, exactly as a
-    zero-padded clause would. A clause's vector therefore does not depend on the other clauses.
+    The clauses of a batch are laid end to end in one sequence (a clause shorter than the widest kernel is
+    followed by zeros up to that width) and every convolution runs once over that sequence: no position is
+    spent on the padding of a rectangular [clauses, longest clause] matrix (the mean NEWS clause has 6
+    words, the longest 43). Pooling then takes, per clause, the windows that start on one of its words and
+    fit in it (a segment max); a clause shorter than a kernel keeps its first window, which covers the zeros
+    after it, exactly as a zero-padded clause would. A clause's vector does not depend on the other clauses.
 
     Args:
         in_dim: word vector size.
@@ -39,7 +40,7 @@ class ClauseCNN(nn.Module):
     def __init__(self, in_dim: int, kernel_sizes: Sequence[int] = (2, 3, 4, 5), filters: int = 50):
         super().__init__()
         self.kernel_sizes = tuple(kernel_sizes)
-        self.gap = max(self.kernel_sizes) - 1
+        self.width = max(self.kernel_sizes)
         self.convs = nn.ModuleList(nn.Conv1d(in_dim, filters, k) for k in self.kernel_sizes)
         self.out_dim = filters * len(self.kernel_sizes)
 
@@ -52,7 +53,7 @@ class ClauseCNN(nn.Module):
         Returns:
             [N, filters * len(kernel_sizes)]
         """
-        starts, total = flat_layout(lengths, self.gap)
+        starts, total = flat_layout(lengths, self.width)
         real = torch.arange(x.shape[1])[None, :] < lengths[:, None]               # [N, L]
         pos = (starts[:, None] + torch.arange(x.shape[1])[None, :])[real]          # flat position of each word
         flat = x.new_zeros(total, x.shape[2]).index_copy(0, pos, x[real])
@@ -62,23 +63,22 @@ class ClauseCNN(nn.Module):
         """Encode clauses laid end to end (see :func:`flat_layout`).
 
         Args:
-            x: [T, in_dim] word vectors of all clauses, each clause followed by ``max(kernel_sizes) - 1``
-               zero vectors.
+            x: [T, in_dim] word vectors of all clauses laid out by ``flat_layout(lengths, max(kernel_sizes))``.
             starts: [N] position of each clause's first word in ``x``.
             lengths: [N] words per clause.
         Returns:
             [N, filters * len(kernel_sizes)]
         """
         seq = x.t().unsqueeze(0)  # [1, in_dim, T]
+        spans = lengths.clamp(min=self.width)
         outs = []
-        width = int(lengths.max()) if len(lengths) else 1
         for k, conv in zip(self.kernel_sizes, self.convs):
-            c = conv(seq)[0]                                      # eq. 1 (before the ReLU): [filters, T - k + 1]
-            n_win = max(width - k + 1, 1)
-            t = torch.arange(n_win)
-            valid = t[None, :] <= (lengths[:, None] - k).clamp(min=0)   # [N, n_win]
-            idx = (starts[:, None] + t[None, :]).clamp(max=c.shape[1] - 1)
-            windows = c[:, idx]                                   # [filters, N, n_win]
-            windows = windows.masked_fill(~valid[None], float("-inf"))
-            outs.append(torch.relu(windows.amax(dim=2)).t())       # eq. 2; relu(max) == max(relu): [N, filters]
+            c = conv(seq)[0].t()                                  # eq. 1 (before the ReLU): [T - k + 1, filters]
+            # segments alternate: the valid windows of clause i, then the rest of its span
+            valid = (lengths - k + 1).clamp(min=1)
+            rest = spans - valid
+            rest[-1] -= k - 1                                     # the sequence has T - k + 1 windows
+            seg = torch.stack([valid, rest], 1).reshape(-1)
+            pooled = torch.segment_reduce(c, "max", lengths=seg, unsafe=True)[0::2]  # eq. 2: [N, filters]
+            outs.append(torch.relu(pooled))                       # relu(max) == max(relu)
         return torch.cat(outs, dim=1)                             # eq. 3
