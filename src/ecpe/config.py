@@ -24,7 +24,7 @@ class E2EConfig:
     use_position: bool = True     # False: "w/o position" ablation
     freeze_embeddings: bool = False
     max_clause_len: int = 64      # words kept per clause
-    word_dropout: float = 0.25    # alpha: a training word seen n times becomes <unk> with probability alpha / (alpha + n)
+    word_dropout: float = 1.0     # alpha: a training word seen n times becomes <unk> with probability alpha / (alpha + n)
     loss_norm: str = "clause"     # "clause": (sum over cells + beta * sum over clauses) / clauses; "mean": each a mean
 
 
