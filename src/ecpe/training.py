@@ -66,6 +66,9 @@ def pair_f1(metrics: dict) -> float:
     return metrics["pair"]["f1"]
 
 
+pair_f1.label = "pair F1"  # type: ignore[attr-defined]  # named in the per-epoch line
+
+
 @dataclass
 class History:
     best_epoch: int = 0
@@ -151,7 +154,8 @@ class Trainer:
                                    f"{select_name}_score": key, select_name: metrics})
             if self.monitor is not None and self.monitor is not select:
                 history.epochs[-1]["test"] = evaluate_fn(model, self.monitor)
-            line = (f"{self.desc} epoch {epoch:2d} loss {total / max(n, 1):.4f} {select_name} score {key:.4f} "
+            label = getattr(self.select_key, "label", "score")
+            line = (f"{self.desc} epoch {epoch:2d} loss {total / max(n, 1):.4f} {select_name} {label} {key:.4f} "
                     f"(best {history.best_score:.4f} @ {history.best_epoch}) {seconds:.1f}s").strip()
             if self.progress:
                 tqdm.write(line)

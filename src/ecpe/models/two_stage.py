@@ -350,6 +350,9 @@ def mean_clause_f1(metrics: dict) -> float:
     return (metrics["emotion"]["f1"] + metrics["cause"]["f1"]) / 2
 
 
+mean_clause_f1.label = "mean emotion/cause F1"  # type: ignore[attr-defined]
+
+
 class TwoStageECPE(nn.Module):
     """Both stages of one two-stage configuration; the subclasses fix the stage-1 interaction.
 
