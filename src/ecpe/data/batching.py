@@ -57,22 +57,17 @@ class DocTensors:
     def __init__(self, docs: Sequence[Document], vocab: Vocab, max_clause_len: int = 64, min_clause_len: int = 5):
         self.docs = list(docs)
         self.min_clause_len = min_clause_len
-        lens = [min(len(c), max_clause_len) for d in self.docs for c in d.clauses]
-        width = max([min_clause_len, *lens])
-        words = torch.zeros(len(lens), width, dtype=torch.long)
-        k = 0
-        for d in self.docs:
-            for c in d.clauses:
-                ids = vocab.encode(c[:max_clause_len])
-                if ids:
-                    words[k, : len(ids)] = torch.tensor(ids)
-                k += 1
-        self.words = words
-        self.clause_lens = torch.tensor(lens, dtype=torch.long)
+        ids = [vocab.encode(c[:max_clause_len]) for d in self.docs for c in d.clauses]
+        self.clause_lens = torch.tensor([len(x) for x in ids], dtype=torch.long)
+        width = max([min_clause_len, *(len(x) for x in ids)])
+        # one scatter of every word id into the [clauses, width] matrix
+        real = torch.arange(width)[None, :] < self.clause_lens[:, None]
+        self.words = torch.zeros(len(ids), width, dtype=torch.long)
+        self.words[real] = torch.tensor([i for x in ids for i in x], dtype=torch.long)
         self.doc_lens = torch.tensor([len(d) for d in self.docs], dtype=torch.long)
         self.starts = torch.cumsum(self.doc_lens, 0) - self.doc_lens
-        self.emotion = torch.zeros(len(lens), dtype=torch.long)
-        self.cause = torch.zeros(len(lens), dtype=torch.long)
+        self.emotion = torch.zeros(len(ids), dtype=torch.long)
+        self.cause = torch.zeros(len(ids), dtype=torch.long)
         for i, d in enumerate(self.docs):
             s = int(self.starts[i])
             for e, c in d.pairs:
