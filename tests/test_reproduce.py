@@ -52,3 +52,17 @@ def test_reproduce_quick_writes_every_table(tmp_path, capsys):
     assert len(stamps) == 12
     assert main(["reproduce", "--data", str(data), "--out", str(out), "--quick", "-q"]) == 0
     assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/fold*/model.pt")}
+
+
+def test_report_only_marks_partial_runs(tmp_path):
+    data = make_dataset(tmp_path / "data")
+    out = tmp_path / "report"
+    assert main(["reproduce", "--data", str(data), "--out", str(out), "--quick", "-q", "--runs", "e2eecpe,inter-ec"]) == 0
+    (out / "runs" / "inter-ec" / "fold2" / "result.json").unlink()
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/fold*/model.pt")}
+    assert main(["reproduce", "--data", str(data), "--out", str(out), "--quick", "-q", "--report-only"]) == 0
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/fold*/model.pt")}  # nothing trained
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "**Partial report**" in report and "- Inter-EC: folds 1" in report
+    assert "Not started yet: " in report and "Indep" in report.split("Not started yet: ")[1].splitlines()[0]
+    assert "| E2EECPE |" in report and "| Inter-EC |" in report

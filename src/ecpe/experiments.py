@@ -224,7 +224,8 @@ def _figure_runtime(seconds: dict[str, dict[int, float]], path: Path, machine: s
 
 
 def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split10", jobs: int = 1, quick: bool = False,
-              runs: list[str] | None = None, epochs: int | None = None, progress: bool = True, seed: int = 1) -> Path:
+              runs: list[str] | None = None, epochs: int | None = None, progress: bool = True, seed: int = 1,
+              report_only: bool = False) -> Path:
     """Run (or resume) every experiment and write ``out/report.md`` with PNG figures and per-fold JSON."""
     import os
     import platform
@@ -258,9 +259,16 @@ def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split1
         mcfg = dict(mcfg)
         if quick:
             mcfg.update(QUICK_CONFIG)
-        run_cfg = cfg
-        summaries[name] = train_run(model_name, split_dir, folds, mcfg, run_cfg, out / "runs" / name,
+        if report_only:  # no training: the folds finished so far
+            from .training import load_done, summarize
+
+            done = [r for k in folds if (r := load_done(out / "runs" / name / f"fold{k}", cfg)) is not None]
+            if done:
+                summaries[name] = summarize(model_name, split, [r["fold"] for r in done], cfg, mcfg, done)
+            continue
+        summaries[name] = train_run(model_name, split_dir, folds, mcfg, cfg, out / "runs" / name,
                                     progress=progress and jobs == 1, jobs=jobs)
+    names = [n for n in names if n in summaries]
     # re-use trained models: eta sweep and Hard subset (E2EECPE), w/o filter decoding (two-stage)
     variants: dict[str, dict] = {}
     for name in names:
@@ -289,6 +297,15 @@ def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split1
           "(folds reused from earlier invocations are not counted; per-fold wall times are in runs/*/results.json).", ""]
     if missing:
         md += [f"Not run (model not available in this build): {', '.join(missing)}.", ""]
+    partial = {n: s["folds"] for n, s in summaries.items() if s["folds"] != folds}
+    if partial:
+        md += ["**Partial report**: some runs have not finished every fold yet; their rows average only these "
+               "folds (re-run the command to continue them):", ""]
+        md += [f"- {LABELS[n]}: folds {','.join(map(str, f))}" for n, f in partial.items()]
+        md.append("")
+    not_started = [n for n in (runs or list(RUNS)) if n not in summaries and n not in missing]
+    if not_started:
+        md += [f"Not started yet: {', '.join(LABELS[n] for n in not_started)}.", ""]
     # Table 1
     all_pairs = data / "all_data_pair.txt"
     if all_pairs.exists():
@@ -409,6 +426,8 @@ def add_subcommand(sub) -> None:
     r.add_argument("--runs", help=f"comma-separated subset of: {', '.join(RUNS)}")
     r.add_argument("--epochs", type=int, help="override the maximum epochs")
     r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the report from the folds finished so far (marked as partial)")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(func=_cmd)
 
@@ -423,6 +442,6 @@ def _cmd(args) -> int:
         if bad:
             raise CLIError(f"unknown run(s) {bad}; choose from {', '.join(RUNS)}")
     report = reproduce(data, Path(args.out), args.protocol, args.split, args.jobs, args.quick, runs, args.epochs,
-                       progress=not args.quiet, seed=args.seed)
+                       progress=not args.quiet, seed=args.seed, report_only=args.report_only)
     print(f"report: {report}")
     return 0
