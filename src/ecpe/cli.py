@@ -91,6 +91,8 @@ def cmd_train(args) -> int:
     model_config = {"embed_dim": args.embed_dim, "freeze_embeddings": args.freeze_embeddings}
     if args.threshold is not None:
         model_config["threshold"] = args.threshold
+    if args.word_dropout is not None:
+        model_config["word_dropout"] = args.word_dropout
     if args.no_aux:
         model_config["use_aux"] = False
     if args.no_position:
@@ -208,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--freeze-embeddings", action="store_true", help="keep word vectors fixed (the paper's code did)")
     t.add_argument("--min-freq", type=int, default=1, help="vocabulary: minimum count in training documents")
     t.add_argument("--threshold", type=float, help="pair threshold eta (default 0.3, as the paper)")
+    t.add_argument("--word-dropout", type=float, metavar="ALPHA",
+                   help="E2EECPE: a training word seen n times is replaced by <unk> with probability "
+                        "ALPHA / (ALPHA + n) (default 1.0; 0 = off, as in the paper)")
     t.add_argument("--no-aux", action="store_true", help="ablation: E2EECPE without the auxiliary tasks")
     t.add_argument("--no-position", action="store_true", help="ablation: E2EECPE without the position weight matrix")
     t.add_argument("--segmenter", choices=["jieba", "whitespace"], default="jieba",
