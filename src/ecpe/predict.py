@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 
@@ -24,13 +24,14 @@ class Extractor:
     """
 
     def __init__(self, model, checkpoint: dict[str, Any] | None = None, batch_size: int = 64,
-                 max_clauses: int = 2000):
+                 max_clauses: int = 2000, chunk: int = 256):
         self.model = model.eval()
         self.checkpoint = checkpoint or {}
         pre = self.checkpoint.get("preprocess", {})
         self.segmenter: str = pre.get("segmenter", "jieba")
         self.batch_size = batch_size
         self.max_clauses = max_clauses
+        self.chunk = chunk  # documents prepared / run per step of the pipeline
 
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> "Extractor":
@@ -90,7 +91,35 @@ class Extractor:
         indices and ``score``), ``emotion_prob`` and ``cause_prob`` per clause; with ``matrix``, also
         ``pair_matrix`` (M-hat, rows = emotion clause, columns = cause clause).
         """
-        return self._run([self._prepare(it) for it in items], threshold, matrix)
+        if len(items) <= self.chunk:
+            return self._run([self._prepare(it) for it in items], threshold, matrix)
+
+        def chunks():
+            for s in range(0, len(items), self.chunk):
+                yield [self._prepare(it) for it in items[s:s + self.chunk]]
+
+        return list(self._pipelined(chunks(), threshold, matrix))
+
+    def _pipelined(self, chunks: Iterable[Any], threshold: float | None = None, matrix: bool = False) -> Iterator[dict[str, Any]]:
+        """Run the model over prepared chunks on one worker thread while the caller's thread prepares the
+        next chunk (segmentation is Python, the model mostly native code), yielding results in order.
+        A chunk that is an exception is raised after every earlier result has been yielded."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        pending = None
+        with ThreadPoolExecutor(1, thread_name_prefix="ecpe-model") as pool:
+            for chunk in chunks:
+                if isinstance(chunk, BaseException):
+                    if pending is not None:
+                        yield from pending.result()
+                        pending = None
+                    raise chunk
+                future = pool.submit(self._run, chunk, threshold, matrix)
+                if pending is not None:
+                    yield from pending.result()
+                pending = future
+            if pending is not None:
+                yield from pending.result()
 
     @torch.inference_mode()
     def _run(self, prepared: list[tuple[list[str], list[list[str]]]], threshold: float | None = None,
@@ -120,31 +149,37 @@ class Extractor:
                     r["pair_matrix"] = [[round(v, 4) for v in row] for row in (p.pair_prob or [])]
         return results
 
-    def extract_lines(self, lines: Iterable[str], source: str = "<input>", chunk: int = 512) -> Iterable[dict[str, Any]]:
+    def extract_lines(self, lines: Iterable[str], source: str = "<input>", chunk: int | None = None) -> Iterable[dict[str, Any]]:
         """Parse JSON lines (or plain text lines) and yield one result per non-empty line, in order,
-        running the model over chunks of lines. A bad line raises InputError naming the file and line."""
+        running the model over chunks of lines while the next chunk is prepared. A bad line raises
+        InputError naming the file and line, after the results of the lines before it."""
         import json
 
-        buffer: list[tuple[list[str], list[list[str]]]] = []
-        for lineno, line in enumerate(lines, 1):
-            line = line.strip()
-            if not line:
-                continue
-            if line.startswith("{"):
+        size = chunk or self.chunk
+
+        def chunks():
+            buffer: list[tuple[list[str], list[list[str]]]] = []
+            for lineno, line in enumerate(lines, 1):
+                line = line.strip()
+                if not line:
+                    continue
                 try:
-                    item = json.loads(line)
+                    item = json.loads(line) if line.startswith("{") else line
+                    buffer.append(self._prepare(item))
                 except json.JSONDecodeError as e:
-                    yield from self._run(buffer)  # results before the bad line are not lost
-                    raise InputError(f"{source}:{lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
-            else:
-                item = line
-            try:
-                buffer.append(self._prepare(item))
-            except InputError as e:
-                yield from self._run(buffer)  # results before the bad line are not lost
-                raise InputError(f"{source}:{lineno}: {e}") from None
-            if len(buffer) >= chunk:
-                yield from self._run(buffer)
-                buffer = []
-        if buffer:
-            yield from self._run(buffer)
+                    error: Exception = InputError(f"{source}:{lineno}: invalid JSON ({e.msg} at column {e.colno})")
+                except InputError as e:
+                    error = InputError(f"{source}:{lineno}: {e}")
+                else:
+                    if len(buffer) >= size:
+                        yield buffer
+                        buffer = []
+                    continue
+                if buffer:
+                    yield buffer  # results before the bad line are not lost
+                yield error
+                return
+            if buffer:
+                yield buffer
+
+        yield from self._pipelined(chunks())
