@@ -287,7 +287,8 @@ def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split1
             nofilter[f"{name}-nofilter"] = {"mean": mean, "std": std, "per_fold": rows}
     ttest = _ttest(summaries["e2eecpe"], summaries["inter-ec"]) if {"e2eecpe", "inter-ec"} <= set(summaries) else {}
 
-    machine = f"{os.cpu_count()} CPU cores, {platform.machine()}, torch threads per job: {cfg.threads or 'all'}"
+    threads = cfg.threads or (max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else "all")
+    machine = f"{os.cpu_count()} CPU cores, {platform.machine()}, {jobs} parallel job(s), torch threads per job: {threads}"
     folds_str = ",".join(map(str, folds))
     head = f"protocol: **{plabel}** · split: **{split}**{' (quick smoke data)' if quick else ''} · folds: {folds_str} · seed: {seed}"
     md = ["# Reproduction of Song et al. (2020), E2EECPE", "",
