@@ -126,7 +126,8 @@ def main(argv=None) -> int:
         r = json.loads(results.read_text())
         walls = [f.get("wall_seconds") for f in r.get("per_fold", [])]
         if walls and all(w is not None for w in walls):
-            print(f"full_10fold_minutes: {sum(walls) / 60:.1f} (read from {results}, {len(walls)} folds)")
+            print(f"full_10fold_minutes: {sum(walls) / 60:.1f} (sum of the {len(walls)} folds' wall times in {results}; "
+                  f"folds run in parallel take less elapsed time)")
         else:
             print(f"full_10fold_minutes: unavailable ({results} has no wall times)")
     else:
