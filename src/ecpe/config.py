@@ -25,7 +25,6 @@ class E2EConfig:
     freeze_embeddings: bool = False
     max_clause_len: int = 64      # words kept per clause
     word_dropout: float = 1.0     # alpha: a training word seen n times becomes <unk> with probability alpha / (alpha + n)
-    loss_norm: str = "clause"     # "clause": (sum over cells + beta * sum over clauses) / clauses; "mean": each a mean
 
 
 @dataclass

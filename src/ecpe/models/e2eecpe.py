@@ -129,15 +129,11 @@ class E2EECPE(nn.Module):
         m = batch.mask
         pair_mask = m[:, :, None] & m[:, None, :]
         loss = pair_loss(scores["pair_logits"][pair_mask], scores["pair_weights"][pair_mask], batch.pairs[pair_mask])
-        if self.config.loss_norm == "mean":  # each term a mean: over real cells, over real clauses
-            loss = loss / pair_mask.sum()
         if self.config.use_aux:
             aux = (F.nll_loss(scores["emotion"][m], batch.emotion[m], reduction="sum")
                    + F.nll_loss(scores["cause"][m], batch.cause[m], reduction="sum"))
-            if self.config.loss_norm == "mean":
-                aux = aux / m.sum()
             loss = loss + self.config.beta * aux
-        return loss if self.config.loss_norm == "mean" else loss / m.sum()
+        return loss / m.sum()
 
     @torch.no_grad()
     def pair_probs(self, scores: dict[str, torch.Tensor]) -> torch.Tensor:
