@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA ?= ../shared/data/ecpe-zh
 RUN ?= runs/demo
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench reproduce clean
 
 $(BIN)/ecpe: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,7 +27,11 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/speed.py --data $(DATA)
+
+# every table and figure of the paper (hours on 2 cores; resumable: re-run to continue)
+reproduce: install
+	$(BIN)/ecpe reproduce --data $(DATA) --out runs/repro --jobs 2
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
