@@ -361,7 +361,8 @@ def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split1
                "| Model | P | R | F1 | paper P / R / F1 |", "|---|---|---|---|---|"]
         for n in abl:
             s = summaries[n]
-            md.append(f"| {LABELS[n]} | " + " | ".join(_cell(s["mean"]["pair"][m], s["std"]["pair"][m]) for m in ("p", "r", "f1"))
+            only = f" (folds {','.join(map(str, s['folds']))} only)" if s["folds"] != folds else ""
+            md.append(f"| {LABELS[n]}{only} | " + " | ".join(_cell(s["mean"]["pair"][m], s["std"]["pair"][m]) for m in ("p", "r", "f1"))
                       + f" | {' / '.join(f'{v:.4f}' for v in PAPER[n]['pair'])} |")
         md.append("")
     # Table 4 and 5
