@@ -152,6 +152,23 @@ def test_clause_cnn_matches_per_clause_reference(embedded_clauses):
         torch.testing.assert_close(out, reference_cnn(cnn, emb(ids), lengths))
 
 
+def test_clause_cnn_gradients_match_reference(embedded_clauses):
+    """The gathered-window encoder has the reference's gradients, for the word vectors and the filters."""
+    emb, ids, lengths = embedded_clauses
+    torch.manual_seed(5)
+    cnn = ClauseCNN(16, (2, 3, 4, 5), filters=4)
+    x = emb(ids).detach()
+    probe = torch.randn(5, 16)
+    grads = []
+    for f in (lambda x: cnn(x, torch.tensor(lengths)), lambda x: reference_cnn(cnn, x, lengths)):
+        xi = x.clone().requires_grad_()
+        cnn.zero_grad()
+        (f(xi) * probe).sum().backward()
+        grads.append([xi.grad] + [p.grad.clone() for p in cnn.parameters()])
+    for got, want in zip(*grads):
+        torch.testing.assert_close(got, want)
+
+
 @pytest.mark.parametrize("extra", [1, 3, 20])
 def test_clause_cnn_ignores_extra_padding(embedded_clauses, extra):
     emb, ids, lengths = embedded_clauses
@@ -235,3 +252,59 @@ def test_clause_cnn_single_empty_clause():
     with torch.no_grad():
         out = cnn(torch.zeros(1, 5, 3), torch.tensor([0]))
         torch.testing.assert_close(out[0], torch.cat([torch.relu(c.bias) for c in cnn.convs]))
+
+
+# ---- eq. 4: the BiLSTM over padded documents -------------------------------------------------------
+def test_bilstm_padded_matches_packed_lstm():
+    """Outputs and gradients equal those of the packed nn.LSTM; padding (and a zero-length row) give 0."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from ecpe.modules import bilstm_padded
+
+    torch.manual_seed(6)
+    lstm = nn.LSTM(8, 5, batch_first=True, bidirectional=True)
+    x = torch.randn(5, 7, 8)
+    lengths = torch.tensor([7, 3, 1, 5, 0])
+    probe = torch.randn(5, 7, 10)
+    results = []
+    for packed in (True, False):
+        xi = x.clone().requires_grad_()
+        lstm.zero_grad()
+        if packed:
+            p = pack_padded_sequence(xi, lengths.clamp(min=1), batch_first=True, enforce_sorted=False)
+            h, _ = pad_packed_sequence(lstm(p)[0], batch_first=True, total_length=7)
+            h = h * (lengths > 0)[:, None, None]
+        else:
+            h = bilstm_padded(lstm, xi, lengths)
+        (h * probe).sum().backward()
+        results.append([h.detach(), xi.grad] + [p.grad.clone() for p in lstm.parameters()])
+    for got, want in zip(results[1], results[0]):
+        torch.testing.assert_close(got, want)
+    h = results[1][0]
+    assert h[1, 3:].abs().sum() == 0 and h[4].abs().sum() == 0
+    with pytest.raises(ValueError):
+        bilstm_padded(nn.LSTM(8, 5, batch_first=True), x, lengths)
+
+
+# ---- dropout with the fast p = 1/2 sampler -----------------------------------------------------------
+def test_half_dropout_is_inverted_bernoulli_half():
+    from ecpe.modules import Dropout
+
+    torch.manual_seed(7)
+    drop = Dropout(0.5)
+    x = torch.rand(301, 7) + 0.5  # no zeros, an odd size (the last draw is partly used)
+    y = drop(x)
+    kept = y != 0
+    torch.testing.assert_close(y[kept], 2 * x[kept])
+    assert abs(kept.float().mean().item() - 0.5) < 0.03
+    # independent positions: neighbours agree about half of the time, rows differ
+    assert abs((kept[:, 1:] == kept[:, :-1]).float().mean().item() - 0.5) < 0.03
+    # gradient = the mask; evaluation = identity; another rate falls back to torch
+    xg = x.clone().requires_grad_()
+    out = drop(xg)
+    out.sum().backward()
+    torch.testing.assert_close(xg.grad, (out != 0).float() * 2)
+    drop.eval()
+    assert torch.equal(drop(x), x)
+    d3 = Dropout(0.3).train()
+    assert 0.6 < (d3(torch.ones(10000)) != 0).float().mean().item() < 0.8

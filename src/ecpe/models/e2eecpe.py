@@ -12,14 +12,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..config import E2EConfig
 from ..data.batching import DocBatch, DocTensors
 from ..data.corpus import Document
 from ..data.vocab import Vocab
 from ..metrics import Prediction
-from ..modules import Biaffine, ClauseCNN, position_weights
+from ..modules import Biaffine, ClauseCNN, Dropout, bilstm_padded, position_weights
 
 __all__ = ["E2EECPE", "pair_loss"]
 
@@ -59,7 +58,7 @@ class E2EECPE(nn.Module):
         if embeddings is not None:
             self.embed.weight.data.copy_(torch.as_tensor(embeddings))
         self.embed.weight.requires_grad_(not c.freeze_embeddings)
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = Dropout(c.dropout)
         # word dropout (Kiperwasser & Goldberg 2016): rare training words are replaced by <unk> now and then,
         # so <unk>, which every unseen word at test time maps to, is trained too. Not saved: training only.
         counts = torch.tensor(vocab.counts if vocab.counts else [0] * len(vocab), dtype=torch.float32)
@@ -92,10 +91,7 @@ class E2EECPE(nn.Module):
         clauses = self.dropout(self.cnn.forward_flat(x, batch.clause_starts, batch.clause_lens))  # [N, |t| * d_c]
         B, D = batch.batch_size, batch.max_doc_len
         grid = clauses.new_zeros(B * D, clauses.shape[1]).index_copy(0, batch.clause_pos, clauses)
-        packed = pack_padded_sequence(grid.view(B, D, -1), batch.doc_lens, batch_first=True, enforce_sorted=False)
-        h, _ = self.lstm(packed)
-        h, _ = pad_packed_sequence(h, batch_first=True, total_length=D)  # [B, D, 2 * d_h]
-        return h
+        return bilstm_padded(self.lstm, grid.view(B, D, -1), batch.doc_lens)  # eq. 4: [B, D, 2 * d_h], 0 on padding
 
     def forward(self, batch: DocBatch) -> dict[str, torch.Tensor]:
         """Scores of a batch.

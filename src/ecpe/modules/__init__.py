@@ -1,9 +1,10 @@
 """Small reusable layers, each unit-tested."""
 from .biaffine import Biaffine
 from .cnn import ClauseCNN, flat_layout
+from .dropout import Dropout
 from .position import position_weights
-from .rnn import (AttentionClauseEncoder, AttentionPool, BiLSTM, PackedClauses, pack_clauses, tf_lstm_init_,
+from .rnn import (AttentionClauseEncoder, AttentionPool, BiLSTM, bilstm_padded, PackedClauses, pack_clauses, tf_lstm_init_,
                   uniform_init_)
 
-__all__ = ["Biaffine", "ClauseCNN", "flat_layout", "position_weights", "BiLSTM", "AttentionPool",
+__all__ = ["Biaffine", "ClauseCNN", "Dropout", "flat_layout", "position_weights", "BiLSTM", "bilstm_padded", "AttentionPool",
            "AttentionClauseEncoder", "PackedClauses", "pack_clauses", "tf_lstm_init_", "uniform_init_"]

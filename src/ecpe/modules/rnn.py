@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["BiLSTM", "PackedClauses", "pack_clauses", "AttentionPool", "AttentionClauseEncoder", "tf_lstm_init_",
+__all__ = ["BiLSTM", "bilstm_padded", "PackedClauses", "pack_clauses", "AttentionPool", "AttentionClauseEncoder", "tf_lstm_init_",
            "uniform_init_"]
 
 
@@ -37,6 +37,38 @@ def uniform_init_(module: nn.Module, bound: float = 0.01) -> nn.Module:
     for p in module.parameters():
         nn.init.uniform_(p, -bound, bound)
     return module
+
+
+def bilstm_padded(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Run a one-layer bidirectional ``batch_first`` LSTM over padded sequences as if they were packed.
+
+    The forward direction reads the padded batch as it is (steps past a sequence's end come after its
+    real ones, so they change nothing before it); the backward direction reads each sequence reversed
+    within its own length, so that it too starts on a real step. Outputs past a sequence's length are 0,
+    as ``pad_packed_sequence`` gives. Same result as packing, to float rounding, but each direction is
+    one fused LSTM call over [B, T] (PyTorch's packed CPU path runs step by step, and the backward pass
+    of its per-step slices fills a [steps, 4h] gradient for every step).
+
+    Args:
+        lstm: ``nn.LSTM(..., batch_first=True, bidirectional=True)`` with one layer.
+        x: [B, T, in_dim] padded sequences.
+        lengths: [B] real lengths (0 allowed).
+    Returns:
+        [B, T, 2 * hidden]
+    """
+    if lstm.num_layers != 1 or not lstm.bidirectional or not lstm.batch_first:
+        raise ValueError("bilstm_padded needs a one-layer, bidirectional, batch_first nn.LSTM")
+    B, T = x.shape[:2]
+    t = torch.arange(T)
+    real = t[None, :] < lengths[:, None]                                             # [B, T]
+    rev = torch.where(real, lengths[:, None] - 1 - t[None, :], t[None, :])          # an involution per row
+    h0 = x.new_zeros(1, B, lstm.hidden_size)
+    weights = lstm._flat_weights
+    fw = torch.lstm(x, (h0, h0), weights[:4], lstm.bias, 1, 0.0, lstm.training, False, True)[0]
+    x_rev = x.gather(1, rev[:, :, None].expand_as(x))
+    bw = torch.lstm(x_rev, (h0, h0), weights[4:], lstm.bias, 1, 0.0, lstm.training, False, True)[0]
+    bw = bw.gather(1, rev[:, :, None].expand_as(bw))
+    return torch.cat([fw, bw], dim=-1) * real[:, :, None].to(x.dtype)
 
 
 class BiLSTM(nn.Module):
