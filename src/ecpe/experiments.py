@@ -297,6 +297,10 @@ def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split1
           f"{' --quick' if quick else ''}`", "", head, "",
           f"Machine: {machine}. Wall time of this invocation: {(time.time() - started) / 60:.1f} min "
           "(folds reused from earlier invocations are not counted; per-fold wall times are in runs/*/results.json).", ""]
+    commits = sorted({f.get("environment", {}).get("commit", "not recorded") for s in summaries.values()
+                      for f in s["per_fold"]})
+    if commits:
+        md += [f"Code (git commit each fold was trained with): {', '.join(commits)}.", ""]
     if missing:
         md += [f"Not run (model not available in this build): {', '.join(missing)}.", ""]
     partial = {n: s["folds"] for n, s in summaries.items() if s["folds"] != folds}

@@ -169,6 +169,29 @@ class Trainer:
         return history
 
 
+def environment() -> dict[str, Any]:
+    """What a result was computed with: versions, cores, threads and (from a git checkout) the commit."""
+    import os
+    import platform
+    import subprocess
+
+    info: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__,
+                            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                            "machine": platform.machine()}
+    src = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=5)
+        if commit.returncode == 0:
+            info["commit"] = commit.stdout.strip()
+            dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no", "."],
+                                   capture_output=True, text=True, timeout=5)
+            info["uncommitted_changes"] = bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
 def carve_dev(docs: Sequence[Document], fraction: float, seed: int) -> tuple[list[Document], list[Document]]:
     """Split training documents into (train, dev) with a seeded random ``fraction`` held out."""
     idx = list(range(len(docs)))
@@ -232,7 +255,7 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
         "epoch_seconds": getattr(history, "stage_seconds", None) or history.epoch_seconds,
         "history": history.epochs, "n_train": len(train_docs), "n_dev": len(dev_docs), "dev_source": dev_source,
         "n_test": len(fold.test), "vocab_size": len(vocab), "embeddings": emb_info,
-        "wall_seconds": time.perf_counter() - wall_start,
+        "wall_seconds": time.perf_counter() - wall_start, "environment": environment(),
     }
     monitored = [e for e in history.epochs if "test" in e]
     if monitored:  # for comparison with the paper only: its protocol picked the epoch on the test fold
@@ -293,6 +316,7 @@ def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_co
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     split = Path(split_dir).name
+    started = time.perf_counter()
     results: dict[int, dict] = {}
     failures = []
     todo = []
@@ -343,5 +367,8 @@ def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_co
     summary = summarize(model_name, split, [f["fold"] for f in per_fold], cfg, model_config, per_fold)
     if failures:
         summary["failures"] = failures
+    # elapsed time of this invocation, for the folds it trained (folds reused from earlier ones excluded)
+    summary["last_invocation"] = {"folds_trained": [k for k in todo if k in results], "jobs": jobs,
+                                  "elapsed_seconds": round(time.perf_counter() - started, 1)}
     (run_dir / "results.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
     return summary
