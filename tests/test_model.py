@@ -307,3 +307,53 @@ def test_decode_keep_matrix(tiny_config):
     p0, p1 = model.decode(scores, batch, keep_matrix=True)
     torch.testing.assert_close(torch.tensor(p0.pair_prob), TARGET)
     assert len(p1.pair_prob) == 7 and all(len(r) == 7 for r in p1.pair_prob)
+
+
+# ---- character backoff for unknown words (an extension, off by default) ---------------------------
+# vocabulary of DOCS has the one-character words 他 去 人 在 说 很; 他人 is unknown, both its characters known
+DOC_UNKNOWN = Document("u", [["他人", "说", "高兴"], ["天气", "好的"], ["早上"]], [(0, 1)])
+
+
+def test_vocab_char_ids():
+    vocab = Vocab.build(c for d in DOCS for c in d.clauses)
+    assert vocab.char_ids("他人") == [vocab["他"], vocab["人"]]
+    assert vocab.char_ids("他们的") == [vocab["他"]]     # 们, 的 are not words of the vocabulary
+    assert vocab.char_ids("好的") == [] and vocab.char_ids("他") == []
+
+
+def test_char_backoff_composes_unknown_words(tiny_config):
+    model = make_model(tiny_config, char_backoff=True)
+    V = len(model.vocab)
+    t = model.tensorize([DOC_UNKNOWN])
+    batch = t.batch([0])
+    words = batch.flat_words
+    assert int(words[0]) == V                                   # 他人: its own id past the vocabulary
+    assert t.unknown_chars[0].tolist()[:2] == [model.vocab["他"], model.vocab["人"]]
+    assert 1 in words.tolist()                                  # 好的: no known character -> <unk>
+    with torch.no_grad():
+        x = model.embed_words(words, batch.unknown_chars)
+        want = (model.embed.weight[model.vocab["他"]] + model.embed.weight[model.vocab["人"]]) / 2
+        torch.testing.assert_close(x[0], want)
+        torch.testing.assert_close(x[words == 1][0], model.embed.weight[1])
+        # without backoff the same word is <unk>
+        plain = make_model(tiny_config)
+        assert plain.tensorize([DOC_UNKNOWN]).batch([0]).flat_words[0] == 1
+    model.train()
+    out = model(batch)                                          # a full forward works with the extra ids
+    assert out["pair_logits"].shape == (1, 3, 3)
+
+
+def test_char_backoff_word_dropout_composes_dropped_words(tiny_config):
+    """With every word dropped (alpha huge), multi-character words with known characters become the
+    mean of those characters' vectors, the others <unk>."""
+    docs = [Document("c", [["他人", "他", "人"], ["高兴"]], [(1, 0)])]
+    vocab = Vocab.build(c for d in docs for c in d.clauses)
+    torch.manual_seed(0)
+    model = build_model("e2eecpe", vocab, {**tiny_config, "char_backoff": True, "word_dropout": 1e9}).train()
+    words = model.tensorize(docs).batch([0]).flat_words
+    x = model.embed_words(words)
+    w = model.embed.weight
+    torch.testing.assert_close(x[0], (w[vocab["他"]] + w[vocab["人"]]) / 2)
+    torch.testing.assert_close(x[1], w[1])                      # 他: one character -> <unk>
+    x.sum().backward()                                          # gradients reach the characters' rows
+    assert model.embed.weight.grad is not None

@@ -93,6 +93,8 @@ def cmd_train(args) -> int:
         model_config["threshold"] = args.threshold
     if args.word_dropout is not None:
         model_config["word_dropout"] = args.word_dropout
+    if args.char_backoff:
+        model_config["char_backoff"] = True
     if args.no_aux:
         model_config["use_aux"] = False
     if args.no_position:
@@ -213,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--word-dropout", type=float, metavar="ALPHA",
                    help="E2EECPE: a training word seen n times is replaced by <unk> with probability "
                         "ALPHA / (ALPHA + n) (default 1.0; 0 = off, as in the paper)")
+    t.add_argument("--char-backoff", action="store_true",
+                   help="E2EECPE: an unknown word (and a word-dropped training word) is the mean of the vectors of "
+                        "its characters that are vocabulary words, instead of <unk> (off by default)")
     t.add_argument("--no-aux", action="store_true", help="ablation: E2EECPE without the auxiliary tasks")
     t.add_argument("--no-position", action="store_true", help="ablation: E2EECPE without the position weight matrix")
     t.add_argument("--segmenter", choices=["jieba", "whitespace"], default="jieba",

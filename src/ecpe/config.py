@@ -25,6 +25,7 @@ class E2EConfig:
     freeze_embeddings: bool = False
     max_clause_len: int = 64      # words kept per clause
     word_dropout: float = 1.0     # alpha: a training word seen n times becomes <unk> with probability alpha / (alpha + n)
+    char_backoff: bool = False    # unknown (and word-dropped) words: mean of their characters' vectors, not <unk>
 
 
 @dataclass

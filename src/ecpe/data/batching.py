@@ -34,6 +34,9 @@ class DocBatch:
     cause: torch.Tensor        # [B, D] 0/1 gold cause labels
     pairs: torch.Tensor        # [B, D, D] 1 where (row emotion p, column cause q) is a gold pair
     index: list[int]           # positions of the documents in their DocTensors
+    # char_backoff: word id len(vocab) + j stands for the j-th unknown word of the split, whose known
+    # characters' ids are row j of this [n_unknown, K] matrix (0 = padding); None without backoff
+    unknown_chars: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -52,12 +55,41 @@ class DocTensors:
         vocab: word vocabulary; unknown words map to ``<unk>``.
         max_clause_len: words kept per clause (longer clauses are truncated).
         min_clause_len: clauses are padded to at least this many positions (the widest CNN kernel).
+        char_backoff: an unknown word with characters that are vocabulary words gets its own id past the
+            vocabulary (see ``DocBatch.unknown_chars``) instead of ``<unk>``.
     """
 
-    def __init__(self, docs: Sequence[Document], vocab: Vocab, max_clause_len: int = 64, min_clause_len: int = 5):
+    def __init__(self, docs: Sequence[Document], vocab: Vocab, max_clause_len: int = 64, min_clause_len: int = 5,
+                 char_backoff: bool = False):
         self.docs = list(docs)
         self.min_clause_len = min_clause_len
-        ids = [vocab.encode(c[:max_clause_len]) for d in self.docs for c in d.clauses]
+        self.unknown_chars: torch.Tensor | None = None
+        if char_backoff:
+            unknown: dict[str, int] = {}
+            rows: list[list[int]] = []
+
+            def encode(words):
+                out = []
+                for w in words:
+                    i = vocab.stoi.get(w)
+                    if i is None:
+                        i = unknown.get(w)
+                        if i is None:
+                            chars = vocab.char_ids(w)
+                            i = 1
+                            if chars:
+                                i = unknown[w] = len(vocab) + len(rows)
+                                rows.append(chars)
+                    out.append(i)
+                return out
+
+            ids = [encode(c[:max_clause_len]) for d in self.docs for c in d.clauses]
+            width = max((len(r) for r in rows), default=1)
+            self.unknown_chars = torch.zeros(len(rows), width, dtype=torch.long)
+            for j, r in enumerate(rows):
+                self.unknown_chars[j, :len(r)] = torch.tensor(r)
+        else:
+            ids = [vocab.encode(c[:max_clause_len]) for d in self.docs for c in d.clauses]
         self.clause_lens = torch.tensor([len(x) for x in ids], dtype=torch.long)
         width = max([min_clause_len, *(len(x) for x in ids)])
         # one scatter of every word id into the [clauses, width] matrix
@@ -107,7 +139,7 @@ class DocTensors:
         flat = torch.zeros(total, dtype=torch.long)
         flat[(starts[:, None] + torch.arange(L)[None, :])[real]] = words[real]
         return DocBatch(words, clause_lens, flat, starts, doc_lens, clause_pos, mask.view(B, D),
-                        emotion.view(B, D), cause.view(B, D), pairs, index)
+                        emotion.view(B, D), cause.view(B, D), pairs, index, self.unknown_chars)
 
     def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, bucket: bool = True) -> Iterator[DocBatch]:
         """Yield batches. With ``shuffle``, documents of similar length are grouped (``bucket``) and the

@@ -42,6 +42,14 @@ class Vocab:
         get = self.stoi.get
         return [get(w, 1) for w in words]
 
+    def char_ids(self, word: str, limit: int = 8) -> list[int]:
+        """Ids of the characters of a multi-character ``word`` that are words of the vocabulary themselves
+        (at most ``limit``, in order); [] for a one-character word or when none is known."""
+        if len(word) < 2:
+            return []
+        get = self.stoi.get
+        return [i for i in (get(ch) for ch in word) if i is not None and i > 1][:limit]
+
     def state_dict(self) -> list[str]:
         return list(self.itos)
 

@@ -65,6 +65,13 @@ class E2EECPE(nn.Module):
         unk_prob = c.word_dropout / (c.word_dropout + counts) if c.word_dropout > 0 else torch.zeros(len(vocab))
         unk_prob[:2] = 0.0
         self.register_buffer("unk_prob", unk_prob, persistent=False)
+        if c.char_backoff:
+            # ids of each vocabulary word's characters that are words too (multi-character words only)
+            chars = [vocab.char_ids(w) for w in vocab.itos]
+            table = torch.zeros(len(vocab), max((len(x) for x in chars), default=1) or 1, dtype=torch.long)
+            for i, x in enumerate(chars):
+                table[i, :len(x)] = torch.tensor(x, dtype=torch.long)
+            self.register_buffer("word_chars", table, persistent=False)
         self.cnn = ClauseCNN(c.embed_dim, c.kernel_sizes, c.filters)
         self.lstm = nn.LSTM(self.cnn.out_dim, c.hidden, batch_first=True, bidirectional=True)
         self.emotion_vertex = nn.Linear(2 * c.hidden, c.vertex_dim)  # W_e, b_e (eq. 5)
@@ -79,15 +86,46 @@ class E2EECPE(nn.Module):
     # ---- data ------------------------------------------------------------------------------------
     def tensorize(self, docs: Sequence[Document]) -> DocTensors:
         """Tensors of a split, built once."""
-        return DocTensors(docs, self.vocab, self.config.max_clause_len, max(self.config.kernel_sizes))
+        return DocTensors(docs, self.vocab, self.config.max_clause_len, max(self.config.kernel_sizes),
+                          char_backoff=self.config.char_backoff)
+
+    def embed_words(self, words: torch.Tensor, unknown_chars: torch.Tensor | None = None) -> torch.Tensor:
+        """Word vectors of ``words`` [T], with word dropout while training.
+
+        Without ``char_backoff`` a dropped word becomes ``<unk>``. With it, a dropped word, and an unknown
+        word given an id past the vocabulary (see ``DocBatch.unknown_chars``), is the mean of the vectors
+        of its characters that are vocabulary words; only words without such characters become ``<unk>``.
+        """
+        c, V = self.config, len(self.vocab)
+        drop = None
+        if self.training and c.word_dropout > 0:
+            drop = torch.rand(words.shape) < self.unk_prob[words.clamp(max=V - 1)]
+        if not c.char_backoff:
+            return self.embed(words.masked_fill(drop, 1) if drop is not None else words)
+        known = words < V
+        rows = self.word_chars[words.clamp(max=V - 1)]                        # [T, K]
+        if unknown_chars is not None and not bool(known.all()):
+            extra = unknown_chars[(words - V).clamp(min=0)]                   # [T, K']
+            width = max(rows.shape[1], extra.shape[1])
+            rows = torch.where(known[:, None], F.pad(rows, (0, width - rows.shape[1])),
+                               F.pad(extra, (0, width - extra.shape[1])))
+        compose = ~known if drop is None else (~known | drop)
+        has_chars = rows[:, 0] > 0
+        base = torch.where(known & ~(compose & ~has_chars), words, 1)        # dropped without characters: <unk>
+        base = torch.where(compose & has_chars, 0, base)                      # to be replaced below
+        x = self.embed(base)
+        where = (compose & has_chars).nonzero().squeeze(1)
+        if len(where):
+            r = rows[where]
+            n = (r > 0).sum(1, keepdim=True).to(x.dtype)
+            x = x.index_put((where,), self.embed(r).sum(1) / n)              # padding rows are 0
+        return x
+
 
     # ---- the model -------------------------------------------------------------------------------
     def encode(self, batch: DocBatch) -> torch.Tensor:
         """Contextual clause states h_i (eqs. 1-4). Returns [B, D, 2 * hidden]."""
-        words = batch.flat_words
-        if self.training and self.config.word_dropout > 0:
-            words = words.masked_fill(torch.rand(words.shape) < self.unk_prob[words], 1)
-        x = self.dropout(self.embed(words))                            # [T, d_e], clauses end to end
+        x = self.dropout(self.embed_words(batch.flat_words, batch.unknown_chars))  # [T, d_e], clauses end to end
         clauses = self.dropout(self.cnn.forward_flat(x, batch.clause_starts, batch.clause_lens))  # [N, |t| * d_c]
         B, D = batch.batch_size, batch.max_doc_len
         grid = clauses.new_zeros(B * D, clauses.shape[1]).index_copy(0, batch.clause_pos, clauses)
