@@ -115,6 +115,10 @@ def cmd_train(args) -> int:
     print_metrics(f"{args.model} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
                   f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
     print(f"results: {Path(args.out) / 'results.json'}")
+    last = summary.get("last_invocation", {})
+    if last.get("folds_trained"):
+        print(f"elapsed: {last['elapsed_seconds'] / 60:.1f} min for the {len(last['folds_trained'])} fold(s) trained "
+              f"now (--jobs {last['jobs']})", file=sys.stderr)
     if summary.get("failures"):
         for f in summary["failures"]:
             print(f"fold {f['fold']} FAILED: {f['error']}", file=sys.stderr)
