@@ -1,4 +1,5 @@
-"""Extractor pipelining: chunks run on a worker thread while the next is prepared; order and errors kept."""
+"""Extractor chunks, pipelined (run on a worker thread while the next is prepared) or in turn: order and
+errors kept either way."""
 from __future__ import annotations
 
 import json
@@ -12,12 +13,12 @@ from ecpe.models import build_model
 from ecpe.predict import Extractor, InputError
 
 
-@pytest.fixture(scope="module")
-def extractor():
+@pytest.fixture(scope="module", params=[True, False], ids=["pipelined", "in-turn"])
+def extractor(request):
     torch.manual_seed(0)
     docs = make_corpus(10, seed=4)
     model = build_model("e2eecpe", Vocab.build(c for d in docs for c in d.clauses), dict(TINY, threshold=0.0))
-    return Extractor(model, {"preprocess": {"segmenter": "jieba"}}, chunk=4)
+    return Extractor(model, {"preprocess": {"segmenter": "jieba"}}, chunk=4, pipeline=request.param)
 
 
 TEXTS = [f"今天我们去公园，看到很多人。{'他很高兴' * (i % 3 + 1)}，收到礼物。" for i in range(11)]
