@@ -117,3 +117,18 @@ def test_real_fold1_train():
     assert len(docs) == 1750  # 1,945 documents minus fold 1's 195 test documents
     assert all(0 <= e < len(d) and 0 <= c < len(d) for d in docs for e, c in d.pairs)
     assert len(read_documents(SHARED / "split10" / "fold1_test.txt")) == 195
+
+
+@pytest.mark.skipif(not (SHARED / "split10" / "fold1_test.txt").exists(), reason="shared data not present")
+def test_raw_text_preparation_gives_the_corpus_words():
+    """Raw text prepared as `ecpe predict` does gives back the corpus's clauses and words: the corpus was
+    segmented by jieba's default mode, and split at clause punctuation."""
+    from ecpe.data.text import prepare_text, segment
+
+    docs = read_documents(SHARED / "split10" / "fold1_test.txt")
+    clauses = [c for d in docs for c in d.clauses]
+    same_words = sum(segment("".join(c)) == c for c in clauses)
+    assert same_words / len(clauses) > 0.995
+    # whole documents: the same clauses, except where a corpus clause kept a punctuation mark inside
+    same_docs = sum(prepare_text("，".join("".join(c) for c in d.clauses) + "。")[1] == d.clauses for d in docs)
+    assert same_docs / len(docs) > 0.9
