@@ -102,7 +102,9 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     fold = load_fold(Path(args.data) / "split10", args.fold)
-    print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (host speed drifts between days: compare with a "
+          f"baseline timed in the same session)")
 
     model, times = time_e2e_epochs(fold, args.epochs)
     e2e = sum(times) / len(times)
