@@ -16,7 +16,7 @@ from ..modules.cnn import flat_layout
 from .corpus import Document
 from .vocab import Vocab
 
-__all__ = ["DocBatch", "DocTensors"]
+__all__ = ["DocBatch", "DocTensors", "char_id_matrix"]
 
 
 @dataclass
@@ -47,6 +47,16 @@ class DocBatch:
         return self.mask.shape[1]
 
 
+def char_id_matrix(vocab: Vocab, words: Sequence[str]) -> torch.Tensor:
+    """[len(words), K] ids of each word's characters that are vocabulary words (``Vocab.char_ids``),
+    padded with 0; K >= 1."""
+    rows = [vocab.char_ids(w) for w in words]
+    out = torch.zeros(len(rows), max((len(r) for r in rows), default=1) or 1, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+    return out
+
+
 class DocTensors:
     """The tensors of one split, built once.
 
@@ -64,32 +74,22 @@ class DocTensors:
         self.docs = list(docs)
         self.min_clause_len = min_clause_len
         self.unknown_chars: torch.Tensor | None = None
+        encode = vocab.encode
         if char_backoff:
-            unknown: dict[str, int] = {}
-            rows: list[list[int]] = []
+            unknown: dict[str, int] = {}  # unknown word with known characters -> its id past the vocabulary
 
             def encode(words):
-                out = []
-                for w in words:
-                    i = vocab.stoi.get(w)
-                    if i is None:
-                        i = unknown.get(w)
-                        if i is None:
-                            chars = vocab.char_ids(w)
-                            i = 1
-                            if chars:
-                                i = unknown[w] = len(vocab) + len(rows)
-                                rows.append(chars)
-                    out.append(i)
-                return out
+                ids = vocab.encode(words)
+                for k, (w, i) in enumerate(zip(words, ids)):
+                    if i == 1 and w not in vocab:
+                        if w not in unknown and vocab.char_ids(w):
+                            unknown[w] = len(vocab) + len(unknown)
+                        ids[k] = unknown.get(w, 1)
+                return ids
 
-            ids = [encode(c[:max_clause_len]) for d in self.docs for c in d.clauses]
-            width = max((len(r) for r in rows), default=1)
-            self.unknown_chars = torch.zeros(len(rows), width, dtype=torch.long)
-            for j, r in enumerate(rows):
-                self.unknown_chars[j, :len(r)] = torch.tensor(r)
-        else:
-            ids = [vocab.encode(c[:max_clause_len]) for d in self.docs for c in d.clauses]
+        ids = [encode(c[:max_clause_len]) for d in self.docs for c in d.clauses]
+        if char_backoff:
+            self.unknown_chars = char_id_matrix(vocab, list(unknown))
         self.clause_lens = torch.tensor([len(x) for x in ids], dtype=torch.long)
         width = max([min_clause_len, *(len(x) for x in ids)])
         # one scatter of every word id into the [clauses, width] matrix

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import E2EConfig
-from ..data.batching import DocBatch, DocTensors
+from ..data.batching import DocBatch, DocTensors, char_id_matrix
 from ..data.corpus import Document
 from ..data.vocab import Vocab
 from ..metrics import Prediction
@@ -67,11 +67,7 @@ class E2EECPE(nn.Module):
         self.register_buffer("unk_prob", unk_prob, persistent=False)
         if c.char_backoff:
             # ids of each vocabulary word's characters that are words too (multi-character words only)
-            chars = [vocab.char_ids(w) for w in vocab.itos]
-            table = torch.zeros(len(vocab), max((len(x) for x in chars), default=1) or 1, dtype=torch.long)
-            for i, x in enumerate(chars):
-                table[i, :len(x)] = torch.tensor(x, dtype=torch.long)
-            self.register_buffer("word_chars", table, persistent=False)
+            self.register_buffer("word_chars", char_id_matrix(vocab, vocab.itos), persistent=False)
         self.cnn = ClauseCNN(c.embed_dim, c.kernel_sizes, c.filters)
         self.lstm = nn.LSTM(self.cnn.out_dim, c.hidden, batch_first=True, bidirectional=True)
         self.emotion_vertex = nn.Linear(2 * c.hidden, c.vertex_dim)  # W_e, b_e (eq. 5)
@@ -110,17 +106,14 @@ class E2EECPE(nn.Module):
             rows = torch.where(known[:, None], F.pad(rows, (0, width - rows.shape[1])),
                                F.pad(extra, (0, width - extra.shape[1])))
         compose = ~known if drop is None else (~known | drop)
-        has_chars = rows[:, 0] > 0
-        base = torch.where(known & ~(compose & ~has_chars), words, 1)        # dropped without characters: <unk>
-        base = torch.where(compose & has_chars, 0, base)                      # to be replaced below
-        x = self.embed(base)
-        where = (compose & has_chars).nonzero().squeeze(1)
+        composed = compose & (rows[:, 0] > 0)                                 # the others become <unk>
+        x = self.embed(words.masked_fill(compose, 1).masked_fill(composed, 0))  # 0 (padding): replaced below
+        where = composed.nonzero().squeeze(1)
         if len(where):
             r = rows[where]
             n = (r > 0).sum(1, keepdim=True).to(x.dtype)
             x = x.index_put((where,), self.embed(r).sum(1) / n)              # padding rows are 0
         return x
-
 
     # ---- the model -------------------------------------------------------------------------------
     def encode(self, batch: DocBatch) -> torch.Tensor:
