@@ -1,13 +1,15 @@
 """Speed benchmark (issue 5): training epoch, inference throughput and memory, on this machine.
 
     python benchmarks/speed.py [--data ../shared/data/ecpe-zh] [--fold 1] [--epochs 2] [--run runs/full10]
+                               [--device cpu|cuda]
 
 Prints one ``key: value`` line per figure. Training epochs are timed on split10 fold ``--fold`` with the
 default E2EECPE configuration (word vectors randomly initialised: building them is not part of an epoch).
 The raw-text and pre-segmented throughputs run the model trained by those epochs over the fold's test
 documents (raw text rebuilt by joining each clause's words and the clauses with '，'), repeated to at
 least ``--min-docs`` documents. ``full_10fold_minutes`` is read from a recorded 10-fold run (``--run``).
-Uses the standard library and the package only.
+Uses the standard library and the package only. With ``--device cuda`` the model runs on the GPU (the
+figures are then the GPU's; the issue's targets are for 2 CPU cores).
 """
 from __future__ import annotations
 
@@ -26,19 +28,26 @@ def peak_rss_mb() -> float:
 
 def time_epoch(module, tensors, batch_size: int, lr: float, l2: float, seed: int) -> float:
     """Wall seconds of one training epoch of ``module`` over ``tensors`` (forward, loss, backward, step)."""
+    import torch
+
+    from ecpe.devices import model_device
     from ecpe.training import make_optimizer
 
     opt = make_optimizer(module.param_groups(l2), lr)
     module.train()
+    device = model_device(module)
     start = time.perf_counter()
     for batch in tensors.batches(batch_size, shuffle=True, seed=seed):
+        batch = batch.to(device)
         opt.zero_grad()
         module.loss(module(batch), batch).backward()
         opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return time.perf_counter() - start
 
 
-def time_e2e_epochs(fold, epochs: int):
+def time_e2e_epochs(fold, epochs: int, device: str = "cpu"):
     import torch
 
     from ecpe.config import TrainConfig
@@ -47,14 +56,14 @@ def time_e2e_epochs(fold, epochs: int):
 
     torch.manual_seed(1)
     vocab = Vocab.build(c for d in fold.train for c in d.clauses)
-    model = build_model("e2eecpe", vocab, {})
+    model = build_model("e2eecpe", vocab, {}).to(device)
     cfg = TrainConfig()
     train = model.tensorize(fold.train)
     times = [time_epoch(model, train, cfg.batch_size, cfg.lr, cfg.l2, seed=e) for e in range(epochs)]
     return model, times
 
 
-def time_inter_ec_epoch(fold) -> float:
+def time_inter_ec_epoch(fold, device: str = "cpu") -> float:
     """One stage-1 epoch + one stage-2 epoch of Inter-EC with its default settings. Stage-2 candidates are
     the gold emotions x gold causes of each training document (close to what a trained stage 1 gives)."""
     import torch
@@ -66,7 +75,7 @@ def time_inter_ec_epoch(fold) -> float:
 
     torch.manual_seed(1)
     vocab = Vocab.build(c for d in fold.train for c in d.clauses)
-    model = build_model("inter-ec", vocab, {})
+    model = build_model("inter-ec", vocab, {}).to(device)
     c = model.config
     train = model.tensorize(fold.train)
     s1 = time_epoch(model.stage1, train, c.stage1_batch_size, c.stage1_lr, c.l2, seed=0)
@@ -92,12 +101,17 @@ def main(argv=None) -> int:
     ap.add_argument("--min-docs", type=int, default=2000)
     ap.add_argument("--run", default="runs/full10", help="a recorded 10-fold run folder (results.json)")
     ap.add_argument("--skip-baseline", action="store_true", help="do not time Inter-EC")
+    ap.add_argument("--skip-raw", action="store_true", help="do not time raw text (needs jieba)")
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     args = ap.parse_args(argv)
 
     import torch
 
     from ecpe.data import load_fold
+    from ecpe.devices import device_info, resolve_device
     from ecpe.predict import Extractor
+
+    device = resolve_device(args.device)
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -105,20 +119,24 @@ def main(argv=None) -> int:
     print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (host speed drifts between days: compare with a "
           f"baseline timed in the same session)")
+    if device.type != "cpu":
+        print(f"device: {device_info(device)}")
 
-    model, times = time_e2e_epochs(fold, args.epochs)
+    model, times = time_e2e_epochs(fold, args.epochs, device)
     e2e = sum(times) / len(times)
     print(f"e2eecpe_epoch_s: {e2e:.2f}")
     if not args.skip_baseline:
-        inter = time_inter_ec_epoch(fold)
+        inter = time_inter_ec_epoch(fold, device)
         print(f"inter_ec_epoch_s: {inter:.2f}")
         print(f"epoch_ratio_inter_ec_over_e2eecpe: {inter / e2e:.2f}")
 
     ex = Extractor(model, {"preprocess": {"segmenter": "jieba"}})
     raw = ["，".join("".join(c) for c in d.clauses) + "。" for d in fold.test]
     seg = [{"clauses": d.clauses} for d in fold.test]
-    ex.extract_many(raw[:8])  # load jieba's dictionary before timing
-    print(f"raw_docs_per_s: {throughput(ex, raw, args.min_docs):.0f}")
+    if not args.skip_raw:
+        ex.extract_many(raw[:8])  # load jieba's dictionary before timing
+        print(f"raw_docs_per_s: {throughput(ex, raw, args.min_docs):.0f}")
+    ex.extract_many(seg[:64])  # warm-up (on a GPU: kernels, allocator)
     print(f"segmented_docs_per_s: {throughput(ex, seg, args.min_docs):.0f}")
     print(f"peak_rss_mb: {peak_rss_mb():.0f}")
 

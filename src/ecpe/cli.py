@@ -53,6 +53,12 @@ def parse_folds(spec: str, available: list[int]) -> list[int]:
     return folds
 
 
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu",
+                        help="where the model runs: cpu (default), cuda, cuda:N, or auto (a GPU when PyTorch sees one). "
+                             "Results on a GPU differ from the CPU's in float rounding")
+
+
 def _fmt(m: dict) -> str:
     return f"P {m['p']:.4f}  R {m['r']:.4f}  F1 {m['f1']:.4f}"
 
@@ -87,7 +93,7 @@ def cmd_train(args) -> int:
     folds = parse_folds(args.folds, available)
     cfg = TrainConfig(epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr, l2=args.l2,
                       seed=args.seed, select_on=args.select_on, embeddings=args.embeddings, threads=args.threads,
-                      min_freq=args.min_freq)
+                      min_freq=args.min_freq, device=args.device)
     model_config = {"embed_dim": args.embed_dim, "freeze_embeddings": args.freeze_embeddings}
     if args.threshold is not None:
         model_config["threshold"] = args.threshold
@@ -132,7 +138,7 @@ def cmd_evaluate(args) -> int:
     from .models import load_model
     from .training import evaluate
 
-    model, ckpt = load_model(args.model)
+    model, ckpt = load_model(args.model, device=args.device)
     path = Path(args.data)
     files = sorted(path.glob("fold*_test.txt")) if path.is_dir() else [path]
     if not files:
@@ -152,7 +158,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from .predict import Extractor, InputError
 
-    ex = Extractor.load(args.model)
+    ex = Extractor.load(args.model, device=args.device)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         if args.input:
@@ -228,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how raw text is segmented at prediction time; stored in the model (default jieba)")
     t.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores, or cores / jobs)")
     t.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (default 1)")
+    add_device_argument(t)
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)
 
@@ -236,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, help="a NUSTM-format file, or a split folder (every foldK_test.txt)")
     e.add_argument("--threshold", type=float, help="pair threshold eta (default: the model's)")
     e.add_argument("--json", action="store_true", help="also print the metrics as JSON")
+    add_device_argument(e)
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("predict", help="extract emotion-cause pairs from raw text",
@@ -250,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threshold", type=float, help="pair threshold eta (default: the model's)")
     r.add_argument("--matrix", action="store_true", help="include the pair matrix M-hat in the output")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_device_argument(r)
     r.set_defaults(func=cmd_predict)
 
     for extra in _EXTRA_COMMANDS:

@@ -44,6 +44,7 @@ class TrainConfig:
     w2v_epochs: int = 10
     embeddings: str | None = None  # a word2vec file; None: train word2vec on the training documents
     threads: int = 0              # torch threads; 0 = all cores
+    device: str = "cpu"           # "cpu", "cuda", "cuda:N" or "auto" (a GPU when there is one)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

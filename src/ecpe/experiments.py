@@ -96,7 +96,8 @@ def _per_fold_seconds(epoch_seconds) -> float:
     return statistics.fmean(epoch_seconds) if epoch_seconds else float("nan")
 
 
-def _eval_variants(run_dir: Path, split_dir: Path, folds: list[int], etas, want_nofilter: bool) -> dict[str, Any]:
+def _eval_variants(run_dir: Path, split_dir: Path, folds: list[int], etas, want_nofilter: bool,
+                   device: str = "cpu") -> dict[str, Any]:
     """Re-use each fold's saved model: eta sweep, Hard subset, and the w/o-filter decoding."""
     from .data.corpus import load_fold
     from .metrics import score
@@ -105,7 +106,7 @@ def _eval_variants(run_dir: Path, split_dir: Path, folds: list[int], etas, want_
 
     out: dict[str, Any] = {"eta": {str(e): [] for e in etas}, "hard": [], "full": [], "nofilter": []}
     for k in folds:
-        model, _ = load_model(run_dir / f"fold{k}" / "model.pt")
+        model, _ = load_model(run_dir / f"fold{k}" / "model.pt", device=device)
         test = load_fold(split_dir, k).test
         t = model.tensorize(test)
         if etas:
@@ -226,7 +227,7 @@ def _figure_runtime(seconds: dict[str, dict[int, float]], path: Path, machine: s
 
 def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split10", jobs: int = 1, quick: bool = False,
               runs: list[str] | None = None, epochs: int | None = None, progress: bool = True, seed: int = 1,
-              report_only: bool = False) -> Path:
+              report_only: bool = False, device: str = "cpu") -> Path:
     """Run (or resume) every experiment and write ``out/report.md`` with PNG figures and per-fold JSON."""
     import os
     import platform
@@ -245,7 +246,7 @@ def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split1
     folds = find_folds(split_dir)
     names = _available_runs(runs or list(RUNS))
     missing = [n for n in (runs or list(RUNS)) if n not in names]
-    cfg = TrainConfig(select_on=select_on, seed=seed)
+    cfg = TrainConfig(select_on=select_on, seed=seed, device=device)
     if epochs is not None:
         cfg.epochs = epochs
     if quick:
@@ -275,7 +276,7 @@ def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split1
     for name in names:
         run_folds = summaries[name]["folds"]
         variants[name] = _eval_variants(out / "runs" / name, split_dir, run_folds,
-                                        ETAS if name == "e2eecpe" else (), RUNS[name][0] != "e2eecpe")
+                                        ETAS if name == "e2eecpe" else (), RUNS[name][0] != "e2eecpe", device)
     (out / "variants.json").write_text(json.dumps(variants, ensure_ascii=False, indent=1))
     from .metrics import mean_std
 
@@ -290,6 +291,9 @@ def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split1
 
     threads = cfg.threads or (max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else "all")
     machine = f"{os.cpu_count()} CPU cores, {platform.machine()}, {jobs} parallel job(s), torch threads per job: {threads}"
+    if device != "cpu":
+        gpus = sorted({f.get("environment", {}).get("gpu", "") for s in summaries.values() for f in s["per_fold"]} - {""})
+        machine += f", device {device}" + (f" ({', '.join(gpus)})" if gpus else "")
     folds_str = ",".join(map(str, folds))
     head = f"protocol: **{plabel}** · split: **{split}**{' (quick smoke data)' if quick else ''} · folds: {folds_str} · seed: {seed}"
     md = ["# Reproduction of Song et al. (2020), E2EECPE", "",
@@ -436,6 +440,9 @@ def add_subcommand(sub) -> None:
     r.add_argument("--report-only", action="store_true",
                    help="train nothing: write the report from the folds finished so far (marked as partial)")
     r.add_argument("-q", "--quiet", action="store_true")
+    from .cli import add_device_argument
+
+    add_device_argument(r)
     r.set_defaults(func=_cmd)
 
 
@@ -449,6 +456,7 @@ def _cmd(args) -> int:
         if bad:
             raise CLIError(f"unknown run(s) {bad}; choose from {', '.join(RUNS)}")
     report = reproduce(data, Path(args.out), args.protocol, args.split, args.jobs, args.quick, runs, args.epochs,
-                       progress=not args.quiet, seed=args.seed, report_only=args.report_only)
+                       progress=not args.quiet, seed=args.seed, report_only=args.report_only,
+                       device=args.device)
     print(f"report: {report}")
     return 0

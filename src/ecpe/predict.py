@@ -8,6 +8,7 @@ import torch
 
 from .data.corpus import Document
 from .data.text import prepare_text, segment
+from .devices import model_device
 
 __all__ = ["Extractor", "InputError"]
 
@@ -24,8 +25,11 @@ class Extractor:
     """
 
     def __init__(self, model, checkpoint: dict[str, Any] | None = None, batch_size: int = 64,
-                 max_clauses: int = 2000, chunk: int = 256, pipeline: bool | None = None):
-        self.model = model.eval()
+                 max_clauses: int = 2000, chunk: int = 256, pipeline: bool | None = None,
+                 device: str | torch.device | None = None):
+        from .devices import resolve_device
+
+        self.model = (model if device is None else model.to(resolve_device(device))).eval()
         self.checkpoint = checkpoint or {}
         pre = self.checkpoint.get("preprocess", {})
         self.segmenter: str = pre.get("segmenter", "jieba")
@@ -38,10 +42,11 @@ class Extractor:
         self.pipeline = pipeline
 
     @classmethod
-    def load(cls, path: str | Path, **kwargs) -> "Extractor":
+    def load(cls, path: str | Path, device: str | torch.device | None = "cpu", **kwargs) -> "Extractor":
+        """An extractor for a model file; ``device``: cpu (default), cuda, cuda:N or auto."""
         from .models import load_model
 
-        model, ckpt = load_model(path)
+        model, ckpt = load_model(path, device=device)
         return cls(model, ckpt, **kwargs)
 
     @property
@@ -50,7 +55,8 @@ class Extractor:
         meta = self.checkpoint.get("meta", {})
         return {"model": self.checkpoint.get("model", getattr(self.model, "name", "?")),
                 "config": self.checkpoint.get("config", {}), "preprocess": self.checkpoint.get("preprocess", {}),
-                "versions": self.checkpoint.get("versions", {}), **{k: meta[k] for k in meta if k != "train_config"}}
+                "versions": self.checkpoint.get("versions", {}), "device": str(model_device(self.model)),
+                **{k: meta[k] for k in meta if k != "train_config"}}
 
     # ---- input handling ----------------------------------------------------------------------------
     def _prepare(self, item: Any) -> tuple[list[str], list[list[str]]]:

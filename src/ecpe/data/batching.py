@@ -6,6 +6,7 @@ words while training.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -16,7 +17,18 @@ from ..modules.cnn import flat_layout
 from .corpus import Document
 from .vocab import Vocab
 
-__all__ = ["DocBatch", "DocTensors", "char_id_matrix"]
+__all__ = ["DocBatch", "DocTensors", "char_id_matrix", "batch_to"]
+
+
+def batch_to(batch, device: torch.device | str):
+    """A batch dataclass with its tensor fields on ``device`` (the batch itself when they are there already).
+
+    Batches are built on the CPU, where the data lives; a model on a GPU moves each one before its forward pass.
+    """
+    device = torch.device(device)
+    moved = {f.name: v.to(device, non_blocking=True) for f in dataclasses.fields(batch)
+             if isinstance(v := getattr(batch, f.name), torch.Tensor) and v.device != device}
+    return dataclasses.replace(batch, **moved) if moved else batch
 
 
 @dataclass
@@ -37,6 +49,9 @@ class DocBatch:
     # char_backoff: word id len(vocab) + j stands for the j-th unknown word of the split, whose known
     # characters' ids are row j of this [n_unknown, K] matrix (0 = padding); None without backoff
     unknown_chars: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> "DocBatch":
+        return batch_to(self, device)
 
     @property
     def batch_size(self) -> int:

@@ -43,7 +43,7 @@ def save_model(model, path: str | Path, preprocess: dict[str, Any], meta: dict[s
         "config": to_dict(model.config),
         "vocab": model.vocab.state_dict(),
         "preprocess": dict(preprocess),
-        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},  # loads anywhere
         "versions": {"ecpe": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
         "meta": dict(meta or {}),
     }
@@ -53,8 +53,12 @@ def save_model(model, path: str | Path, preprocess: dict[str, Any], meta: dict[s
     return path
 
 
-def load_model(path: str | Path):
-    """Load a checkpoint written by :func:`save_model`; returns (model in eval mode, checkpoint dict)."""
+def load_model(path: str | Path, device: str | torch.device | None = "cpu"):
+    """Load a checkpoint written by :func:`save_model` onto ``device`` (see :func:`ecpe.devices.resolve_device`);
+    returns (model in eval mode, checkpoint dict)."""
+    from ..devices import resolve_device
+
+    target = resolve_device(device)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"model file not found: {path}")
@@ -66,7 +70,7 @@ def load_model(path: str | Path):
         raise ValueError(f"{path}: not an ecpe checkpoint (format {ckpt.get('format') if isinstance(ckpt, dict) else None!r})")
     model = build_model(ckpt["model"], Vocab.from_state_dict(ckpt["vocab"]), ckpt["config"])
     model.load_state_dict(ckpt["state_dict"])
-    model.eval()
+    model.to(target).eval()
     return model, ckpt
 
 

@@ -95,7 +95,7 @@ class E2EECPE(nn.Module):
         c, V = self.config, len(self.vocab)
         drop = None
         if self.training and c.word_dropout > 0:
-            drop = torch.rand(words.shape) < self.unk_prob[words.clamp(max=V - 1)]
+            drop = torch.rand(words.shape, device=words.device) < self.unk_prob[words.clamp(max=V - 1)]
         if not c.char_backoff:
             return self.embed(words.masked_fill(drop, 1) if drop is not None else words)
         known = words < V

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import TrainConfig
-from ..data.batching import DocBatch, DocTensors
+from ..data.batching import DocBatch, DocTensors, batch_to
 from ..data.corpus import Document
 from ..data.vocab import Vocab
 from ..metrics import Prediction, score
@@ -98,6 +98,9 @@ class PairBatch:
     offset: torch.Tensor       # [K] cause index - emotion index
     label: torch.Tensor        # [K] 1 iff the pair is gold
     index: list[int]           # positions of the pairs in their CandidateTensors
+
+    def to(self, device: torch.device | str) -> "PairBatch":
+        return batch_to(self, device)
 
 
 def _pair_batch(words: torch.Tensor, clause_lens: torch.Tensor, emo_rows: torch.Tensor, cau_rows: torch.Tensor,
@@ -321,9 +324,12 @@ def evaluate_filter(pair_filter: PairFilter, candidates: CandidateTensors, thres
 
     Gold pairs count in every document, with or without candidates (as the reference).
     """
+    from ..devices import model_device
+
     pair_filter.eval()
-    probs = torch.cat([pair_filter(b)[:, 1].exp() for b in candidates.batches(batch_size)]) if len(candidates) \
-        else torch.zeros(0)
+    device = model_device(pair_filter)
+    probs = torch.cat([pair_filter(b.to(device))[:, 1].exp().cpu() for b in candidates.batches(batch_size)]) \
+        if len(candidates) else torch.zeros(0)
     preds = [Prediction([], p.emotions, p.causes, p.emotion_prob, p.cause_prob) for p in candidates.stage1]
     for k in (probs > threshold).nonzero().flatten().tolist():
         preds[int(candidates.doc[k])].pairs.append((int(candidates.emotion[k]), int(candidates.cause[k]), float(probs[k])))
@@ -452,11 +458,11 @@ class TwoStageECPE(nn.Module):
         cand = (emo[:, :, None] & cau[:, None, :]).nonzero()                      # [K, 3] (b, i, j)
         scores["candidates"] = cand
         if not self.filters or len(cand) == 0:
-            scores["keep"] = torch.ones(len(cand))
+            scores["keep"] = torch.ones(len(cand), device=cand.device)
             return scores
         D = batch.max_doc_len
-        row_of = torch.full((batch.batch_size * D,), -1, dtype=torch.long)
-        row_of[batch.clause_pos] = torch.arange(len(batch.clause_pos))             # grid cell -> clause row
+        row_of = torch.full((batch.batch_size * D,), -1, dtype=torch.long, device=cand.device)
+        row_of[batch.clause_pos] = torch.arange(len(batch.clause_pos), device=cand.device)  # grid cell -> clause row
         b, i, j = cand.unbind(1)
         pairs = _pair_batch(batch.words, batch.clause_lens, row_of[b * D + i], row_of[b * D + j], j - i,
                             torch.zeros_like(b), list(range(len(cand))))

@@ -54,8 +54,9 @@ class ClauseCNN(nn.Module):
             [N, filters * len(kernel_sizes)]
         """
         starts, total = flat_layout(lengths, self.width)
-        real = torch.arange(x.shape[1])[None, :] < lengths[:, None]               # [N, L]
-        pos = (starts[:, None] + torch.arange(x.shape[1])[None, :])[real]          # flat position of each word
+        cols = torch.arange(x.shape[1], device=lengths.device)
+        real = cols[None, :] < lengths[:, None]                                    # [N, L]
+        pos = (starts[:, None] + cols[None, :])[real]                              # flat position of each word
         flat = x.new_zeros(total, x.shape[2]).index_copy(0, pos, x[real])
         return self.forward_flat(flat, starts, lengths)
 
@@ -81,8 +82,10 @@ class ClauseCNN(nn.Module):
             valid = (lengths - k + 1).clamp(min=1)                    # windows per clause
             first = torch.cumsum(valid, 0) - valid                    # row of each clause's first window
             total = int(first[-1] + valid[-1]) if len(valid) else 0
-            window_start = torch.repeat_interleave(starts - first, valid, output_size=total) + torch.arange(total)
-            rows = x.index_select(0, (window_start[:, None] + torch.arange(k)).reshape(-1)).view(total, -1)
+            window_start = (torch.repeat_interleave(starts - first, valid, output_size=total)
+                            + torch.arange(total, device=starts.device))
+            taps = torch.arange(k, device=starts.device)
+            rows = x.index_select(0, (window_start[:, None] + taps).reshape(-1)).view(total, -1)
             # conv weight [filters, in_dim, k] -> [filters, k * in_dim], matching the rows' word-major order
             weight = conv.weight.permute(0, 2, 1).reshape(conv.weight.shape[0], -1)
             c = torch.addmm(conv.bias, rows, weight.t())              # eq. 1 (before the ReLU): [windows, filters]

@@ -18,7 +18,7 @@ def position_weights(doc_lens: torch.Tensor, size: int | None = None, eps: float
         [B, size, size]; entries outside a document are 0.
     """
     size = int(doc_lens.max()) if size is None else size
-    idx = torch.arange(size, dtype=torch.float32)
+    idx = torch.arange(size, dtype=torch.float32, device=doc_lens.device)
     dist = (idx[:, None] - idx[None, :] - 1).abs()  # |p - q - 1|, [size, size]
     n = doc_lens.to(torch.float32)[:, None, None]
     a = (n - dist[None] + eps) / (n + eps)

@@ -47,7 +47,8 @@ def bilstm_padded(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torc
     within its own length, so that it too starts on a real step. Outputs past a sequence's length are 0,
     as ``pad_packed_sequence`` gives. Same result as packing, to float rounding, but each direction is
     one fused LSTM call over [B, T] (PyTorch's packed CPU path runs step by step, and the backward pass
-    of its per-step slices fills a [steps, 4h] gradient for every step).
+    of its per-step slices fills a [steps, 4h] gradient for every step). On a GPU, where cuDNN handles
+    packed sequences well, the sequences are packed.
 
     Args:
         lstm: ``nn.LSTM(..., batch_first=True, bidirectional=True)`` with one layer.
@@ -59,8 +60,13 @@ def bilstm_padded(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torc
     if lstm.num_layers != 1 or not lstm.bidirectional or not lstm.batch_first:
         raise ValueError("bilstm_padded needs a one-layer, bidirectional, batch_first nn.LSTM")
     B, T = x.shape[:2]
-    t = torch.arange(T)
+    t = torch.arange(T, device=lengths.device)
     real = t[None, :] < lengths[:, None]                                             # [B, T]
+    if x.device.type == "cuda":
+        # cuDNN runs packed sequences in one fused call (and wants its weights in one chunk, as nn.LSTM keeps them)
+        packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        h, _ = pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=T)
+        return h * real[:, :, None].to(x.dtype)
     rev = torch.where(real, lengths[:, None] - 1 - t[None, :], t[None, :])          # an involution per row
     h0 = x.new_zeros(1, B, lstm.hidden_size)
     weights = lstm._flat_weights
@@ -141,8 +147,8 @@ def pack_clauses(words: torch.Tensor, lengths: torch.Tensor) -> PackedClauses:
     packed = pack_padded_sequence(words[rows], lengths[rows].cpu(), batch_first=True, enforce_sorted=False)
     bs = packed.batch_sizes
     # packed.data is time-major: at step t, sorted clauses 0..bs[t]-1
-    within = torch.arange(int(bs.sum())) - torch.repeat_interleave(torch.cumsum(bs, 0) - bs, bs)
-    return PackedClauses(packed, rows, packed.sorted_indices[within], len(lengths))
+    within = torch.arange(int(bs.sum())) - torch.repeat_interleave(torch.cumsum(bs, 0) - bs, bs)  # on the CPU, as bs
+    return PackedClauses(packed, rows, packed.sorted_indices[within.to(words.device)], len(lengths))
 
 
 class AttentionPool(nn.Module):

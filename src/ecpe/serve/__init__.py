@@ -52,7 +52,7 @@ def cmd_serve(args) -> int:
         raise CLIError(f"--threads must be 0 (torch's choice) or more, got {args.threads}")
     from ..predict import Extractor
 
-    extractor = Extractor.load(args.model)  # FileNotFoundError / ValueError become one-line errors in cli.main
+    extractor = Extractor.load(args.model, device=args.device)  # FileNotFoundError / ValueError: one-line errors
     if args.threads:
         import torch
 
@@ -102,4 +102,7 @@ def add_subcommand(sub) -> None:
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="server log level (default info)")
     s.add_argument("--no-access-log", dest="access_log", action="store_false", help="do not log each request")
+    from ..cli import add_device_argument
+
+    add_device_argument(s)
     s.set_defaults(func=cmd_serve)
