@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from ecpe.data.corpus import DataFormatError, Document, find_folds, load_fold, read_documents, write_documents
 
@@ -120,15 +121,47 @@ def test_real_fold1_train():
 
 
 @pytest.mark.skipif(not (SHARED / "split10" / "fold1_test.txt").exists(), reason="shared data not present")
-def test_raw_text_preparation_gives_the_corpus_words():
+@pytest.mark.parametrize("segmenter", ["jieba", "jieba-py"])
+def test_raw_text_preparation_gives_the_corpus_words(segmenter):
     """Raw text prepared as `ecpe predict` does gives back the corpus's clauses and words: the corpus was
-    segmented by jieba's default mode, and split at clause punctuation."""
+    segmented by jieba's default mode, and split at clause punctuation. Both implementations (rjieba where
+    installed, and the Python jieba) do."""
     from ecpe.data.text import prepare_text, segment
 
     docs = read_documents(SHARED / "split10" / "fold1_test.txt")
     clauses = [c for d in docs for c in d.clauses]
-    same_words = sum(segment("".join(c)) == c for c in clauses)
+    same_words = sum(segment("".join(c), segmenter) == c for c in clauses)
     assert same_words / len(clauses) > 0.995
     # whole documents: the same clauses, except where a corpus clause kept a punctuation mark inside
-    same_docs = sum(prepare_text("，".join("".join(c) for c in d.clauses) + "。")[1] == d.clauses for d in docs)
+    same_docs = sum(prepare_text("，".join("".join(c) for c in d.clauses) + "。", segmenter)[1] == d.clauses
+                    for d in docs)
     assert same_docs / len(docs) > 0.9
+
+
+def test_jieba_uses_rjieba_when_installed_and_falls_back(monkeypatch):
+    from ecpe.data import text
+
+    clause = "老人非常高兴地把钱存进了银行"
+    expected = ["老人", "非常高兴", "地", "把", "钱", "存进", "了", "银行"]
+    assert text.segment(clause, "jieba-py") == expected
+    monkeypatch.setattr(text, "_rjieba", False)  # as without rjieba
+    assert text.jieba_backend() == "jieba" and text.segment(clause, "jieba") == expected
+    try:
+        import rjieba
+    except ImportError:
+        pytest.skip("rjieba not installed")
+    calls = []
+    monkeypatch.setattr(text, "_rjieba", type("Spy", (), {"cut": staticmethod(lambda s: calls.append(s) or rjieba.cut(s))}))
+    assert text.segment(clause, "jieba") == expected and calls == [clause]
+    monkeypatch.setattr(text, "_rjieba", None)  # looked up again
+    assert text.jieba_backend() == "rjieba"
+
+
+def test_unknown_segmenter_is_refused():
+    from ecpe.data.text import segment
+    from ecpe.predict import Extractor
+
+    with pytest.raises(ValueError, match="unknown segmenter"):
+        segment("你好", "icu")
+    with pytest.raises(ValueError, match="unknown segmenter"):
+        Extractor(torch.nn.Linear(1, 1), {"preprocess": {"segmenter": "icu"}})

@@ -158,7 +158,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from .predict import Extractor, InputError
 
-    ex = Extractor.load(args.model, device=args.device)
+    ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         if args.input:
@@ -230,8 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "its characters that are vocabulary words, instead of <unk> (off by default)")
     t.add_argument("--no-aux", action="store_true", help="ablation: E2EECPE without the auxiliary tasks")
     t.add_argument("--no-position", action="store_true", help="ablation: E2EECPE without the position weight matrix")
-    t.add_argument("--segmenter", choices=["jieba", "whitespace"], default="jieba",
-                   help="how raw text is segmented at prediction time; stored in the model (default jieba)")
+    t.add_argument("--segmenter", choices=["jieba", "jieba-py", "whitespace"], default="jieba",
+                   help="how raw text is segmented at prediction time; stored in the model (default jieba: "
+                        "rjieba, the Rust port, when installed, else the Python jieba; jieba-py: always the latter)")
     t.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores, or cores / jobs)")
     t.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (default 1)")
     add_device_argument(t)
@@ -257,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output", help="write JSON lines here instead of standard output")
     r.add_argument("--threshold", type=float, help="pair threshold eta (default: the model's)")
     r.add_argument("--matrix", action="store_true", help="include the pair matrix M-hat in the output")
+    r.add_argument("--segmenter", choices=["jieba", "jieba-py", "whitespace"],
+                   help="override the model's segmenter (jieba-py: the Python jieba even where rjieba is installed)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_device_argument(r)
     r.set_defaults(func=cmd_predict)

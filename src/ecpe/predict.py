@@ -7,7 +7,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import torch
 
 from .data.corpus import Document
-from .data.text import prepare_text, segment
+from .data.text import SEGMENTERS, prepare_text, segment
 from .devices import model_device
 
 __all__ = ["Extractor", "InputError"]
@@ -26,13 +26,16 @@ class Extractor:
 
     def __init__(self, model, checkpoint: dict[str, Any] | None = None, batch_size: int = 64,
                  max_clauses: int = 2000, chunk: int = 256, pipeline: bool | None = None,
-                 device: str | torch.device | None = None):
+                 device: str | torch.device | None = None, segmenter: str | None = None):
         from .devices import resolve_device
 
         self.model = (model if device is None else model.to(resolve_device(device))).eval()
         self.checkpoint = checkpoint or {}
         pre = self.checkpoint.get("preprocess", {})
-        self.segmenter: str = pre.get("segmenter", "jieba")
+        # the model's segmenter, unless overridden (e.g. "jieba-py": the Python jieba even where rjieba is installed)
+        self.segmenter: str = segmenter or pre.get("segmenter", "jieba")
+        if self.segmenter not in SEGMENTERS:
+            raise ValueError(f"unknown segmenter {self.segmenter!r}; choose one of {', '.join(SEGMENTERS)}")
         self.batch_size = batch_size
         self.max_clauses = max_clauses
         self.chunk = chunk  # documents prepared / run per step of the pipeline
@@ -71,7 +74,7 @@ class Extractor:
                     texts = [c for c in clauses]
                     words = [segment(c, self.segmenter) for c in clauses]
                 elif all(isinstance(c, list) and all(isinstance(w, str) for w in c) for c in clauses):
-                    texts = ["".join(c) if self.segmenter == "jieba" else " ".join(c) for c in clauses]
+                    texts = ["".join(c) if self.segmenter.startswith("jieba") else " ".join(c) for c in clauses]
                     words = [list(c) for c in clauses]
                 else:
                     raise InputError("'clauses' must be a list of strings or a list of word lists")

@@ -4,13 +4,18 @@ The NEWS corpus was built by splitting documents at clause punctuation and dropp
 its words were segmented for Chinese. Raw text is prepared the same way: split at Chinese and ASCII
 clause punctuation, segment each clause (jieba for Chinese, whitespace and punctuation otherwise), and
 drop tokens made only of punctuation.
+
+The ``jieba`` segmenter runs jieba's default mode (dictionary DAG + HMM for unknown words). It uses
+``rjieba`` (the Rust port, jieba-rs, with the same dictionary) when that is installed (``ecpe[fast]``):
+about 16x faster, and the same words as the Python jieba for 99.97 % of the corpus's clauses (the others
+keep number ranges such as 2013-2014 whole). ``jieba-py`` always uses the Python jieba.
 """
 from __future__ import annotations
 
 import re
 import unicodedata
 
-__all__ = ["split_clauses", "segment", "prepare_text", "SEGMENTERS"]
+__all__ = ["split_clauses", "segment", "prepare_text", "SEGMENTERS", "jieba_backend"]
 
 CLAUSE_PUNCT = "，。！？；：…,.!?;:"
 _SPLIT = re.compile("[" + re.escape(CLAUSE_PUNCT) + "]+")
@@ -18,7 +23,7 @@ _SPLIT = re.compile("[" + re.escape(CLAUSE_PUNCT) + "]+")
 _NUMBER_SEP = re.compile(r"(?<=\d)[.,](?=\d)")
 _NUMBER_MARK = "\uE000"  # private-use placeholder while splitting
 
-SEGMENTERS = ("jieba", "whitespace")
+SEGMENTERS = ("jieba", "jieba-py", "whitespace")
 
 
 def _is_punct(token: str) -> bool:
@@ -38,6 +43,7 @@ def split_clauses(text: str) -> list[str]:
 
 _WS_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 _jieba = None
+_rjieba: object = None  # the rjieba module, False when it is not installed, None before the first look
 
 
 def _get_jieba():
@@ -53,9 +59,28 @@ def _get_jieba():
     return _jieba
 
 
+def _get_rjieba():
+    global _rjieba
+    if _rjieba is None:
+        try:
+            import rjieba
+        except ImportError:
+            rjieba = False
+        _rjieba = rjieba
+    return _rjieba
+
+
+def jieba_backend() -> str:
+    """Which implementation the ``jieba`` segmenter uses here: ``"rjieba"`` or ``"jieba"``."""
+    return "rjieba" if _get_rjieba() else "jieba"
+
+
 def segment(clause: str, segmenter: str = "jieba") -> list[str]:
     """Segment one clause into words; punctuation-only tokens are dropped."""
     if segmenter == "jieba":
+        fast = _get_rjieba()
+        tokens = fast.cut(clause) if fast else _get_jieba().lcut(clause)
+    elif segmenter == "jieba-py":
         tokens = _get_jieba().lcut(clause)
     elif segmenter == "whitespace":
         tokens = _WS_TOKEN.findall(clause)
