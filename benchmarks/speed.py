@@ -134,8 +134,14 @@ def main(argv=None) -> int:
     raw = ["，".join("".join(c) for c in d.clauses) + "。" for d in fold.test]
     seg = [{"clauses": d.clauses} for d in fold.test]
     if not args.skip_raw:
+        from ecpe.data.text import jieba_backend
+
         ex.extract_many(raw[:8])  # load jieba's dictionary before timing
-        print(f"raw_docs_per_s: {throughput(ex, raw, args.min_docs):.0f}")
+        print(f"raw_docs_per_s: {throughput(ex, raw, args.min_docs):.0f} (segmenter jieba, implementation {jieba_backend()})")
+        if jieba_backend() != "jieba":
+            py = Extractor(model, {"preprocess": {"segmenter": "jieba-py"}})
+            py.extract_many(raw[:8])
+            print(f"raw_docs_per_s_python_jieba: {throughput(py, raw, args.min_docs):.0f}")
     ex.extract_many(seg[:64])  # warm-up (on a GPU: kernels, allocator)
     print(f"segmented_docs_per_s: {throughput(ex, seg, args.min_docs):.0f}")
     print(f"peak_rss_mb: {peak_rss_mb():.0f}")
