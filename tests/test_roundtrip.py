@@ -290,6 +290,21 @@ def test_cli_predict_jsonl(cli_run, tmp_path):
         check_result(r, len(r["clauses"]))
 
 
+def test_cli_predict_input_honours_threshold_and_matrix(cli_run, tmp_path):
+    """--threshold and --matrix apply to --input files as to texts given as arguments."""
+    model = cli_run[0] / "fold1" / "model.pt"
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("老人很高兴，他收到礼物，大家都笑了\n" * 3, encoding="utf-8")
+    outs = {}
+    for name, extra in (("all", ["--threshold", "0", "--matrix"]), ("none", ["--threshold", "1"])):
+        outp = tmp_path / f"{name}.jsonl"
+        assert main(["predict", "--model", str(model), "--input", str(inp), "--output", str(outp), "-q", *extra]) == 0
+        outs[name] = [json.loads(line) for line in outp.read_text(encoding="utf-8").splitlines()]
+    for r in outs["all"]:  # every pair inside the document has M-hat > 0 (position weights > 0)
+        assert len(r["pairs"]) == 9 and len(r["pair_matrix"]) == 3
+    assert all(r["pairs"] == [] and "pair_matrix" not in r for r in outs["none"])
+
+
 def test_cli_predict_text_argument(cli_run, capsys):
     model = cli_run[0] / "fold1" / "model.pt"
     rc = main(["predict", "--model", str(model), "老人很高兴，他收到礼物", "--matrix"])

@@ -168,7 +168,7 @@ def cmd_predict(args) -> int:
             with src:
                 lines = tqdm(src, desc="documents", unit="doc", disable=args.output is None or args.quiet)
                 try:
-                    for r in ex.extract_lines(lines, source=args.input):
+                    for r in ex.extract_lines(lines, source=args.input, threshold=args.threshold, matrix=args.matrix):
                         out.write(json.dumps(r, ensure_ascii=False) + "\n")
                 except InputError as e:
                     raise CLIError(str(e)) from None

@@ -172,7 +172,8 @@ class Extractor:
                     r["pair_matrix"] = [[round(v, 4) for v in row] for row in (p.pair_prob or [])]
         return results
 
-    def extract_lines(self, lines: Iterable[str], source: str = "<input>", chunk: int | None = None) -> Iterable[dict[str, Any]]:
+    def extract_lines(self, lines: Iterable[str], source: str = "<input>", chunk: int | None = None,
+                      threshold: float | None = None, matrix: bool = False) -> Iterable[dict[str, Any]]:
         """Parse JSON lines (or plain text lines) and yield one result per non-empty line, in order,
         running the model over chunks of lines while the next chunk is prepared. A bad line raises
         InputError naming the file and line, after the results of the lines before it."""
@@ -205,4 +206,4 @@ class Extractor:
             if buffer:
                 yield buffer
 
-        yield from self._pipelined(chunks())
+        yield from self._pipelined(chunks(), threshold, matrix)
