@@ -183,3 +183,13 @@ def test_gpu_extractor_matches_the_cpu(tmp_path, corpus, tiny_config):
            [[(p["emotion"], p["cause"]) for p in r["pairs"]] for r in cpu]
     for a, b in zip(cpu, gpu):
         assert max(abs(x - y) for x, y in zip(a["emotion_prob"], b["emotion_prob"])) < 1e-3
+
+
+def test_reproduce_with_missing_gpu_fails_before_training(tmp_path, monkeypatch, capsys):
+    from test_reproduce import make_dataset
+
+    data = make_dataset(tmp_path / "data")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc = main(["reproduce", "--data", str(data), "--out", str(tmp_path / "r"), "--quick", "-q", "--device", "cuda"])
+    assert rc == 2 and "asked for" in capsys.readouterr().err
+    assert not list((tmp_path / "r").glob("runs/*/fold*/result.json"))
