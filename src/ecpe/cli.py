@@ -138,7 +138,12 @@ def cmd_evaluate(args) -> int:
     from .models import load_model
     from .training import evaluate
 
-    model, ckpt = load_model(args.model, device=args.device)
+    loaded = [load_model(m, device=args.device) for m in args.model]
+    model, ckpt = loaded[0]
+    if len(loaded) > 1:
+        from .ensemble import Ensemble
+
+        model = Ensemble([m for m, _ in loaded])
     path = Path(args.data)
     files = sorted(path.glob("fold*_test.txt")) if path.is_dir() else [path]
     if not files:
@@ -146,8 +151,13 @@ def cmd_evaluate(args) -> int:
     meta = ckpt.get("meta", {})
     for f in files:
         docs = read_documents(f)
-        metrics = evaluate(model, model.tensorize(docs), threshold=args.threshold)
-        print_metrics(f"{f} ({len(docs)} documents; model {ckpt['model']} trained {meta.get('protocol', '?')}, "
+        if len(loaded) > 1:
+            metrics = model.evaluate(docs, threshold=args.threshold)
+            what = f"ensemble of {len(loaded)} {ckpt['model']} models"
+        else:
+            metrics = evaluate(model, model.tensorize(docs), threshold=args.threshold)
+            what = f"model {ckpt['model']}"
+        print_metrics(f"{f} ({len(docs)} documents; {what} trained {meta.get('protocol', '?')}, "
                       f"{meta.get('split', '?')} fold {meta.get('fold', '?')}):", metrics)
         if args.json:
             print(json.dumps({"file": str(f), **metrics}, ensure_ascii=False))
@@ -158,7 +168,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from .predict import Extractor, InputError
 
-    ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter)
+    ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter)  # several: an ensemble
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         if args.input:
@@ -240,7 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="P/R/F1 of a saved model on documents in the NUSTM format")
-    e.add_argument("--model", required=True, help="a model.pt written by ecpe train")
+    e.add_argument("--model", required=True, action="append",
+                   help="a model.pt written by ecpe train; give it several times to average E2EECPE models "
+                        "(e.g. trained with different --seed) as one ensemble")
     e.add_argument("--data", required=True, help="a NUSTM-format file, or a split folder (every foldK_test.txt)")
     e.add_argument("--threshold", type=float, help="pair threshold eta (default: the model's)")
     e.add_argument("--json", action="store_true", help="also print the metrics as JSON")
@@ -251,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Split raw text into clauses, segment words as in training, and print one JSON "
                                    "object per document: clauses, pairs (0-based emotion and cause clause indices "
                                    "with scores), emotion_prob, cause_prob.")
-    r.add_argument("--model", required=True, help="a model.pt written by ecpe train")
+    r.add_argument("--model", required=True, action="append",
+                   help="a model.pt written by ecpe train; give it several times to average E2EECPE models as one")
     r.add_argument("text", nargs="*", help="texts to analyse, one document each")
     r.add_argument("--input", help="JSON lines file ('-' for standard input): {\"text\": ...}, {\"clauses\": [...]} "
                                    "(pre-split) or {\"clauses\": [[words]]} (pre-segmented); plain lines are texts")

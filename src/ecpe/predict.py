@@ -45,18 +45,33 @@ class Extractor:
         self.pipeline = pipeline
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device | None = "cpu", **kwargs) -> "Extractor":
-        """An extractor for a model file; ``device``: cpu (default), cuda, cuda:N or auto."""
+    def load(cls, path: str | Path | Sequence[str | Path], device: str | torch.device | None = "cpu",
+             **kwargs) -> "Extractor":
+        """An extractor for a model file, or for several E2EECPE model files averaged as one
+        (:class:`ecpe.ensemble.Ensemble`); ``device``: cpu (default), cuda, cuda:N or auto."""
         from .models import load_model
 
-        model, ckpt = load_model(path, device=device)
-        return cls(model, ckpt, **kwargs)
+        paths = [path] if isinstance(path, (str, Path)) else list(path)
+        if not paths:
+            raise ValueError("no model file given")
+        loaded = [load_model(p, device=device) for p in paths]
+        if len(loaded) == 1:
+            return cls(*loaded[0], **kwargs)
+        from .ensemble import Ensemble
+
+        segmenters = {ckpt.get("preprocess", {}).get("segmenter", "jieba") for _, ckpt in loaded}
+        if len(segmenters) > 1 and kwargs.get("segmenter") is None:
+            raise ValueError(f"the models were trained with different segmenters ({', '.join(sorted(segmenters))}); "
+                             "pass one (segmenter=...)")
+        ckpt = {**loaded[0][1], "ensemble": [str(p) for p in paths]}
+        return cls(Ensemble([m for m, _ in loaded]), ckpt, **kwargs)
 
     @property
     def info(self) -> dict[str, Any]:
         """Name, config, protocol and scores the model was trained with."""
         meta = self.checkpoint.get("meta", {})
         return {"model": self.checkpoint.get("model", getattr(self.model, "name", "?")),
+                **({"ensemble": self.checkpoint["ensemble"]} if "ensemble" in self.checkpoint else {}),
                 "config": self.checkpoint.get("config", {}), "preprocess": self.checkpoint.get("preprocess", {}),
                 "versions": self.checkpoint.get("versions", {}), "device": str(model_device(self.model)),
                 **{k: meta[k] for k in meta if k != "train_config"}}
@@ -157,8 +172,11 @@ class Extractor:
         if docs:
             from .training import predict
 
-            tensors = self.model.tensorize(docs)
-            preds = predict(self.model, tensors, batch_size=self.batch_size, threshold=threshold, keep_matrix=matrix)
+            if hasattr(self.model, "predict_docs"):  # an ensemble
+                preds = self.model.predict_docs(docs, threshold=threshold, keep_matrix=matrix, batch_size=self.batch_size)
+            else:
+                tensors = self.model.tensorize(docs)
+                preds = predict(self.model, tensors, batch_size=self.batch_size, threshold=threshold, keep_matrix=matrix)
             for i, p in zip(where, preds):
                 r = results[i]
                 r["pairs"] = [{"emotion": e, "cause": c, "score": round(s, 4)}

@@ -1,0 +1,86 @@
+"""Ensembles of E2EECPE models: mean probabilities, decoded as one model."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ecpe.cli import main
+from ecpe.data import Vocab
+from ecpe.ensemble import Ensemble
+from ecpe.models import build_model, save_model
+from ecpe.predict import Extractor
+from ecpe.training import evaluate, predict
+
+
+def _model(corpus, tiny_config, seed, docs=None, **extra):
+    torch.manual_seed(seed)
+    vocab = Vocab.build(c for d in (docs or corpus) for c in d.clauses)
+    return build_model("e2eecpe", vocab, {**tiny_config, **extra}).eval()
+
+
+def test_one_member_ensemble_is_the_model(corpus, tiny_config):
+    m = _model(corpus, tiny_config, 0)
+    t = m.tensorize(corpus)
+    single = predict(m, t, threshold=0.05)
+    ens = Ensemble([m]).predict_docs(corpus, threshold=0.05)
+    for a, b in zip(single, ens):
+        assert [(p, q) for p, q, _ in a.pairs] == [(p, q) for p, q, _ in b.pairs]
+        assert a.emotions == b.emotions and a.causes == b.causes
+        assert max(abs(x - y) for x, y in zip(a.emotion_prob, b.emotion_prob)) < 1e-6
+    assert Ensemble([m]).evaluate(corpus) == evaluate(m, t)
+
+
+def test_members_are_averaged_through_their_own_vocabularies(corpus, tiny_config):
+    a = _model(corpus, tiny_config, 0)
+    b = _model(corpus, tiny_config, 1, docs=corpus[10:])  # another vocabulary: other word ids
+    docs = corpus[:6]
+    pa = predict(a, a.tensorize(docs), keep_matrix=True)
+    pb = predict(b, b.tensorize(docs), keep_matrix=True)
+    eta = 0.2
+    out = Ensemble([a, b]).predict_docs(docs, threshold=eta, keep_matrix=True)
+    for x, y, e, d in zip(pa, pb, out, docs):
+        n = len(d.clauses)
+        mean = [[(x.pair_prob[p][q] + y.pair_prob[p][q]) / 2 for q in range(n)] for p in range(n)]
+        assert torch.allclose(torch.tensor(e.pair_prob, dtype=torch.float64), torch.tensor(mean, dtype=torch.float64), atol=1e-6)
+        assert [(p, q) for p, q, _ in e.pairs] == [(p, q) for p in range(n) for q in range(n) if mean[p][q] > eta]
+        emo = [(u + v) / 2 for u, v in zip(x.emotion_prob, y.emotion_prob)]
+        assert e.emotions == [k for k in range(n) if emo[k] > 0.5]
+
+
+def test_ensemble_refuses_models_it_cannot_average(corpus, tiny_config):
+    with pytest.raises(ValueError, match="at least one"):
+        Ensemble([])
+    vocab = Vocab.build(c for d in corpus for c in d.clauses)
+    with pytest.raises(ValueError, match="E2EECPE"):
+        Ensemble([build_model("inter-ec", vocab, {"embed_dim": 8, "hidden": 4})])
+    with pytest.raises(ValueError, match="without them"):
+        Ensemble([_model(corpus, tiny_config, 0, use_aux=False)])
+
+
+def test_cli_evaluate_and_predict_with_several_models(tmp_path, corpus, tiny_config, capsys):
+    from ecpe.data.corpus import write_documents
+
+    paths = [save_model(_model(corpus, tiny_config, s), tmp_path / f"m{s}.pt", {"segmenter": "jieba"}) for s in (0, 1)]
+    data = tmp_path / "test.txt"
+    write_documents(corpus[:10], data)
+    rc = main(["evaluate", "--model", str(paths[0]), "--model", str(paths[1]), "--data", str(data), "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "ensemble of 2 e2eecpe models" in out
+    metrics = json.loads(out.strip().splitlines()[-1])
+    expected = Ensemble([Extractor.load(p).model for p in paths]).evaluate(corpus[:10])
+    assert metrics["pair"] == expected["pair"]
+    rc = main(["predict", "--model", str(paths[0]), "--model", str(paths[1]), "老人很高兴，他收到礼物"])
+    r = json.loads(capsys.readouterr().out.strip())
+    assert rc == 0 and len(r["clauses"]) == 2 and len(r["emotion_prob"]) == 2
+
+
+def test_extractor_ensemble_info_and_segmenter_check(tmp_path, corpus, tiny_config):
+    a = save_model(_model(corpus, tiny_config, 0), tmp_path / "a.pt", {"segmenter": "jieba"})
+    b = save_model(_model(corpus, tiny_config, 1), tmp_path / "b.pt", {"segmenter": "whitespace"})
+    with pytest.raises(ValueError, match="different segmenters"):
+        Extractor.load([a, b])
+    ex = Extractor.load([a, b], segmenter="jieba")
+    assert ex.info["ensemble"] == [str(a), str(b)]
+    assert ex.extract_many([{"clauses": [["老人", "很", "高兴"], ["他", "收到", "礼物"]]}])[0]["clauses"] == ["老人很高兴", "他收到礼物"]
