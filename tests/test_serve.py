@@ -299,6 +299,9 @@ def test_cli_serve(monkeypatch, model_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert main(["serve", "--model", str(model_path), "--max-clauses", "0", "--threads", "0"]) == 2
     assert main(["serve", "--model", str(model_path), "--threads", "-1"]) == 2
+    # several models: served as one ensemble
+    assert main(["serve", "--model", str(model_path), "--model", str(model_path), "--threads", "0"]) == 0
+    assert seen["app"].state.extractor.info["ensemble"] == [str(model_path)] * 2
 
 
 def test_batcher_stop_fails_waiting_jobs():

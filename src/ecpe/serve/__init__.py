@@ -62,7 +62,7 @@ def cmd_serve(args) -> int:
         print(f"ecpe serve: listening on {args.host}, not only on this machine; the API has no authentication",
               file=sys.stderr)
     info = extractor.info
-    print(f"ecpe serve: model {info.get('model')} from {args.model}; page http://{_url_host(args.host)}:{args.port}/ "
+    print(f"ecpe serve: model {info.get('model')} from {', '.join(args.model)}; page http://{_url_host(args.host)}:{args.port}/ "
           f"API docs /docs", file=sys.stderr)
     level = "debug" if args.verbose else args.log_level
     uvicorn.run(app, host=args.host, port=args.port, log_level=level, access_log=args.access_log)
@@ -81,7 +81,8 @@ def add_subcommand(sub) -> None:
                        description="Serve a model: POST /extract (JSON), GET /health, GET /model, OpenAPI docs at "
                                    "/docs, and a web page at / that draws emotion -> cause links. Concurrent "
                                    "requests are batched into one model call.")
-    s.add_argument("--model", required=True, help="a model.pt written by ecpe train")
+    s.add_argument("--model", required=True, action="append",
+                   help="a model.pt written by ecpe train; give it several times to serve E2EECPE models averaged as one")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     s.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes,
