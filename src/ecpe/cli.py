@@ -223,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=32, help="documents per batch (default 32, as the paper)")
     t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3, as the paper)")
     t.add_argument("--l2", type=float, default=1e-5, help="L2 coefficient lambda (default 1e-5, as the paper)")
-    t.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    t.add_argument("--seed", type=int, default=1,
+                   help="random seed; it also draws split10's dev share (default 1). Models of several seeds, given "
+                        "together to evaluate/predict/serve (--model A --model B), form an ensemble")
     t.add_argument("--select-on", choices=["dev", "test"], default="dev",
                    help="model selection: dev (honest, default) or test (the paper's protocol: best epoch on test)")
     t.add_argument("--embeddings", help="word2vec file (text or binary), e.g. the paper's w2v_200.txt; "
