@@ -5,14 +5,14 @@
 Each run folder is an ``ecpe train --folds all`` run (one seed each, dev-selected). For every fold, the
 members' test scores and the scores of their average (``ecpe.ensemble.Ensemble``) are printed, then the
 mean ± std over folds and a paired t-test over folds of the ensemble against the members' mean. The test
-fold is only scored: members were selected on their own dev sets.
+fold is only scored: members were selected on their own dev sets. (``ecpe train --seeds 1,2,3`` trains
+the members and prints the same figures.)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import statistics
 import sys
 from pathlib import Path
 
@@ -25,45 +25,17 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="also write the per-fold figures here")
     args = ap.parse_args(argv)
 
-    from scipy.stats import ttest_rel
+    from ecpe.cli import print_ensemble
+    from ecpe.ensemble import evaluate_runs
 
-    from ecpe.data.corpus import find_folds, read_documents
-    from ecpe.ensemble import Ensemble
-    from ecpe.models import load_model
-    from ecpe.training import evaluate
-
-    split_dir = Path(args.data) / args.split
-    folds = [k for k in find_folds(split_dir) if all((Path(r) / f"fold{k}" / "model.pt").exists() for r in args.runs)]
-    if not folds:
+    res = evaluate_runs(args.runs, Path(args.data) / args.split, progress=True)
+    if not res["per_fold"]:
         print("no fold has a model in every run folder", file=sys.stderr)
         return 2
-    protocols = set()
-    rows = []
-    for k in folds:
-        test = read_documents(split_dir / f"fold{k}_test.txt")
-        members = []
-        for r in args.runs:
-            model, ckpt = load_model(Path(r) / f"fold{k}" / "model.pt")
-            protocols.add(ckpt.get("meta", {}).get("protocol", "?"))
-            members.append(model)
-        single = [evaluate(m, m.tensorize(test)) for m in members]
-        ens = Ensemble(members).evaluate(test)
-        rows.append({"fold": k, "members": single, "ensemble": ens})
-        print(f"fold {k}: pair F1 members " + " ".join(f"{s['pair']['f1']:.4f}" for s in single)
-              + f" | ensemble {ens['pair']['f1']:.4f}", flush=True)
-    label = f"members {', '.join(sorted(protocols))}, {args.split}, folds {','.join(map(str, folds))}"
-    print(f"\nE2EECPE, {len(args.runs)} seeds ({label}), test, mean ± std over folds:")
-    for task in ("pair", "emotion", "cause"):
-        member_mean = [statistics.fmean(s[task]["f1"] for s in r["members"]) for r in rows]
-        per_seed = [[r["members"][i][task]["f1"] for r in rows] for i in range(len(args.runs))]
-        ens = [r["ensemble"][task]["f1"] for r in rows]
-        sd = (lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0)
-        p = ttest_rel(ens, member_mean).pvalue if len(rows) > 1 else float("nan")
-        print(f"  {task:8s} F1 single seeds " + ", ".join(f"{statistics.fmean(x):.4f}" for x in per_seed)
-              + f" (mean {statistics.fmean(member_mean):.4f} ± {sd(member_mean):.4f}); ensemble "
-              f"{statistics.fmean(ens):.4f} ± {sd(ens):.4f}; paired t-test ensemble vs member mean p = {p:.3g}")
+    print()
+    print_ensemble(res)
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": args.runs, "protocol": label, "per_fold": rows}, indent=1))
+        Path(args.json).write_text(json.dumps(res, indent=1))
     return 0
 
 

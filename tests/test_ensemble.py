@@ -84,3 +84,29 @@ def test_extractor_ensemble_info_and_segmenter_check(tmp_path, corpus, tiny_conf
     ex = Extractor.load([a, b], segmenter="jieba")
     assert ex.info["ensemble"] == [str(a), str(b)]
     assert ex.extract_many([{"clauses": [["老人", "很", "高兴"], ["他", "收到", "礼物"]]}])[0]["clauses"] == ["老人很高兴", "他收到礼物"]
+
+
+def test_cli_train_seeds_writes_each_seed_and_the_ensemble(tmp_path, corpus, split_writer, capsys):
+    split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
+    out = tmp_path / "ens"
+    rc = main(["train", "--data", str(split), "--out", str(out), "--seeds", "1,2", "--epochs", "2", "--embed-dim", "16",
+               "-q"])
+    captured = capsys.readouterr().out
+    assert rc == 0
+    for s in (1, 2):
+        r = json.loads((out / f"seed{s}" / "results.json").read_text())
+        assert r["seed"] == s and (out / f"seed{s}" / "fold1" / "model.pt").exists()
+    res = json.loads((out / "ensemble.json").read_text())
+    assert res["folds"] == [1] and len(res["per_fold"][0]["members"]) == 2
+    assert "ensemble of 2 seeds (members dev-selected), split10" in captured
+    members = [Extractor.load(out / f"seed{s}" / "fold1" / "model.pt").model for s in (1, 2)]
+    assert res["per_fold"][0]["ensemble"]["pair"] == Ensemble(members).evaluate(corpus[30:])["pair"]
+    assert "--model" in captured  # how to predict with it
+
+
+@pytest.mark.parametrize("argv, message", [(["--seeds", "1"], "two or more"), (["--seeds", "1,x"], "comma-separated"),
+                                           (["--seeds", "1,2", "--model", "inter-ec"], "cannot be averaged")])
+def test_cli_train_seeds_errors(tmp_path, corpus, split_writer, capsys, argv, message):
+    split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
+    assert main(["train", "--data", str(split), "--out", str(tmp_path / "o"), "-q", *argv]) == 2
+    assert message in capsys.readouterr().err

@@ -78,6 +78,20 @@ def print_metrics(title: str, metrics: dict, std: dict | None = None, out=None) 
         print(f"  {task:8s} {line}", file=out)
 
 
+def print_ensemble(res: dict, out=None) -> None:
+    """The summary of :func:`ecpe.ensemble.evaluate_runs`: the ensemble, each seed, the test."""
+    out = out or sys.stdout
+    n, folds = len(res["runs"]), ",".join(map(str, res["folds"]))
+    print_metrics(f"ensemble of {n} seeds (members {res['member_protocol']}), {res['split']}, test, mean ± std over "
+                  f"folds {folds}:", res["mean"], res["std"], out=out)
+    for task in ("pair", "emotion", "cause"):
+        p = res.get("ttest_p", {}).get(task)
+        print(f"  {task:8s} F1 of the single seeds " + ", ".join(f"{x:.4f}" for x in res["members_f1"][task])
+              + f" (mean {res['members_mean_f1'][task]:.4f})"
+              + (f"; ensemble against their mean: paired t-test over folds p = {p:.3g}" if p is not None else ""),
+              file=out)
+
+
 # ---- train ----------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
     from .config import TrainConfig
@@ -116,6 +130,8 @@ def cmd_train(args) -> int:
                       res, out=sys.stderr)
         print(f"  model saved to {res.get('checkpoint')}", file=sys.stderr)
 
+    if args.seeds:
+        return _train_seeds(args, split_dir, folds, model_config, cfg, on_fold)
     summary = train_run(args.model, split_dir, folds, model_config, cfg, args.out, progress=not args.quiet,
                         preprocess={"segmenter": args.segmenter}, on_fold=on_fold, jobs=args.jobs)
     print_metrics(f"{args.model} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
@@ -130,6 +146,42 @@ def cmd_train(args) -> int:
             print(f"fold {f['fold']} FAILED: {f['error']}", file=sys.stderr)
         return 1
     return 0
+
+
+def _train_seeds(args, split_dir, folds, model_config, cfg, on_fold) -> int:
+    """``--seeds``: one run per seed under ``OUT/seedN``, then each fold's models averaged as an ensemble."""
+    import dataclasses
+
+    from .ensemble import evaluate_runs
+    from .training import train_run
+
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise CLIError(f"--seeds must be comma-separated numbers like 1,2,3, got {args.seeds!r}") from None
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise CLIError(f"--seeds needs two or more different seeds, got {args.seeds!r}")
+    if args.model != "e2eecpe":
+        raise CLIError("--seeds trains an ensemble of E2EECPE models; two-stage models cannot be averaged")
+    out = Path(args.out)
+    failed = False
+    for s in seeds:
+        print(f"seed {s} -> {out / f'seed{s}'}", file=sys.stderr)
+        summary = train_run(args.model, split_dir, folds, model_config, dataclasses.replace(cfg, seed=s),
+                            out / f"seed{s}", progress=not args.quiet, preprocess={"segmenter": args.segmenter},
+                            on_fold=on_fold, jobs=args.jobs)
+        print_metrics(f"seed {s} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
+                      f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
+        failed |= bool(summary.get("failures"))
+    res = evaluate_runs([out / f"seed{s}" for s in seeds], split_dir, folds)
+    if not res["per_fold"]:
+        raise CLIError("no fold was trained for every seed")
+    print_ensemble(res)
+    (out / "ensemble.json").write_text(json.dumps(res, ensure_ascii=False, indent=1))
+    k = res["folds"][0]
+    print(f"results: {out / 'ensemble.json'}; predict with the fold-{k} ensemble: ecpe predict "
+          + " ".join(f"--model {out / f'seed{s}' / f'fold{k}' / 'model.pt'}" for s in seeds) + " TEXT")
+    return 1 if failed else 0
 
 
 # ---- evaluate -------------------------------------------------------------------------------------
@@ -226,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=1,
                    help="random seed; it also draws split10's dev share (default 1). Models of several seeds, given "
                         "together to evaluate/predict/serve (--model A --model B), form an ensemble")
+    t.add_argument("--seeds", metavar="S1,S2,...",
+                   help="E2EECPE: train one run per seed under OUT/seedN and score each fold's models averaged as "
+                        "an ensemble (OUT/ensemble.json); e.g. 1,2,3")
     t.add_argument("--select-on", choices=["dev", "test"], default="dev",
                    help="model selection: dev (honest, default) or test (the paper's protocol: best epoch on test)")
     t.add_argument("--embeddings", help="word2vec file (text or binary), e.g. the paper's w2v_200.txt; "

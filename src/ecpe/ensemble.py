@@ -7,7 +7,9 @@ probability > 1/2. Test documents are never used to build it: each member is sel
 """
 from __future__ import annotations
 
-from typing import Sequence
+import statistics
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -15,7 +17,7 @@ import torch
 from .data.corpus import Document
 from .metrics import Prediction, score
 
-__all__ = ["Ensemble"]
+__all__ = ["Ensemble", "evaluate_runs"]
 
 
 class Ensemble:
@@ -81,3 +83,49 @@ class Ensemble:
     def evaluate(self, docs: Sequence[Document], threshold: float | None = None) -> dict[str, dict[str, float]]:
         """Pair / emotion / cause P/R/F1 on gold documents."""
         return score(docs, self.predict_docs(docs, threshold))
+
+
+def evaluate_runs(run_dirs: Sequence[str | Path], split_dir: str | Path, folds: Sequence[int] | None = None,
+                  progress: bool = False) -> dict[str, Any]:
+    """Score, on each fold's test documents, the models of several run folders (one per seed, each holding
+    ``foldK/model.pt``) one by one and averaged as an ensemble.
+
+    Returns ``per_fold`` ({fold, members: [metrics per run], ensemble: metrics}), and ``mean`` / ``std`` over
+    folds of the ensemble and of the members' mean F1, with a paired t-test over folds (``ttest_p``).
+    """
+    from .data.corpus import find_folds, read_documents
+    from .metrics import mean_std
+    from .models import load_model
+    from .training import evaluate
+
+    split_dir = Path(split_dir)
+    runs = [Path(r) for r in run_dirs]
+    available = [k for k in (folds or find_folds(split_dir)) if all((r / f"fold{k}" / "model.pt").exists() for r in runs)]
+    per_fold, protocols = [], set()
+    for k in available:
+        test = read_documents(split_dir / f"fold{k}_test.txt")
+        members = []
+        for r in runs:
+            model, ckpt = load_model(r / f"fold{k}" / "model.pt")
+            protocols.add(ckpt.get("meta", {}).get("protocol", "?"))
+            members.append(model)
+        single = [evaluate(m, m.tensorize(test)) for m in members]
+        per_fold.append({"fold": k, "members": single, "ensemble": Ensemble(members).evaluate(test)})
+        if progress:
+            print(f"fold {k}: pair F1 members " + " ".join(f"{s['pair']['f1']:.4f}" for s in single)
+                  + f" | ensemble {per_fold[-1]['ensemble']['pair']['f1']:.4f}", flush=True)
+    out: dict[str, Any] = {"runs": [str(r) for r in runs], "split": split_dir.name, "folds": available,
+                           "member_protocol": ", ".join(sorted(protocols)), "per_fold": per_fold}
+    if per_fold:
+        out["mean"], out["std"] = mean_std([{**f["ensemble"], "fold": f["fold"]} for f in per_fold])
+        tasks = ("pair", "emotion", "cause")
+        member_mean = {t: [statistics.fmean(m[t]["f1"] for m in f["members"]) for f in per_fold] for t in tasks}
+        out["members_mean_f1"] = {t: statistics.fmean(v) for t, v in member_mean.items()}
+        out["members_f1"] = {t: [statistics.fmean(f["members"][i][t]["f1"] for f in per_fold) for i in range(len(runs))]
+                             for t in tasks}
+        if len(per_fold) > 1:
+            from scipy.stats import ttest_rel
+
+            out["ttest_p"] = {t: float(ttest_rel([f["ensemble"][t]["f1"] for f in per_fold], member_mean[t]).pvalue)
+                              for t in tasks}
+    return out
