@@ -193,3 +193,21 @@ def test_reproduce_with_missing_gpu_fails_before_training(tmp_path, monkeypatch,
     rc = main(["reproduce", "--data", str(data), "--out", str(tmp_path / "r"), "--quick", "-q", "--device", "cuda"])
     assert rc == 2 and "asked for" in capsys.readouterr().err
     assert not list((tmp_path / "r").glob("runs/*/fold*/result.json"))
+
+
+@cuda
+def test_gpu_ensemble_matches_the_cpu(tmp_path, corpus, tiny_config):
+    from ecpe.predict import Extractor
+
+    vocab = Vocab.build(c for d in corpus for c in d.clauses)
+    paths = []
+    for s in (0, 1):
+        torch.manual_seed(s)
+        paths.append(save_model(build_model("e2eecpe", vocab, tiny_config), tmp_path / f"m{s}.pt", {"segmenter": "jieba"}))
+    items = [{"clauses": d.clauses} for d in corpus]
+    cpu = Extractor.load(paths).extract_many(items, threshold=0.1)
+    gpu_ex = Extractor.load(paths, device="cuda")
+    assert gpu_ex.info["device"].startswith("cuda")
+    gpu = gpu_ex.extract_many(items, threshold=0.1)
+    assert [[(p["emotion"], p["cause"]) for p in r["pairs"]] for r in gpu] == \
+           [[(p["emotion"], p["cause"]) for p in r["pairs"]] for r in cpu]
