@@ -187,15 +187,11 @@ def _train_seeds(args, split_dir, folds, model_config, cfg, on_fold) -> int:
 # ---- evaluate -------------------------------------------------------------------------------------
 def cmd_evaluate(args) -> int:
     from .data.corpus import read_documents
-    from .models import load_model
+    from .ensemble import Ensemble, load_models
     from .training import evaluate
 
-    loaded = [load_model(m, device=args.device) for m in args.model]
-    model, ckpt = loaded[0]
-    if len(loaded) > 1:
-        from .ensemble import Ensemble
-
-        model = Ensemble([m for m, _ in loaded])
+    model, ckpts = load_models(args.model, device=args.device)
+    ckpt = ckpts[0]
     path = Path(args.data)
     files = sorted(path.glob("fold*_test.txt")) if path.is_dir() else [path]
     if not files:
@@ -203,9 +199,9 @@ def cmd_evaluate(args) -> int:
     meta = ckpt.get("meta", {})
     for f in files:
         docs = read_documents(f)
-        if len(loaded) > 1:
+        if isinstance(model, Ensemble):
             metrics = model.evaluate(docs, threshold=args.threshold)
-            what = f"ensemble of {len(loaded)} {ckpt['model']} models"
+            what = f"ensemble of {len(model)} {ckpt['model']} models"
         else:
             metrics = evaluate(model, model.tensorize(docs), threshold=args.threshold)
             what = f"model {ckpt['model']}"

@@ -17,7 +17,7 @@ import torch
 from .data.corpus import Document
 from .metrics import Prediction, score
 
-__all__ = ["Ensemble", "evaluate_runs"]
+__all__ = ["Ensemble", "load_models", "evaluate_runs"]
 
 
 class Ensemble:
@@ -83,6 +83,18 @@ class Ensemble:
     def evaluate(self, docs: Sequence[Document], threshold: float | None = None) -> dict[str, dict[str, float]]:
         """Pair / emotion / cause P/R/F1 on gold documents."""
         return score(docs, self.predict_docs(docs, threshold))
+
+
+def load_models(paths: Sequence[str | Path], device=None) -> tuple[Any, list[dict[str, Any]]]:
+    """Load model files onto ``device``: one file gives its model, several an :class:`Ensemble` of them.
+    Returns (model or ensemble, the checkpoint dict of each file)."""
+    from .models import load_model
+
+    if not paths:
+        raise ValueError("no model file given")
+    loaded = [load_model(p, device=device) for p in paths]
+    models = [m for m, _ in loaded]
+    return (models[0] if len(models) == 1 else Ensemble(models)), [ckpt for _, ckpt in loaded]
 
 
 def evaluate_runs(run_dirs: Sequence[str | Path], split_dir: str | Path, folds: Sequence[int] | None = None,

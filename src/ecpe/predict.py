@@ -49,22 +49,17 @@ class Extractor:
              **kwargs) -> "Extractor":
         """An extractor for a model file, or for several E2EECPE model files averaged as one
         (:class:`ecpe.ensemble.Ensemble`); ``device``: cpu (default), cuda, cuda:N or auto."""
-        from .models import load_model
+        from .ensemble import load_models
 
         paths = [path] if isinstance(path, (str, Path)) else list(path)
-        if not paths:
-            raise ValueError("no model file given")
-        loaded = [load_model(p, device=device) for p in paths]
-        if len(loaded) == 1:
-            return cls(*loaded[0], **kwargs)
-        from .ensemble import Ensemble
-
-        segmenters = {ckpt.get("preprocess", {}).get("segmenter", "jieba") for _, ckpt in loaded}
+        model, ckpts = load_models(paths, device=device)
+        if len(ckpts) == 1:
+            return cls(model, ckpts[0], **kwargs)
+        segmenters = {ckpt.get("preprocess", {}).get("segmenter", "jieba") for ckpt in ckpts}
         if len(segmenters) > 1 and kwargs.get("segmenter") is None:
             raise ValueError(f"the models were trained with different segmenters ({', '.join(sorted(segmenters))}); "
                              "pass one (segmenter=...)")
-        ckpt = {**loaded[0][1], "ensemble": [str(p) for p in paths]}
-        return cls(Ensemble([m for m, _ in loaded]), ckpt, **kwargs)
+        return cls(model, {**ckpts[0], "ensemble": [str(p) for p in paths]}, **kwargs)
 
     @property
     def info(self) -> dict[str, Any]:
