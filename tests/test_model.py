@@ -357,3 +357,54 @@ def test_char_backoff_word_dropout_composes_dropped_words(tiny_config):
     torch.testing.assert_close(x[1], w[1])                      # 他: one character -> <unk>
     x.sum().backward()                                          # gradients reach the characters' rows
     assert model.embed.weight.grad is not None
+
+
+# ---- inference: word projections from a table -------------------------------------------------------
+@pytest.mark.parametrize("backoff", [False, True])
+def test_cached_word_projections_give_the_same_scores(tiny_config, backoff):
+    """cache_word_projections changes no score beyond float rounding (unknown words composed of their
+    characters included), is used only in eval mode without gradients, and follows weight updates."""
+    model = make_model(tiny_config, char_backoff=backoff)
+    batch = model.tensorize([*DOCS, DOC_UNKNOWN]).batch([0, 1, 2])
+    if backoff:
+        assert batch.unknown_chars is not None and len(batch.unknown_chars)
+    with torch.no_grad():
+        plain = model(batch)
+        model.cache_word_projections()
+        cached = model(batch)
+        assert model._word_table is not None
+    for key in plain:
+        torch.testing.assert_close(cached[key], plain[key], rtol=1e-5, atol=1e-5)
+    # the decoded output, every real cell with its score (eta = 0) and the auxiliary probabilities
+    for a, b in zip(model.decode(cached, batch, threshold=0.0), model.decode(plain, batch, threshold=0.0)):
+        assert [(e, c) for e, c, _ in a.pairs] == [(e, c) for e, c, _ in b.pairs]
+        assert [v for *_, v in a.pairs] == pytest.approx([v for *_, v in b.pairs], abs=1e-5)
+        assert a.emotion_prob == pytest.approx(b.emotion_prob, abs=1e-5)
+    # a weight update (as an optimizer step makes, in place) rebuilds the table
+    with torch.no_grad():
+        model.embed.weight.mul_(2.0)
+        model.cnn.convs[0].weight.add_(0.1)
+        model.cache_word_projections(False)
+        plain2 = model(batch)
+        model.cache_word_projections(True)
+        model(batch)                                            # builds the table
+        model.embed.weight.mul_(0.5)                            # changed after the table was built
+        model.cache_word_projections(False)
+        plain3 = model(batch)
+        model.cache_word_projections(True)
+        cached3 = model(batch)
+    assert not torch.allclose(plain2["pair_logits"], plain3["pair_logits"])
+    torch.testing.assert_close(cached3["pair_logits"], plain3["pair_logits"], rtol=1e-5, atol=1e-5)
+    # with gradients (training) the table is not used: gradients still reach the embeddings
+    model.train()
+    model.loss(model(batch), batch).backward()
+    assert model.embed.weight.grad is not None
+
+
+def test_extractor_turns_the_table_on(tiny_config):
+    from ecpe.predict import Extractor
+
+    model = make_model(tiny_config)
+    ex = Extractor(model)
+    ex.extract({"clauses": [["他", "收到", "礼物"], ["高兴"]]})
+    assert model._cache_words and model._word_table is not None

@@ -234,6 +234,27 @@ def test_clause_cnn_flat_batch_layout_matches_padded_clauses(tiny_config):
 
 
 
+def test_clause_cnn_from_projected_words_matches_the_convolution(tiny_config):
+    """forward_projected over a vocabulary table (embeddings x tap matrices) gives forward_flat's vectors,
+    with empty and one-word clauses, and with the table's rows indexed per position instead of per word."""
+    docs = [Document("1", [["今天"], ["他", "收到", "礼物"], ["很", "高兴", "今天", "天气", "不错", "回家"]], [(2, 1)]),
+            Document("2", [["回家", "很"], [], ["高兴"]], [(2, 0)])]
+    vocab = Vocab.build(c for d in docs for c in d.clauses)
+    torch.manual_seed(0)
+    model = build_model("e2eecpe", vocab, tiny_config).eval()
+    batch = model.tensorize(docs).batch([0, 1])
+    cnn = model.cnn
+    with torch.no_grad():
+        want = cnn.forward_flat(model.embed(batch.flat_words), batch.clause_starts, batch.clause_lens)
+        table = model.embed.weight @ cnn.projection().t()
+        assert table.shape == (len(vocab), sum(cnn.kernel_sizes) * cnn.convs[0].out_channels)
+        got = cnn.forward_projected(table, batch.flat_words, batch.clause_starts, batch.clause_lens)
+        own = table[batch.flat_words]
+        got_own = cnn.forward_projected(own, torch.arange(len(own)), batch.clause_starts, batch.clause_lens)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got_own, want)
+
+
 def test_clause_cnn_empty_clause_does_not_see_its_neighbour():
     torch.manual_seed(5)
     cnn = ClauseCNN(3, (2, 3, 4, 5), filters=2)

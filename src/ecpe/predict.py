@@ -29,7 +29,9 @@ class Extractor:
                  device: str | torch.device | None = None, segmenter: str | None = None):
         from .devices import resolve_device
 
-        self.model = (model if device is None else model.to(resolve_device(device))).eval()
+        from .ensemble import for_inference
+
+        self.model = for_inference((model if device is None else model.to(resolve_device(device))).eval())
         self.checkpoint = checkpoint or {}
         pre = self.checkpoint.get("preprocess", {})
         # the model's segmenter, unless overridden (e.g. "jieba-py": the Python jieba even where rjieba is installed)

@@ -85,19 +85,24 @@ class E2EECPE(nn.Module):
         return DocTensors(docs, self.vocab, self.config.max_clause_len, max(self.config.kernel_sizes),
                           char_backoff=self.config.char_backoff)
 
-    def embed_words(self, words: torch.Tensor, unknown_chars: torch.Tensor | None = None) -> torch.Tensor:
+    def embed_words(self, words: torch.Tensor, unknown_chars: torch.Tensor | None = None,
+                    table: torch.Tensor | None = None) -> torch.Tensor:
         """Word vectors of ``words`` [T], with word dropout while training.
 
         Without ``char_backoff`` a dropped word becomes ``<unk>``. With it, a dropped word, and an unknown
         word given an id past the vocabulary (see ``DocBatch.unknown_chars``), is the mean of the vectors
         of its characters that are vocabulary words; only words without such characters become ``<unk>``.
+
+        ``table``: rows to read instead of the embeddings' (one per vocabulary word, e.g. the words'
+        projections by the clause CNN, which are linear in the vectors, so the mean of characters carries over).
         """
         c, V = self.config, len(self.vocab)
+        lookup = self.embed if table is None else (lambda ids: F.embedding(ids, table))
         drop = None
         if self.training and c.word_dropout > 0:
             drop = torch.rand(words.shape, device=words.device) < self.unk_prob[words.clamp(max=V - 1)]
         if not c.char_backoff:
-            return self.embed(words.masked_fill(drop, 1) if drop is not None else words)
+            return lookup(words.masked_fill(drop, 1) if drop is not None else words)
         known = words < V
         rows = self.word_chars[words.clamp(max=V - 1)]                        # [T, K]
         if unknown_chars is not None and not bool(known.all()):
@@ -107,19 +112,54 @@ class E2EECPE(nn.Module):
                                F.pad(extra, (0, width - extra.shape[1])))
         compose = ~known if drop is None else (~known | drop)
         composed = compose & (rows[:, 0] > 0)                                 # the others become <unk>
-        x = self.embed(words.masked_fill(compose, 1).masked_fill(composed, 0))  # 0 (padding): replaced below
+        x = lookup(words.masked_fill(compose, 1).masked_fill(composed, 0))  # 0 (padding): replaced below
         where = composed.nonzero().squeeze(1)
         if len(where):
             r = rows[where]
             n = (r > 0).sum(1, keepdim=True).to(x.dtype)
-            x = x.index_put((where,), self.embed(r).sum(1) / n)              # padding rows are 0
+            x = x.index_put((where,), lookup(r).sum(1) / n)                  # padding rows are 0
         return x
 
     # ---- the model -------------------------------------------------------------------------------
+    def cache_word_projections(self, enabled: bool = True) -> "E2EECPE":
+        """At inference, read each word's clause-CNN products from a table made once per vocabulary.
+
+        The convolutions of eq. 1 are linear in the word vectors, so every word type's contribution to
+        every filter tap (``sum(kernel_sizes) * filters`` values, 700 with the paper's sizes) can be
+        computed once; a clause is then encoded by gathering and adding those rows, with no matrix
+        product. Same scores to float rounding. The table (``len(vocab)`` x 700 floats, 61 MB for NEWS
+        fold 1) is built on first use and rebuilt when the embeddings or filters change; it is used only
+        in ``eval()`` mode without gradients, so training is untouched. ``Extractor`` and ``ecpe evaluate``
+        turn it on (``ecpe.ensemble.load_models``).
+        """
+        self._cache_words = enabled
+        if not enabled:
+            self._word_table = None
+        return self
+
+    def word_table(self) -> torch.Tensor:
+        """[len(vocab), sum(kernel_sizes) * filters]: the embeddings times the CNN's tap matrices, cached."""
+        params = [self.embed.weight, *(conv.weight for conv in self.cnn.convs)]
+        key = tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params)
+        cached = getattr(self, "_word_table", None)
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                cached = (key, self.embed.weight @ self.cnn.projection().t())
+            self._word_table = cached
+        return cached[1]
+
     def encode(self, batch: DocBatch) -> torch.Tensor:
         """Contextual clause states h_i (eqs. 1-4). Returns [B, D, 2 * hidden]."""
-        x = self.dropout(self.embed_words(batch.flat_words, batch.unknown_chars))  # [T, d_e], clauses end to end
-        clauses = self.dropout(self.cnn.forward_flat(x, batch.clause_starts, batch.clause_lens))  # [N, |t| * d_c]
+        if getattr(self, "_cache_words", False) and not self.training and not torch.is_grad_enabled():
+            table, ids = self.word_table(), batch.flat_words
+            if self.config.char_backoff and batch.unknown_chars is not None and len(batch.unknown_chars):
+                # unknown words composed of their characters: the positions' own rows, built from the table
+                table = self.embed_words(ids, batch.unknown_chars, table=table)
+                ids = torch.arange(len(ids), device=ids.device)
+            clauses = self.cnn.forward_projected(table, ids, batch.clause_starts, batch.clause_lens)  # dropout: identity
+        else:
+            x = self.dropout(self.embed_words(batch.flat_words, batch.unknown_chars))  # [T, d_e], clauses end to end
+            clauses = self.dropout(self.cnn.forward_flat(x, batch.clause_starts, batch.clause_lens))  # [N, |t| * d_c]
         B, D = batch.batch_size, batch.max_doc_len
         grid = clauses.new_zeros(B * D, clauses.shape[1]).index_copy(0, batch.clause_pos, clauses)
         return bilstm_padded(self.lstm, grid.view(B, D, -1), batch.doc_lens)  # eq. 4: [B, D, 2 * d_h], 0 on padding

@@ -92,3 +92,49 @@ class ClauseCNN(nn.Module):
             pooled = torch.segment_reduce(c, "max", lengths=valid, unsafe=True)  # eq. 2: [N, filters]
             outs.append(torch.relu(pooled))                           # relu(max) == max(relu)
         return torch.cat(outs, dim=1)                                 # eq. 3
+
+    # ---- inference from projected words ------------------------------------------------------------
+    def projection(self) -> torch.Tensor:
+        """[sum(kernel_sizes) * filters, in_dim]: the filters of every width, tap by tap.
+
+        A window's pre-activation is ``bias + sum_j W_kj x_(s+j)`` (eq. 1) with ``W_kj`` the [filters,
+        in_dim] slice of tap ``j``; rows ``(offset(k) + j) * filters ...`` of this matrix hold ``W_kj``
+        (offsets in the order of ``kernel_sizes``). Multiplying word vectors by its transpose once gives
+        every tap's contribution of every word (see :meth:`forward_projected`).
+        """
+        return torch.cat([conv.weight.permute(2, 0, 1).reshape(-1, conv.weight.shape[1]) for conv in self.convs])
+
+    def forward_projected(self, table: torch.Tensor, ids: torch.Tensor, starts: torch.Tensor,
+                          lengths: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward_flat` from words already multiplied by :meth:`projection`.
+
+        The convolution is linear in the word vectors, so a window's pre-activation is the sum of its
+        words' tap contributions: ``k`` rows of ``filters`` values added instead of a ``k * in_dim`` by
+        ``filters`` product. With a fixed vocabulary the products can be made once per word type (a
+        table of ``len(vocab)`` rows, ``table = embeddings @ projection().t()``; :meth:`E2EECPE.encode`
+        does so at inference), leaving the clause encoder a gather and a sum. Equal to
+        :meth:`forward_flat` to float rounding.
+
+        Args:
+            table: [R, sum(kernel_sizes) * filters] projected word vectors.
+            ids: [T] the row of ``table`` at each position of the layout of :func:`flat_layout`
+                (word ids for a vocabulary table; ``arange(T)`` when ``table`` holds the positions' own rows).
+            starts, lengths: as for :meth:`forward_flat`.
+        """
+        n_taps = sum(self.kernel_sizes)
+        filters = table.shape[1] // n_taps
+        taps_flat = table.reshape(-1, filters)                        # row r * n_taps + tap
+        outs, offset = [], 0
+        for k, conv in zip(self.kernel_sizes, self.convs):
+            valid = (lengths - k + 1).clamp(min=1)
+            first = torch.cumsum(valid, 0) - valid
+            total = int(first[-1] + valid[-1]) if len(valid) else 0
+            window_start = (torch.repeat_interleave(starts - first, valid, output_size=total)
+                            + torch.arange(total, device=starts.device))
+            taps = torch.arange(k, device=starts.device)
+            rows = ids[window_start[:, None] + taps] * n_taps + offset + taps   # word s + j, tap j
+            c = taps_flat.index_select(0, rows.reshape(-1)).view(total, k, filters).sum(1)
+            pooled = torch.segment_reduce(c, "max", lengths=valid, unsafe=True) + conv.bias  # max(c) + b == max(c + b)
+            outs.append(torch.relu(pooled))
+            offset += k
+        return torch.cat(outs, dim=1)
