@@ -109,6 +109,9 @@ def cmd_train(args) -> int:
                       seed=args.seed, select_on=args.select_on, embeddings=args.embeddings, threads=args.threads,
                       min_freq=args.min_freq, device=args.device)
     model_config = {"embed_dim": args.embed_dim, "freeze_embeddings": args.freeze_embeddings}
+    for name in ("hidden", "filters", "vertex_dim"):
+        if getattr(args, name) is not None:
+            model_config[name] = getattr(args, name)
     if args.threshold is not None:
         model_config["threshold"] = args.threshold
     if args.word_dropout is not None:
@@ -282,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--embeddings", help="word2vec file (text or binary), e.g. the paper's w2v_200.txt; "
                                         "default: word2vec trained on each fold's training documents")
     t.add_argument("--embed-dim", type=int, default=200, help="word vector size (default 200)")
+    t.add_argument("--hidden", type=int, metavar="D_H",
+                   help="LSTM units per direction (default: the paper's, 300 for E2EECPE, 100 for the two-stage "
+                        "models); smaller is faster, see README 'Speed'")
+    t.add_argument("--filters", type=int, metavar="D_C", help="E2EECPE: CNN filters per kernel width (default 50)")
+    t.add_argument("--vertex-dim", type=int, metavar="D_Z", help="E2EECPE: vertex and auxiliary layer size (default 100)")
     t.add_argument("--freeze-embeddings", action="store_true", help="keep word vectors fixed (the paper's code did)")
     t.add_argument("--min-freq", type=int, default=1, help="vocabulary: minimum count in training documents")
     t.add_argument("--threshold", type=float, help="pair threshold eta (default 0.3, as the paper)")
