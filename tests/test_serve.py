@@ -8,7 +8,7 @@ import re
 import pytest
 
 pytest.importorskip("fastapi", reason="ecpe serve needs the 'serve' extra: pip install -e '.[serve]'")
-pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
+pytest.importorskip("httpx2", reason="FastAPI's TestClient needs httpx2 (the test extra)")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
@@ -237,7 +237,7 @@ def test_concurrent_requests_share_model_calls(extractor):
     app = create_app(extractor, warmup=False, batch_wait_ms=20)
 
     async def main():
-        import httpx
+        import httpx2 as httpx
 
         batcher = app.state.batcher
         await batcher.start()
