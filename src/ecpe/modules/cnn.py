@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["ClauseCNN", "flat_layout"]
+__all__ = ["ClauseCNN", "flat_layout", "pooled_windows"]
 
 
 def flat_layout(lengths: torch.Tensor, width: int) -> tuple[torch.Tensor, int]:
@@ -19,6 +19,19 @@ def flat_layout(lengths: torch.Tensor, width: int) -> tuple[torch.Tensor, int]:
     spans = lengths.clamp(min=width)
     starts = torch.cumsum(spans, 0) - spans
     return starts, int(spans.sum())
+
+
+def pooled_windows(k: int, starts: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The width-``k`` windows max-pooling can pick, for clauses laid out by :func:`flat_layout`: those that
+    start on a clause's word and fit in it, or a shorter clause's first window.
+
+    Returns (windows per clause [N], start position of every window [W], clause by clause).
+    """
+    valid = (lengths - k + 1).clamp(min=1)                    # windows per clause
+    first = torch.cumsum(valid, 0) - valid                    # row of each clause's first window
+    total = int(first[-1] + valid[-1]) if len(valid) else 0
+    return valid, (torch.repeat_interleave(starts - first, valid, output_size=total)
+                   + torch.arange(total, device=starts.device))
 
 
 class ClauseCNN(nn.Module):
@@ -79,11 +92,8 @@ class ClauseCNN(nn.Module):
         """
         outs = []
         for k, conv in zip(self.kernel_sizes, self.convs):
-            valid = (lengths - k + 1).clamp(min=1)                    # windows per clause
-            first = torch.cumsum(valid, 0) - valid                    # row of each clause's first window
-            total = int(first[-1] + valid[-1]) if len(valid) else 0
-            window_start = (torch.repeat_interleave(starts - first, valid, output_size=total)
-                            + torch.arange(total, device=starts.device))
+            valid, window_start = pooled_windows(k, starts, lengths)
+            total = len(window_start)
             taps = torch.arange(k, device=starts.device)
             rows = x.index_select(0, (window_start[:, None] + taps).reshape(-1)).view(total, -1)
             # conv weight [filters, in_dim, k] -> [filters, k * in_dim], matching the rows' word-major order
@@ -126,11 +136,8 @@ class ClauseCNN(nn.Module):
         taps_flat = table.reshape(-1, filters)                        # row r * n_taps + tap
         outs, offset = [], 0
         for k, conv in zip(self.kernel_sizes, self.convs):
-            valid = (lengths - k + 1).clamp(min=1)
-            first = torch.cumsum(valid, 0) - valid
-            total = int(first[-1] + valid[-1]) if len(valid) else 0
-            window_start = (torch.repeat_interleave(starts - first, valid, output_size=total)
-                            + torch.arange(total, device=starts.device))
+            valid, window_start = pooled_windows(k, starts, lengths)
+            total = len(window_start)
             taps = torch.arange(k, device=starts.device)
             rows = ids[window_start[:, None] + taps] * n_taps + offset + taps   # word s + j, tap j
             c = taps_flat.index_select(0, rows.reshape(-1)).view(total, k, filters).sum(1)
