@@ -1,7 +1,7 @@
 """Speed benchmark (issue 5): training epoch, inference throughput and memory, on this machine.
 
     python benchmarks/speed.py [--data ../shared/data/ecpe-zh] [--fold 1] [--epochs 2] [--run runs/full10]
-                               [--device cpu|cuda] [--hidden 150]
+                               [--device cpu|cuda] [--hidden 150] [--char-backoff]
 
 Prints one ``key: value`` line per figure. Training epochs are timed on split10 fold ``--fold`` with the
 default E2EECPE configuration (word vectors randomly initialised: building them is not part of an epoch).
@@ -10,7 +10,8 @@ documents (raw text rebuilt by joining each clause's words and the clauses with 
 least ``--min-docs`` documents. ``full_10fold_minutes`` is read from a recorded 10-fold run (``--run``).
 Uses the standard library and the package only. With ``--device cuda`` the model runs on the GPU (the
 figures are then the GPU's; the issue's targets are for 2 CPU cores). ``--hidden`` times E2EECPE with
-another BiLSTM size than the paper's 300 (Inter-EC keeps its own); point ``--run`` at a run of that size.
+another BiLSTM size than the paper's 300 (Inter-EC keeps its own), ``--char-backoff`` with unknown words composed
+of their characters; point ``--run`` at a run of that configuration.
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def time_epoch(module, tensors, batch_size: int, lr: float, l2: float, seed: int
     return time.perf_counter() - start
 
 
-def time_e2e_epochs(fold, epochs: int, device: str = "cpu", hidden: int | None = None):
+def time_e2e_epochs(fold, epochs: int, device: str = "cpu", config: dict | None = None):
     import torch
 
     from ecpe.config import TrainConfig
@@ -57,7 +58,7 @@ def time_e2e_epochs(fold, epochs: int, device: str = "cpu", hidden: int | None =
 
     torch.manual_seed(1)
     vocab = Vocab.build(c for d in fold.train for c in d.clauses)
-    model = build_model("e2eecpe", vocab, {} if hidden is None else {"hidden": hidden}).to(device)
+    model = build_model("e2eecpe", vocab, config or {}).to(device)
     cfg = TrainConfig()
     train = model.tensorize(fold.train)
     times = [time_epoch(model, train, cfg.batch_size, cfg.lr, cfg.l2, seed=e) for e in range(epochs)]
@@ -105,6 +106,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-raw", action="store_true", help="do not time raw text (needs jieba)")
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     ap.add_argument("--hidden", type=int, help="E2EECPE BiLSTM units per direction (default: the paper's 300)")
+    ap.add_argument("--char-backoff", action="store_true", help="E2EECPE with unknown words composed of their characters")
     args = ap.parse_args(argv)
 
     import torch
@@ -124,9 +126,14 @@ def main(argv=None) -> int:
     if device.type != "cpu":
         print(f"device: {device_info(device)}")
 
+    config = {}
     if args.hidden is not None:
+        config["hidden"] = args.hidden
         print(f"e2eecpe_hidden: {args.hidden} (the paper: 300)")
-    model, times = time_e2e_epochs(fold, args.epochs, device, args.hidden)
+    if args.char_backoff:
+        config["char_backoff"] = True
+        print("e2eecpe_char_backoff: on")
+    model, times = time_e2e_epochs(fold, args.epochs, device, config)
     e2e = sum(times) / len(times)
     print(f"e2eecpe_epoch_s: {e2e:.2f}")
     if not args.skip_baseline:

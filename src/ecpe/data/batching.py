@@ -66,10 +66,8 @@ def char_id_matrix(vocab: Vocab, words: Sequence[str]) -> torch.Tensor:
     """[len(words), K] ids of each word's characters that are vocabulary words (``Vocab.char_ids``),
     padded with 0; K >= 1."""
     rows = [vocab.char_ids(w) for w in words]
-    out = torch.zeros(len(rows), max((len(r) for r in rows), default=1) or 1, dtype=torch.long)
-    for i, r in enumerate(rows):
-        out[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-    return out
+    width = max((len(r) for r in rows), default=1) or 1
+    return torch.tensor([r + [0] * (width - len(r)) for r in rows], dtype=torch.long).view(len(rows), width)
 
 
 class DocTensors:
@@ -93,13 +91,18 @@ class DocTensors:
         if char_backoff:
             unknown: dict[str, int] = {}  # unknown word with known characters -> its id past the vocabulary
 
+            no_chars: set[str] = set()    # unknown words without known characters: <unk>
+
             def encode(words):
                 ids = vocab.encode(words)
-                for k, (w, i) in enumerate(zip(words, ids)):
-                    if i == 1 and w not in vocab:
-                        if w not in unknown and vocab.char_ids(w):
+                for k, i in enumerate(ids):
+                    if i == 1 and (w := words[k]) not in no_chars and w not in vocab:
+                        if w not in unknown:
+                            if not vocab.char_ids(w):
+                                no_chars.add(w)
+                                continue
                             unknown[w] = len(vocab) + len(unknown)
-                        ids[k] = unknown.get(w, 1)
+                        ids[k] = unknown[w]
                 return ids
 
         ids = [encode(c[:max_clause_len]) for d in self.docs for c in d.clauses]

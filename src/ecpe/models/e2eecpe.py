@@ -117,7 +117,7 @@ class E2EECPE(nn.Module):
         if len(where):
             r = rows[where]
             n = (r > 0).sum(1, keepdim=True).to(x.dtype)
-            x = x.index_put((where,), lookup(r).sum(1) / n)                  # padding rows are 0
+            x = x.index_put_((where,), lookup(r).sum(1) / n)                 # padding rows are 0
         return x
 
     # ---- the model -------------------------------------------------------------------------------
