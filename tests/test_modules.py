@@ -251,8 +251,14 @@ def test_clause_cnn_from_projected_words_matches_the_convolution(tiny_config):
         got = cnn.forward_projected(table, batch.flat_words, batch.clause_starts, batch.clause_lens)
         own = table[batch.flat_words]
         got_own = cnn.forward_projected(own, torch.arange(len(own)), batch.clause_starts, batch.clause_lens)
+        # rows past the table (ids >= R) read from ``extra``: the same vectors from a split table
+        R = len(vocab) // 2
+        assert (batch.flat_words >= R).any() and (batch.flat_words < R).any()
+        got_split = cnn.forward_projected(table[:R], batch.flat_words, batch.clause_starts, batch.clause_lens,
+                                          extra=table[R:])
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(got_own, want)
+    torch.testing.assert_close(got_split, want)
 
 
 def test_clause_cnn_empty_clause_does_not_see_its_neighbour():

@@ -95,6 +95,8 @@ class DocTensors:
 
             def encode(words):
                 ids = vocab.encode(words)
+                if 1 not in ids:
+                    return ids
                 for k, i in enumerate(ids):
                     if i == 1 and (w := words[k]) not in no_chars and w not in vocab:
                         if w not in unknown:

@@ -59,6 +59,7 @@ class E2EECPE(nn.Module):
             self.embed.weight.data.copy_(torch.as_tensor(embeddings))
         self.embed.weight.requires_grad_(not c.freeze_embeddings)
         self.dropout = Dropout(c.dropout)
+        self._cache_words, self._word_table = False, None  # see cache_word_projections
         # word dropout (Kiperwasser & Goldberg 2016): rare training words are replaced by <unk> now and then,
         # so <unk>, which every unseen word at test time maps to, is trained too. Not saved: training only.
         counts = torch.tensor(vocab.counts if vocab.counts else [0] * len(vocab), dtype=torch.float32)
@@ -85,24 +86,19 @@ class E2EECPE(nn.Module):
         return DocTensors(docs, self.vocab, self.config.max_clause_len, max(self.config.kernel_sizes),
                           char_backoff=self.config.char_backoff)
 
-    def embed_words(self, words: torch.Tensor, unknown_chars: torch.Tensor | None = None,
-                    table: torch.Tensor | None = None) -> torch.Tensor:
+    def embed_words(self, words: torch.Tensor, unknown_chars: torch.Tensor | None = None) -> torch.Tensor:
         """Word vectors of ``words`` [T], with word dropout while training.
 
         Without ``char_backoff`` a dropped word becomes ``<unk>``. With it, a dropped word, and an unknown
         word given an id past the vocabulary (see ``DocBatch.unknown_chars``), is the mean of the vectors
         of its characters that are vocabulary words; only words without such characters become ``<unk>``.
-
-        ``table``: rows to read instead of the embeddings' (one per vocabulary word, e.g. the words'
-        projections by the clause CNN, which are linear in the vectors, so the mean of characters carries over).
         """
         c, V = self.config, len(self.vocab)
-        lookup = self.embed if table is None else (lambda ids: F.embedding(ids, table))
         drop = None
         if self.training and c.word_dropout > 0:
             drop = torch.rand(words.shape, device=words.device) < self.unk_prob[words.clamp(max=V - 1)]
         if not c.char_backoff:
-            return lookup(words.masked_fill(drop, 1) if drop is not None else words)
+            return self.embed(words.masked_fill(drop, 1) if drop is not None else words)
         known = words < V
         rows = self.word_chars[words.clamp(max=V - 1)]                        # [T, K]
         if unknown_chars is not None and not bool(known.all()):
@@ -112,12 +108,12 @@ class E2EECPE(nn.Module):
                                F.pad(extra, (0, width - extra.shape[1])))
         compose = ~known if drop is None else (~known | drop)
         composed = compose & (rows[:, 0] > 0)                                 # the others become <unk>
-        x = lookup(words.masked_fill(compose, 1).masked_fill(composed, 0))  # 0 (padding): replaced below
+        x = self.embed(words.masked_fill(compose, 1).masked_fill(composed, 0))  # 0 (padding): replaced below
         where = composed.nonzero().squeeze(1)
         if len(where):
             r = rows[where]
             n = (r > 0).sum(1, keepdim=True).to(x.dtype)
-            x = x.index_put_((where,), lookup(r).sum(1) / n)                 # padding rows are 0
+            x = x.index_put_((where,), self.embed(r).sum(1) / n)             # padding rows are 0
         return x
 
     # ---- the model -------------------------------------------------------------------------------
@@ -141,7 +137,7 @@ class E2EECPE(nn.Module):
         """[len(vocab), sum(kernel_sizes) * filters]: the embeddings times the CNN's tap matrices, cached."""
         params = [self.embed.weight, *(conv.weight for conv in self.cnn.convs)]
         key = tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params)
-        cached = getattr(self, "_word_table", None)
+        cached = self._word_table
         if cached is None or cached[0] != key:
             with torch.no_grad():
                 cached = (key, self.embed.weight @ self.cnn.projection().t())
@@ -150,13 +146,18 @@ class E2EECPE(nn.Module):
 
     def encode(self, batch: DocBatch) -> torch.Tensor:
         """Contextual clause states h_i (eqs. 1-4). Returns [B, D, 2 * hidden]."""
-        if getattr(self, "_cache_words", False) and not self.training and not torch.is_grad_enabled():
-            table, ids = self.word_table(), batch.flat_words
-            if self.config.char_backoff and batch.unknown_chars is not None and len(batch.unknown_chars):
-                # unknown words composed of their characters: the positions' own rows, built from the table
-                table = self.embed_words(ids, batch.unknown_chars, table=table)
-                ids = torch.arange(len(ids), device=ids.device)
-            clauses = self.cnn.forward_projected(table, ids, batch.clause_starts, batch.clause_lens)  # dropout: identity
+        if self._cache_words and not self.training and not torch.is_grad_enabled():
+            table, ids, extra = self.word_table(), batch.flat_words, None
+            unknown = ids >= len(table)   # char backoff: an unknown word V + j made of known characters
+            if batch.unknown_chars is not None and bool(unknown.any()):
+                # rows only for the unknown words of this batch (renumbered V, V + 1, ...): the mean of their
+                # characters' rows, as their vector is the mean of their characters' vectors
+                present, inverse = torch.unique(ids[unknown], return_inverse=True)
+                chars = batch.unknown_chars[present - len(table)]
+                extra = table[chars].sum(1) / (chars > 0).sum(1, keepdim=True).clamp(min=1).to(table.dtype)
+                ids = ids.masked_scatter(unknown, inverse + len(table))
+            clauses = self.cnn.forward_projected(table, ids, batch.clause_starts, batch.clause_lens,
+                                                 extra)  # dropout: identity
         else:
             x = self.dropout(self.embed_words(batch.flat_words, batch.unknown_chars))  # [T, d_e], clauses end to end
             clauses = self.dropout(self.cnn.forward_flat(x, batch.clause_starts, batch.clause_lens))  # [N, |t| * d_c]

@@ -115,7 +115,7 @@ class ClauseCNN(nn.Module):
         return torch.cat([conv.weight.permute(2, 0, 1).reshape(-1, conv.weight.shape[1]) for conv in self.convs])
 
     def forward_projected(self, table: torch.Tensor, ids: torch.Tensor, starts: torch.Tensor,
-                          lengths: torch.Tensor) -> torch.Tensor:
+                          lengths: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         """:meth:`forward_flat` from words already multiplied by :meth:`projection`.
 
         The convolution is linear in the word vectors, so a window's pre-activation is the sum of its
@@ -130,6 +130,8 @@ class ClauseCNN(nn.Module):
             ids: [T] the row of ``table`` at each position of the layout of :func:`flat_layout`
                 (word ids for a vocabulary table; ``arange(T)`` when ``table`` holds the positions' own rows).
             starts, lengths: as for :meth:`forward_flat`.
+            extra: [E, same width] rows for ids ``len(table)`` to ``len(table) + E - 1`` (e.g. unknown
+                words composed of their characters), kept apart so that the table is not copied.
         """
         n_taps = sum(self.kernel_sizes)
         filters = table.shape[1] // n_taps
@@ -139,8 +141,17 @@ class ClauseCNN(nn.Module):
             valid, window_start = pooled_windows(k, starts, lengths)
             total = len(window_start)
             taps = torch.arange(k, device=starts.device)
-            rows = ids[window_start[:, None] + taps] * n_taps + offset + taps   # word s + j, tap j
-            c = taps_flat.index_select(0, rows.reshape(-1)).view(total, k, filters).sum(1)
+            words = ids[window_start[:, None] + taps]                 # word s + j for tap j: [windows, k]
+            if extra is None:
+                c = taps_flat.index_select(0, (words * n_taps + offset + taps).reshape(-1))
+            else:
+                R = len(table)
+                c = taps_flat.index_select(0, (words.clamp(max=R - 1) * n_taps + offset + taps).reshape(-1))
+                beyond = (words >= R).reshape(-1).nonzero().squeeze(1)
+                if len(beyond):
+                    rows = (words - R).clamp(min=0) * n_taps + offset + taps
+                    c[beyond] = extra.reshape(-1, filters)[rows.reshape(-1)[beyond]]
+            c = c.view(total, k, filters).sum(1)
             pooled = torch.segment_reduce(c, "max", lengths=valid, unsafe=True) + conv.bias  # max(c) + b == max(c + b)
             outs.append(torch.relu(pooled))
             offset += k
