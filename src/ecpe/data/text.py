@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 __all__ = ["split_clauses", "segment", "prepare_text", "SEGMENTERS", "jieba_backend"]
 
@@ -26,6 +27,7 @@ _NUMBER_MARK = "\uE000"  # private-use placeholder while splitting
 SEGMENTERS = ("jieba", "jieba-py", "whitespace")
 
 
+@lru_cache(maxsize=1 << 16)  # tokens repeat: a cache hit is cheaper than the per-character test
 def _is_punct(token: str) -> bool:
     return all(unicodedata.category(ch)[0] in "PZ" or ch.isspace() for ch in token)
 
