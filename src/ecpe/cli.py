@@ -190,8 +190,8 @@ def _train_seeds(args, split_dir, folds, model_config, cfg, on_fold) -> int:
 # ---- evaluate -------------------------------------------------------------------------------------
 def cmd_evaluate(args) -> int:
     from .data.corpus import read_documents
-    from .ensemble import Ensemble, load_models
-    from .training import evaluate
+    from .ensemble import Ensemble, load_models, predict_documents
+    from .metrics import score
 
     model, ckpts = load_models(args.model, device=args.device)
     ckpt = ckpts[0]
@@ -202,12 +202,8 @@ def cmd_evaluate(args) -> int:
     meta = ckpt.get("meta", {})
     for f in files:
         docs = read_documents(f)
-        if isinstance(model, Ensemble):
-            metrics = model.evaluate(docs, threshold=args.threshold)
-            what = f"ensemble of {len(model)} {ckpt['model']} models"
-        else:
-            metrics = evaluate(model, model.tensorize(docs), threshold=args.threshold)
-            what = f"model {ckpt['model']}"
+        metrics = score(docs, predict_documents(model, docs, threshold=args.threshold))
+        what = f"ensemble of {len(model)} {ckpt['model']} models" if isinstance(model, Ensemble) else f"model {ckpt['model']}"
         print_metrics(f"{f} ({len(docs)} documents; {what} trained {meta.get('protocol', '?')}, "
                       f"{meta.get('split', '?')} fold {meta.get('fold', '?')}):", metrics)
         if args.json:

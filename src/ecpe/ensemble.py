@@ -17,7 +17,7 @@ import torch
 from .data.corpus import Document
 from .metrics import Prediction, score
 
-__all__ = ["Ensemble", "for_inference", "load_models", "evaluate_runs"]
+__all__ = ["Ensemble", "predict_documents", "for_inference", "load_models", "evaluate_runs"]
 
 
 class Ensemble:
@@ -83,6 +83,16 @@ class Ensemble:
     def evaluate(self, docs: Sequence[Document], threshold: float | None = None) -> dict[str, dict[str, float]]:
         """Pair / emotion / cause P/R/F1 on gold documents."""
         return score(docs, self.predict_docs(docs, threshold))
+
+
+def predict_documents(model, docs: Sequence[Document], threshold: float | None = None, keep_matrix: bool = False,
+                      batch_size: int = 64) -> list[Prediction]:
+    """Predictions for ``docs`` from one model or an :class:`Ensemble` (in their order)."""
+    if isinstance(model, Ensemble):
+        return model.predict_docs(docs, threshold=threshold, keep_matrix=keep_matrix, batch_size=batch_size)
+    from .training import predict
+
+    return predict(model, model.tensorize(docs), batch_size=batch_size, threshold=threshold, keep_matrix=keep_matrix)
 
 
 def for_inference(model):

@@ -28,7 +28,6 @@ class Extractor:
                  max_clauses: int = 2000, chunk: int = 256, pipeline: bool | None = None,
                  device: str | torch.device | None = None, segmenter: str | None = None):
         from .devices import resolve_device
-
         from .ensemble import for_inference
 
         self.model = for_inference((model if device is None else model.to(resolve_device(device))).eval())
@@ -167,13 +166,9 @@ class Extractor:
             for r in results:
                 r["pair_matrix"] = []
         if docs:
-            from .training import predict
+            from .ensemble import predict_documents
 
-            if hasattr(self.model, "predict_docs"):  # an ensemble
-                preds = self.model.predict_docs(docs, threshold=threshold, keep_matrix=matrix, batch_size=self.batch_size)
-            else:
-                tensors = self.model.tensorize(docs)
-                preds = predict(self.model, tensors, batch_size=self.batch_size, threshold=threshold, keep_matrix=matrix)
+            preds = predict_documents(self.model, docs, threshold=threshold, keep_matrix=matrix, batch_size=self.batch_size)
             for i, p in zip(where, preds):
                 r = results[i]
                 r["pairs"] = [{"emotion": e, "cause": c, "score": round(s, 4)}

@@ -148,8 +148,9 @@ class E2EECPE(nn.Module):
         """Contextual clause states h_i (eqs. 1-4). Returns [B, D, 2 * hidden]."""
         if self._cache_words and not self.training and not torch.is_grad_enabled():
             table, ids, extra = self.word_table(), batch.flat_words, None
-            unknown = ids >= len(table)   # char backoff: an unknown word V + j made of known characters
-            if batch.unknown_chars is not None and bool(unknown.any()):
+            # char backoff: an unknown word made of known characters has an id V + j past the table
+            unknown = ids >= len(table) if batch.unknown_chars is not None else None
+            if unknown is not None and bool(unknown.any()):
                 # rows only for the unknown words of this batch (renumbered V, V + 1, ...): the mean of their
                 # characters' rows, as their vector is the mean of their characters' vectors
                 present, inverse = torch.unique(ids[unknown], return_inverse=True)
