@@ -10,7 +10,8 @@ RUN ?= runs/demo
 $(BIN)/ecpe: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[serve,test,fast]'
+	$(BIN)/pip install -q -e '.[serve,test,fast,zh-resources]'
+	$(BIN)/pip install -q --no-deps synonyms==3.10.2 cntext==2.2.1
 	touch $@
 
 install: $(BIN)/ecpe

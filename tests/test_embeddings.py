@@ -52,8 +52,11 @@ def test_embedding_matrix_fills_known_words_and_zero_padding():
     assert not mat[0].any()                      # padding
     np.testing.assert_array_equal(mat[3], np.ones(4))  # "b"
     assert np.abs(mat[2]).max() <= 0.1           # "a": small random
+    # fewer dimensions: the vector, then zeros; more: an error
+    mat, _ = embedding_matrix(vocab, {"b": np.full(3, 2.0, dtype=np.float32)}, 4)
+    np.testing.assert_array_equal(mat[3], [2, 2, 2, 0])
     with pytest.raises(ValueError, match="dimensions"):
-        embedding_matrix(vocab, {"b": np.ones(3, dtype=np.float32)}, 4)
+        embedding_matrix(vocab, {"b": np.ones(5, dtype=np.float32)}, 4)
 
 
 def test_train_word2vec_is_cached_and_deterministic():
@@ -77,6 +80,6 @@ def test_cli_train_with_embeddings_file(tmp_path, vectors_file):
     fold = json.loads((out / "fold1" / "result.json").read_text())
     assert fold["embeddings"]["source"] == str(path)
     assert 0 < fold["embeddings"]["coverage"] < 1
-    # a file whose size does not match --embed-dim is a clear error, not a traceback
+    # a file with more dimensions than --embed-dim is a clear error, not a traceback
     assert main(["train", "--data", str(data), "--folds", "1", "--out", str(tmp_path / "run2"), "--epochs", "1",
-                 "-q", "--embeddings", str(path)]) == 2
+                 "-q", "--embeddings", str(path), "--embed-dim", "4"]) == 2

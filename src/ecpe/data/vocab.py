@@ -29,6 +29,20 @@ class Vocab:
         vocab.counts = [0, 0] + [counts[w] for w in vocab.itos[2:]]
         return vocab
 
+    def extend(self, words: Iterable[str], limit: int | None = None) -> int:
+        """Append new words (not seen in training: count 0) after the training words; returns how many."""
+        added = 0
+        for w in words:
+            if limit is not None and added >= limit:
+                break
+            if w not in self.stoi:
+                self.stoi[w] = len(self.itos)
+                self.itos.append(w)
+                if self.counts is not None:
+                    self.counts.append(0)
+                added += 1
+        return added
+
     def __len__(self) -> int:
         return len(self.itos)
 

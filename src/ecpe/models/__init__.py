@@ -23,12 +23,13 @@ def register(name: str, model_cls: type, config_cls: type) -> None:
     MODELS[name] = (model_cls, config_cls)
 
 
-def build_model(name: str, vocab: Vocab, config: dict[str, Any] | None = None, embeddings=None):
-    """A fresh model by name (``e2eecpe``, ...) with a config given as a dict (unknown keys ignored)."""
+def build_model(name: str, vocab: Vocab, config: dict[str, Any] | None = None, embeddings=None, **resources):
+    """A fresh model by name (``e2eecpe``, ...) with a config given as a dict (unknown keys ignored);
+    ``resources``: extra tables a model takes (E2EECPE: ``lexicon_features``)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}")
     model_cls, config_cls = MODELS[name]
-    return model_cls(vocab, from_dict(config_cls, config or {}), embeddings)
+    return model_cls(vocab, from_dict(config_cls, config or {}), embeddings, **resources)
 
 
 def save_model(model, path: str | Path, preprocess: dict[str, Any], meta: dict[str, Any] | None = None) -> Path:

@@ -49,7 +49,8 @@ class E2EECPE(nn.Module):
 
     name = "e2eecpe"
 
-    def __init__(self, vocab: Vocab, config: E2EConfig | None = None, embeddings: np.ndarray | None = None):
+    def __init__(self, vocab: Vocab, config: E2EConfig | None = None, embeddings: np.ndarray | None = None,
+                 lexicon_features: np.ndarray | None = None):
         super().__init__()
         self.vocab, self.config = vocab, config or E2EConfig()
         c = self.config
@@ -70,7 +71,17 @@ class E2EECPE(nn.Module):
             # ids of each vocabulary word's characters that are words too (multi-character words only)
             self.register_buffer("word_chars", char_id_matrix(vocab, vocab.itos), persistent=False)
         self.cnn = ClauseCNN(c.embed_dim, c.kernel_sizes, c.filters)
-        self.lstm = nn.LSTM(self.cnn.out_dim, c.hidden, batch_first=True, bidirectional=True)
+        n_lex = 0
+        if c.lexicon:
+            # [V, F] 0/1 lexicon classes of each vocabulary word (ecpe.lexicon), saved with the weights
+            from ..lexicon import lexicon_classes
+
+            n_lex = len(lexicon_classes(c.lexicon))
+            feats = torch.zeros(len(vocab), n_lex) if lexicon_features is None else torch.as_tensor(lexicon_features)
+            if feats.shape != (len(vocab), n_lex):
+                raise ValueError(f"lexicon features of shape {tuple(feats.shape)}, expected {(len(vocab), n_lex)}")
+            self.register_buffer("lexicon_features", feats.float())
+        self.lstm = nn.LSTM(self.cnn.out_dim + n_lex, c.hidden, batch_first=True, bidirectional=True)
         self.emotion_vertex = nn.Linear(2 * c.hidden, c.vertex_dim)  # W_e, b_e (eq. 5)
         self.cause_vertex = nn.Linear(2 * c.hidden, c.vertex_dim)    # W_c, b_c (eq. 6)
         self.biaffine = Biaffine(c.vertex_dim)                       # W_m, b_m (eq. 7)
@@ -162,9 +173,21 @@ class E2EECPE(nn.Module):
         else:
             x = self.dropout(self.embed_words(batch.flat_words, batch.unknown_chars))  # [T, d_e], clauses end to end
             clauses = self.dropout(self.cnn.forward_flat(x, batch.clause_starts, batch.clause_lens))  # [N, |t| * d_c]
+        if self.config.lexicon:
+            clauses = torch.cat([clauses, self.clause_lexicon(batch.words)], 1)
         B, D = batch.batch_size, batch.max_doc_len
         grid = clauses.new_zeros(B * D, clauses.shape[1]).index_copy(0, batch.clause_pos, clauses)
         return bilstm_padded(self.lstm, grid.view(B, D, -1), batch.doc_lens)  # eq. 4: [B, D, 2 * d_h], 0 on padding
+
+    def clause_lexicon(self, words: torch.Tensor) -> torch.Tensor:
+        """[N, F]: for each clause ([N, L] word ids), which lexicon classes any of its words belongs to.
+        Ids past the vocabulary (char backoff's unknown words) have none."""
+        feats = self.lexicon_features
+        V = feats.shape[0]
+        rows = feats[words.clamp(max=V - 1)]
+        if bool((words >= V).any()):
+            rows = rows * (words < V).unsqueeze(-1).to(rows.dtype)
+        return rows.amax(1) if rows.shape[1] else rows.new_zeros(rows.shape[0], feats.shape[1])
 
     def forward(self, batch: DocBatch) -> dict[str, torch.Tensor]:
         """Scores of a batch.

