@@ -360,7 +360,7 @@ _EXTRA_COMMANDS: list = []
 def _load_extras() -> None:
     import importlib
 
-    for name in ("ecpe.stats", "ecpe.experiments", "ecpe.serve", "ecpe.vectors"):
+    for name in ("ecpe.stats", "ecpe.experiments", "ecpe.serve", "ecpe.vectors", "ecpe.compare"):
         try:
             mod = importlib.import_module(name)
         except ModuleNotFoundError as e:

@@ -1,0 +1,43 @@
+"""ecpe compare: runs against a baseline, paired over the folds they share."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from scipy.stats import ttest_rel
+
+from ecpe.cli import main
+from ecpe.compare import compare, load_run
+
+
+def write_run(path, f1s, protocol="dev-selected", model="e2eecpe"):
+    per_fold = [{"fold": k + 1, **{t: {"p": f, "r": f, "f1": f} for t in ("pair", "emotion", "cause")},
+                 "wall_seconds": 60.0, "embeddings": {"source": "corpus", "coverage": 0.9}} for k, f in enumerate(f1s)]
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "results.json").write_text(json.dumps({"model": model, "protocol": protocol, "split": "split10",
+                                                   "per_fold": per_fold}))
+    return path
+
+
+def test_compare_pairs_folds_and_tests(tmp_path, capsys):
+    base = write_run(tmp_path / "base", [0.50, 0.52, 0.55, 0.51])
+    new = write_run(tmp_path / "new", [0.56, 0.55, 0.60, 0.58, 0.70])   # fold 5: not in the baseline
+    res = compare([load_run(new)], load_run(base))
+    row = res["rows"][1]
+    assert row["folds"] == [1, 2, 3, 4]
+    assert row["mean"]["pair"]["f1"] == pytest.approx((0.56 + 0.55 + 0.60 + 0.58) / 4)
+    want = ttest_rel([0.56, 0.55, 0.60, 0.58], [0.50, 0.52, 0.55, 0.51]).pvalue
+    assert row["ttest"]["pair"]["p"] == pytest.approx(want)
+    assert row["minutes"] == pytest.approx(5.0) and row["facts"]["source"] == "corpus"
+    out = tmp_path / "cmp.json"
+    assert main(["compare", str(new), "--baseline", str(base), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "split10, dev-selected, folds 1,2,3,4" in text and "paired t-test" in text
+    assert json.loads(out.read_text())["rows"][1]["ttest"]["pair"]["p"] == pytest.approx(want)
+
+
+def test_compare_refuses_mixed_protocols(tmp_path):
+    base = write_run(tmp_path / "base", [0.5, 0.6])
+    other = write_run(tmp_path / "other", [0.5, 0.7], protocol="paper: best epoch on test")
+    with pytest.raises(ValueError, match="protocol"):
+        compare([load_run(other)], load_run(base))
