@@ -271,6 +271,9 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
     protocol = protocol_label(cfg.select_on)
     device = resolve_device(cfg.device)
     wall_start = time.perf_counter()
+    # denormal floats (tiny values in late epochs) slow CPU arithmetic 2-3x; flushing them to zero changes
+    # no selected epoch or F1 measured (fold 1: 2.3 -> 6.0 s/epoch without, 2.4 -> 2.6 s with)
+    torch.set_flush_denormal(True)
     seed_everything(cfg.seed * 1000 + fold.index)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
