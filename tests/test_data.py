@@ -175,9 +175,12 @@ def test_jieba_uses_rjieba_when_installed_and_falls_back(monkeypatch):
 
 def test_unknown_segmenter_is_refused():
     from ecpe.data.text import segment
-    from ecpe.predict import Extractor
+    from ecpe.data.vocab import Vocab
+    from ecpe.inference import Extractor
+    from ecpe.models import build_model
 
     with pytest.raises(ValueError, match="unknown segmenter"):
         segment("你好", "icu")
+    model = build_model("e2eecpe", Vocab(["你好"]), {"embed_dim": 8, "filters": 2, "hidden": 4, "vertex_dim": 4})
     with pytest.raises(ValueError, match="unknown segmenter"):
-        Extractor(torch.nn.Linear(1, 1), {"preprocess": {"segmenter": "icu"}})
+        Extractor(model, {"preprocess": {"segmenter": "icu"}})

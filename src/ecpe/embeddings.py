@@ -13,17 +13,12 @@ from typing import Sequence
 
 import numpy as np
 
+from .cache import cache_dir
 from .data.vocab import Vocab
 
 __all__ = ["read_word2vec", "train_word2vec", "embedding_matrix", "cache_dir"]
 
 log = logging.getLogger(__name__)
-
-
-def cache_dir() -> Path:
-    """``$ECPE_CACHE`` or ``~/.cache/ecpe``."""
-    root = os.environ.get("ECPE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ecpe")
-    return Path(root)
 
 
 def read_word2vec(path: str | Path, vocab: Vocab | None = None) -> tuple[dict[str, np.ndarray], int]:
