@@ -122,3 +122,39 @@ def test_runtime_seconds_read_old_and_new_results():
     assert _per_fold_seconds(stage_seconds({"epoch_seconds": [1.0, 3.0]})) == 2.0          # E2EECPE before
     assert _per_fold_seconds(stage_seconds({"epoch_seconds": {"stage1": [1.0], "stage2": [2.0, 4.0]}})) == 4.0
     assert _per_fold_seconds(stage_seconds({"stage_seconds": {"model": [2.0, 2.0]}})) == 2.0  # now
+
+
+def summary_of(rows: list[dict]) -> dict:
+    from ecpe.metrics import mean_std
+
+    mean, std = mean_std(rows)
+    return {"mean": mean, "std": std, "folds": [r["fold"] for r in rows],
+            "per_fold": [{**r, "stage_seconds": {"model": [1.0, 2.0]}} for r in rows]}
+
+
+def test_figures_and_report_steps_without_training(tmp_path):
+    """The last steps of reproduce (figures, report) from given summaries and variants, nothing trained."""
+    from ecpe.experiments import ETAS, compute_statistics, draw_figures, make_plan, write_report
+
+    plan = make_plan(make_dataset(tmp_path / "data"), tmp_path / "out", runs=["e2eecpe", "inter-ec"])
+    assert (plan.folds, plan.names, plan.label, plan.missing) == ([1, 2], ["e2eecpe", "inter-ec"], "dev-selected", [])
+
+    def rows(f1s):
+        return [{"fold": k, **{t: {"p": f, "r": f, "f1": f} for t in ("pair", "emotion", "cause")}}
+                for k, f in zip((1, 2), f1s)]
+
+    summaries = {"e2eecpe": summary_of(rows([0.6, 0.7])), "inter-ec": summary_of(rows([0.5, 0.55]))}
+    variants = {"e2eecpe": {"eta": {str(e): rows([0.5, 0.6]) for e in ETAS}, "full": rows([0.6, 0.7]),
+                            "hard": [{**r, "n_docs": 3} for r in rows([0.4, 0.5])], "nofilter": []},
+                "inter-ec": {"eta": {}, "full": [], "hard": [], "nofilter": rows([0.45, 0.5])}}
+    stats = compute_statistics(summaries, variants)
+    assert stats["seconds"] == {"e2eecpe": {1: 1.5, 2: 1.5}, "inter-ec": {1: 1.5, 2: 1.5}}
+    paths = draw_figures(plan.out, stats, "test machine")
+    assert [p.name for p in paths] == ["table4_eta.png", "figure3_runtime.png"] and all(p.stat().st_size > 1000 for p in paths)
+    report = write_report(plan, summaries, variants, stats, "test machine", 0.1).read_text(encoding="utf-8")
+    assert "| E2EECPE | 0.6500" in report and "| Inter-EC w/o filter | 0.4750" in report
+    for heading in ("Table 1", "Table 2", "Table 4", "Table 5", "Figure 3"):
+        assert f"## {heading}" in report, heading
+    assert "Inter-EC / E2EECPE: 1.0×" in report
+    res = json.loads((plan.out / "results.json").read_text())
+    assert set(res["ttest"]) == {f"{t}.{m}" for t in ("pair", "emotion", "cause") for m in ("p", "r", "f1")}
