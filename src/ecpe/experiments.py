@@ -502,7 +502,8 @@ def add_subcommand(sub) -> None:
     r.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes")
     r.add_argument("--quick", action="store_true", help="smoke test: 2 folds of a few documents, 1 epoch, tiny model")
     r.add_argument("--runs", help=f"comma-separated subset of: {', '.join(RUNS)}")
-    r.add_argument("--epochs", type=int, help="override the maximum epochs")
+    r.add_argument("--epochs", type=int,
+                   help="override the maximum epochs (two-stage models: a cap on the epochs of each stage)")
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--report-only", action="store_true",
                    help="train nothing: write the report from the folds finished so far (marked as partial)")
