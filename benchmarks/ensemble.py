@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from ecpe.cli import print_ensemble
-    from ecpe.ensemble import evaluate_runs
+    from ecpe.inference import evaluate_runs
 
     res = evaluate_runs(args.runs, Path(args.data) / args.split, progress=True)
     if not res["per_fold"]:

@@ -172,7 +172,8 @@ def main(argv=None) -> int:
 
     tmp = tempfile.TemporaryDirectory(prefix="ecpe-load-")
     if args.tiny:
-        from ecpe.serve.tiny import make_tiny_model
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test helpers
+        from tiny_model import make_tiny_model
 
         model = str(make_tiny_model(Path(tmp.name) / "tiny.pt", rig=False))
     else:

@@ -47,14 +47,15 @@ def main(argv=None) -> int:
             print(f"{exe} not found: apt-get install -y chromium chromium-driver fonts-noto-cjk", file=sys.stderr)
             return 2
 
-    from ecpe.predict import Extractor
+    from ecpe.inference import Extractor
     from ecpe.serve.app import create_app
-    from ecpe.serve.background import serve_in_thread
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test helpers
+    from serving import serve_in_thread
 
     tmp = tempfile.mkdtemp(prefix="ecpe-shot-")
     try:
         if args.tiny:
-            from ecpe.serve.tiny import make_tiny_model
+            from tiny_model import make_tiny_model
 
             model = make_tiny_model(Path(tmp) / "tiny.pt")
         else:

@@ -113,7 +113,7 @@ def main(argv=None) -> int:
 
     from ecpe.data import load_fold
     from ecpe.devices import device_info, resolve_device
-    from ecpe.predict import Extractor
+    from ecpe.inference import Extractor
 
     device = resolve_device(args.device)
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from ecpe.data.corpus import Document, write_documents
+from ecpe.inference import to_predictions
 
 torch.set_num_threads(1)
 
@@ -49,6 +50,11 @@ def write_split(split_dir: Path, train: list[Document], test: list[Document], fo
     write_documents(train, split_dir / f"fold{fold}_train.txt")
     write_documents(test, split_dir / f"fold{fold}_test.txt")
     return split_dir
+
+
+def decode_py(model, scores, batch, threshold=None, keep_matrix=False):
+    """``model.decode`` turned into Prediction objects, as inference does."""
+    return to_predictions(model.decode(scores, batch, threshold=threshold), keep_matrix)
 
 
 @pytest.fixture(autouse=True, scope="session")

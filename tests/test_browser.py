@@ -28,10 +28,10 @@ FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-u
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from ecpe.predict import Extractor
+    from ecpe.inference import Extractor
     from ecpe.serve.app import create_app
-    from ecpe.serve.background import serve_in_thread
-    from ecpe.serve.tiny import make_tiny_model
+    from serving import serve_in_thread
+    from tiny_model import make_tiny_model
 
     path = make_tiny_model(tmp_path_factory.mktemp("browser") / "tiny.pt")
     app = create_app(Extractor.load(path), max_chars=300)

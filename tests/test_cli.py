@@ -26,3 +26,53 @@ def test_train_hidden_reaches_a_two_stage_model(tmp_path, corpus, split_writer):
     assert rc == 0
     model, _ = load_model(tmp_path / "run" / "fold1" / "model.pt")
     assert model.config.hidden == 6
+
+
+# ---- every flag applies to the chosen model or is refused ---------------------------------------------
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("model, flags", [
+    ("indep", ["--no-aux"]), ("inter-ec", ["--char-backoff"]), ("inter-ce", ["--no-position"]),
+    ("indep", ["--word-dropout", "0.5"]), ("inter-ec", ["--filters", "3"]), ("inter-ec", ["--vertex-dim", "3"]),
+    ("inter-ec", ["--freeze-embeddings"]), ("inter-ec", ["--lr", "0.1"]), ("indep", ["--batch-size", "8"]),
+    ("inter-ce", ["--patience", "2"]), ("inter-ec", ["--l2", "0.1"]), ("e2eecpe", ["--no-filter"]),
+    ("inter-ec", ["--seeds", "1,2"]),
+])
+def test_train_refuses_a_flag_the_model_does_not_read(model, flags, tmp_path, capsys):
+    rc = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--model", model, *flags, "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert flags[0] in err and model in err, err
+    assert not (tmp_path / "run").exists()  # refused before anything ran
+
+
+def test_threshold_help_names_each_models_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default 0.3, as the paper)" in out and "(default 0.5)" in out
+
+
+def test_epochs_caps_every_stage_of_a_two_stage_model(tmp_path, corpus, split_writer):
+    import json
+
+    split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
+    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "run"), "--model", "inter-ec", "--epochs", "1",
+               "--embed-dim", "16", "--hidden", "4", "-q"])
+    assert rc == 0
+    res = json.loads((tmp_path / "run" / "fold1" / "result.json").read_text())
+    assert [e["stage"] for e in res["history"]] == ["stage1", "stage2"]
+    assert {k: len(v) for k, v in res["stage_seconds"].items()} == {"stage1": 1, "stage2": 1}
+    assert res["best_epochs"] == {"stage1": 1, "stage2": 1}
+
+
+def test_model_configs_refuse_unknown_keys():
+    from ecpe.config import ConfigError
+    from ecpe.data.vocab import Vocab
+    from ecpe.models import build_model
+
+    with pytest.raises(ConfigError, match="filter"):
+        build_model("e2eecpe", Vocab(["a"]), {"filter": False})
+    with pytest.raises(ConfigError, match="use_aux"):
+        build_model("inter-ec", Vocab(["a"]), {"use_aux": False})

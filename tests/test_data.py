@@ -84,8 +84,24 @@ def test_malformed_files_name_file_and_line(tmp_path, text, line, fragment):
 def test_not_utf8_is_a_format_error(tmp_path):
     p = tmp_path / "latin.txt"
     p.write_bytes(DOC1.replace("happy", "h\xe9").encode("latin-1"))
-    with pytest.raises(DataFormatError, match="UTF-8"):
+    with pytest.raises(DataFormatError, match="UTF-8") as e:
         read_documents(p)
+    bad = next(i for i, line in enumerate(DOC1.splitlines(), 1) if "happy" in line)
+    assert e.value.line == bad and str(e.value).startswith(f"{p}:{bad}:")
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_file_cut_inside_a_character_names_the_line(tmp_path, bom):
+    """A file truncated in the middle of a multi-byte character reports the line it is cut on, not 0."""
+    zh = "2 2\n (2,1)\n1,null,null,他 收到 礼物\n2,happiness,高兴,他 很 高兴\n"
+    data = bom + (DOC1 + "\n" + zh).encode("utf-8")
+    cut = data.rindex("高兴".encode("utf-8")) + 1  # one byte into a 3-byte character
+    p = tmp_path / "cut.txt"
+    p.write_bytes(data[:cut])
+    with pytest.raises(DataFormatError, match="UTF-8") as e:
+        read_documents(p)
+    line = data[:cut].count(b"\n") + 1
+    assert e.value.line == line > 1 and str(e.value).startswith(f"{p}:{line}:")
 
 
 @pytest.mark.parametrize("dev_name", ["valid", "val"])
@@ -159,9 +175,12 @@ def test_jieba_uses_rjieba_when_installed_and_falls_back(monkeypatch):
 
 def test_unknown_segmenter_is_refused():
     from ecpe.data.text import segment
-    from ecpe.predict import Extractor
+    from ecpe.data.vocab import Vocab
+    from ecpe.inference import Extractor
+    from ecpe.models import build_model
 
     with pytest.raises(ValueError, match="unknown segmenter"):
         segment("你好", "icu")
+    model = build_model("e2eecpe", Vocab(["你好"]), {"embed_dim": 8, "filters": 2, "hidden": 4, "vertex_dim": 4})
     with pytest.raises(ValueError, match="unknown segmenter"):
-        Extractor(torch.nn.Linear(1, 1), {"preprocess": {"segmenter": "icu"}})
+        Extractor(model, {"preprocess": {"segmenter": "icu"}})

@@ -13,7 +13,8 @@ from ecpe.devices import model_device, resolve_device
 from ecpe.models import build_model, load_model, save_model
 from ecpe.models.two_stage import CandidateTensors
 from ecpe.metrics import Prediction
-from ecpe.training import Trainer, predict
+from ecpe.inference import predict
+from ecpe.training import Trainer
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU that PyTorch can use")
 
@@ -172,7 +173,7 @@ def test_gpu_train_run_saves_a_checkpoint_that_loads_on_the_cpu(tmp_path, corpus
 
 @cuda
 def test_gpu_extractor_matches_the_cpu(tmp_path, corpus, tiny_config):
-    from ecpe.predict import Extractor
+    from ecpe.inference import Extractor
 
     model = build_model("e2eecpe", Vocab.build(c for d in corpus for c in d.clauses), tiny_config)
     path = save_model(model, tmp_path / "m.pt", {"segmenter": "jieba"})
@@ -197,7 +198,7 @@ def test_reproduce_with_missing_gpu_fails_before_training(tmp_path, monkeypatch,
 
 @cuda
 def test_gpu_ensemble_matches_the_cpu(tmp_path, corpus, tiny_config):
-    from ecpe.predict import Extractor
+    from ecpe.inference import Extractor
 
     vocab = Vocab.build(c for d in corpus for c in d.clauses)
     paths = []

@@ -8,10 +8,10 @@ import torch
 
 from ecpe.cli import main
 from ecpe.data import Vocab
-from ecpe.ensemble import Ensemble
+from ecpe.inference import Ensemble
 from ecpe.models import build_model, save_model
-from ecpe.predict import Extractor
-from ecpe.training import evaluate, predict
+from ecpe.inference import Extractor
+from ecpe.inference import evaluate, predict
 
 
 def _model(corpus, tiny_config, seed, docs=None, **extra):

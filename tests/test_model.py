@@ -8,6 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import decode_py
+
 from ecpe.data.corpus import Document
 from ecpe.data.vocab import Vocab
 from ecpe.models import build_model
@@ -54,15 +56,15 @@ def test_padding_changes_no_prediction(tiny_config):
     assert (p_ab[0, 3:, :] == 0).all() and (p_ab[0, :, 3:] == 0).all()
     # identical decoded predictions, even at a threshold low enough to report every real cell
     for eta in (None, 0.0, 0.2):
-        d_alone = model.decode(s_alone, alone, threshold=eta)[0]
-        d_ab = model.decode(s_ab, ab, threshold=eta)[0]
-        d_ba = model.decode(s_ba, ba, threshold=eta)[1]
+        d_alone = decode_py(model, s_alone, alone, threshold=eta)[0]
+        d_ab = decode_py(model, s_ab, ab, threshold=eta)[0]
+        d_ba = decode_py(model, s_ba, ba, threshold=eta)[1]
         for d in (d_ab, d_ba):
             assert [(e, c) for e, c, _ in d.pairs] == [(e, c) for e, c, _ in d_alone.pairs]
             assert [s for *_, s in d.pairs] == pytest.approx([s for *_, s in d_alone.pairs], abs=1e-6)
             assert d.emotions == d_alone.emotions and d.causes == d_alone.causes
     # at eta = 0 every real cell (and no padding cell) is a pair
-    assert sorted((e, c) for e, c, _ in model.decode(s_ab, ab, threshold=0.0)[0].pairs) == \
+    assert sorted((e, c) for e, c, _ in decode_py(model, s_ab, ab, threshold=0.0)[0].pairs) == \
         [(e, c) for e in range(3) for c in range(3)]
 
 
@@ -203,7 +205,7 @@ def test_without_aux_there_are_no_auxiliary_heads(tiny_config):
         torch.testing.assert_close(bare.loss(s, ab), want)
         # decoding takes emotions and causes from the predicted pairs
         eta = float(bare.pair_probs(s)[1, :7, :7].median())
-        preds = bare.decode(s, ab, threshold=eta)
+        preds = decode_py(bare, s, ab, threshold=eta)
     for p in preds:
         assert p.pairs and p.emotion_prob is None and p.cause_prob is None
         assert p.emotions == sorted({e for e, _, _ in p.pairs})
@@ -272,7 +274,7 @@ def test_decode_thresholds_at_eta(tiny_config, eta, want):
     batch = model.tensorize([DOC_A]).batch([0])
     scores = designed_scores(model, batch, TARGET)
     torch.testing.assert_close(model.pair_probs(scores)[0], TARGET, rtol=0, atol=0)
-    pred = model.decode(scores, batch, threshold=eta)[0]
+    pred = decode_py(model, scores, batch, threshold=eta)[0]
     got = {(p, q): s for p, q, s in pred.pairs}
     assert set(got) == want
     for (p, q), s in got.items():
@@ -285,7 +287,7 @@ def test_decode_thresholds_at_eta(tiny_config, eta, want):
 def test_decode_uses_the_configured_threshold(tiny_config):
     model = make_model(tiny_config, threshold=0.5)
     batch = model.tensorize([DOC_A]).batch([0])
-    pred = model.decode(designed_scores(model, batch, TARGET), batch)[0]
+    pred = decode_py(model, designed_scores(model, batch, TARGET), batch)[0]
     assert {(p, q) for p, q, _ in pred.pairs} == {(1, 0), (2, 2)}
 
 
@@ -293,7 +295,7 @@ def test_decode_without_aux_takes_emotions_and_causes_from_pairs(tiny_config):
     model = make_model(tiny_config, use_aux=False)
     batch = model.tensorize(DOCS).batch([0, 1])
     scores = designed_scores(model, batch, TARGET)
-    p0, p1 = model.decode(scores, batch)
+    p0, p1 = decode_py(model, scores, batch)
     assert {(p, q) for p, q, _ in p0.pairs} == {(0, 1), (1, 0), (2, 0), (2, 2)}
     assert p0.emotions == [0, 1, 2] and p0.causes == [0, 1, 2]
     assert p1.pairs == [] and p1.emotions == [] and p1.causes == []
@@ -304,7 +306,7 @@ def test_decode_keep_matrix(tiny_config):
     model = make_model(tiny_config)
     batch = model.tensorize(DOCS).batch([0, 1])
     scores = designed_scores(model, batch, TARGET)
-    p0, p1 = model.decode(scores, batch, keep_matrix=True)
+    p0, p1 = decode_py(model, scores, batch, keep_matrix=True)
     torch.testing.assert_close(torch.tensor(p0.pair_prob), TARGET)
     assert len(p1.pair_prob) == 7 and all(len(r) == 7 for r in p1.pair_prob)
 
@@ -376,25 +378,25 @@ def test_cached_word_projections_give_the_same_scores(tiny_config, backoff):
     for key in plain:
         torch.testing.assert_close(cached[key], plain[key], rtol=1e-5, atol=1e-5)
     # the decoded output, every real cell with its score (eta = 0) and the auxiliary probabilities
-    for a, b in zip(model.decode(cached, batch, threshold=0.0), model.decode(plain, batch, threshold=0.0)):
+    for a, b in zip(decode_py(model, cached, batch, threshold=0.0), decode_py(model, plain, batch, threshold=0.0)):
         assert [(e, c) for e, c, _ in a.pairs] == [(e, c) for e, c, _ in b.pairs]
         assert [v for *_, v in a.pairs] == pytest.approx([v for *_, v in b.pairs], abs=1e-5)
         assert a.emotion_prob == pytest.approx(b.emotion_prob, abs=1e-5)
-    # a weight update (as an optimizer step makes, in place) rebuilds the table
-    with torch.no_grad():
-        model.embed.weight.mul_(2.0)
-        model.cnn.convs[0].weight.add_(0.1)
-        model.cache_word_projections(False)
-        plain2 = model(batch)
-        model.cache_word_projections(True)
-        model(batch)                                            # builds the table
-        model.embed.weight.mul_(0.5)                            # changed after the table was built
-        model.cache_word_projections(False)
-        plain3 = model(batch)
-        model.cache_word_projections(True)
-        cached3 = model(batch)
-    assert not torch.allclose(plain2["pair_logits"], plain3["pair_logits"])
-    torch.testing.assert_close(cached3["pair_logits"], plain3["pair_logits"], rtol=1e-5, atol=1e-5)
+    # a weight update (as an optimizer step makes, in place) rebuilds the table: the table is built, the
+    # weights change in place, and the next cached forward must follow them (the plain scores are computed
+    # with gradients on, where the table is not used, so the cache is never cleared in between)
+    for update in (lambda: model.embed.weight.mul_(2.0), lambda: model.cnn.convs[0].weight.add_(0.1),
+                   lambda: model.cnn.convs[-1].weight.mul_(-1.0)):
+        with torch.no_grad():
+            before = model(batch)                                   # the table of the current weights
+            table = model.word_table()
+            assert model(batch)["pair_logits"].equal(before["pair_logits"]) and model.word_table() is table  # reused
+            update()                                                # changed after the table was built
+            cached = model(batch)
+        plain = model(batch)                                        # grad enabled: the table is not read
+        assert model._cache_words and model.word_table() is not table
+        assert not torch.allclose(before["pair_logits"], plain["pair_logits"])
+        torch.testing.assert_close(cached["pair_logits"], plain["pair_logits"], rtol=1e-5, atol=1e-5)
     # with gradients (training) the table is not used: gradients still reach the embeddings
     model.train()
     model.loss(model(batch), batch).backward()
@@ -402,7 +404,7 @@ def test_cached_word_projections_give_the_same_scores(tiny_config, backoff):
 
 
 def test_extractor_turns_the_table_on(tiny_config):
-    from ecpe.predict import Extractor
+    from ecpe.inference import Extractor
 
     model = make_model(tiny_config)
     ex = Extractor(model)

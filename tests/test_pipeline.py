@@ -10,7 +10,7 @@ from conftest import TINY, make_corpus
 
 from ecpe.data.vocab import Vocab
 from ecpe.models import build_model
-from ecpe.predict import Extractor, InputError
+from ecpe.inference import Extractor, InputError
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["pipelined", "in-turn"])

@@ -88,7 +88,9 @@ def fake_packages(tmp_path, monkeypatch):
         return path
 
     monkeypatch.setattr(resources, "package_file", package_file)
-    monkeypatch.setattr(resources, "_package_version", lambda name: "test")
+    monkeypatch.setattr(resources, "package_version", lambda name: "test")
+    monkeypatch.setattr(lexicon_mod, "package_version", lambda name: "test")
+    monkeypatch.setattr(lexicon_mod, "package_file", package_file)
     lexicon_mod.load_lexicon.cache_clear()
     yield root
     lexicon_mod.load_lexicon.cache_clear()

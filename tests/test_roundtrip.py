@@ -17,7 +17,7 @@ from ecpe.data.corpus import load_fold
 from ecpe.data.vocab import Vocab
 from ecpe.models import build_model
 from ecpe.data.text import segment
-from ecpe.predict import Extractor, InputError
+from ecpe.inference import Extractor, InputError
 from ecpe.training import PROTOCOL_DEV, PROTOCOL_PAPER, Trainer, train_fold
 
 SPLIT = "toy"
@@ -71,11 +71,12 @@ def test_train_writes_documented_results(cli_run):
         assert res["std"]["pair"][k] == 0.0  # one fold
     assert len(res["per_fold"]) == 1
     f = res["per_fold"][0]
-    for key in ("fold", "pair", "emotion", "cause", "best_epoch", "epoch_seconds"):
+    for key in ("fold", "pair", "emotion", "cause", "best_epoch", "best_epochs", "stage_seconds"):
         assert key in f, key
     assert f["fold"] == 1
     assert 1 <= f["best_epoch"] <= 3
-    assert len(f["epoch_seconds"]) == 3 and all(s > 0 for s in f["epoch_seconds"])
+    assert list(f["stage_seconds"]) == ["model"] and f["best_epochs"] == {"model": f["best_epoch"]}
+    assert len(f["stage_seconds"]["model"]) == 3 and all(s > 0 for s in f["stage_seconds"]["model"])
     for task in ("pair", "emotion", "cause"):
         assert res["mean"][task]["f1"] == pytest.approx(f[task]["f1"])
     assert f["pair"]["gold"] == 8  # one gold pair per test document

@@ -12,10 +12,10 @@ pytest.importorskip("httpx2", reason="FastAPI's TestClient needs httpx2 (the tes
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from ecpe.predict import Extractor, InputError  # noqa: E402
+from ecpe.inference import Extractor, InputError  # noqa: E402
 from ecpe.serve.app import SAMPLE_TEXT, create_app  # noqa: E402
 from ecpe.serve.batcher import Busy, MicroBatcher  # noqa: E402
-from ecpe.serve.tiny import make_tiny_model  # noqa: E402
+from tiny_model import make_tiny_model  # noqa: E402
 
 LIMITS = dict(max_body_bytes=4000, max_documents=3, max_clauses=6, max_chars=80)
 

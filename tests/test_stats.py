@@ -90,21 +90,46 @@ def test_cli_table_and_json(tmp_path, capsys):
 
     assert main(["stats", "--data", str(folder)]) == 0  # a dataset folder
     out = capsys.readouterr().out
-    lines = {line.split("  ")[1].strip(): line.split()[-3:] for line in out.splitlines()
+    lines = {line.split("  ")[1].strip(): line.split()[-2:] for line in out.splitlines()
+             if line.startswith("  ") and len(line.split()) >= 3 and not line.startswith("  listed")}
+    assert lines["documents"] == ["3", "3"]          # listed, unique: no paper column (not the NEWS corpus)
+    assert lines["pairs"] == ["7", "6"]
+    assert lines["documents with >1 pairs"] == ["3", "2"]
+    assert lines["pairs with offset >2"] == ["1", "1"]
+    assert lines["maximum offset"] == ["5", "5"]
+    assert lines["mean offset"][-1] == f"{11 / 6:.4f}"
+    assert "paper" not in out and "2,105" not in out and "1,945" not in out  # nor the note on NEWS
+
+    assert main(["stats", "--data", str(folder / "all_data_pair.txt"), "--json"]) == 0  # a file
+    j = json.loads(capsys.readouterr().out)
+    assert j["documents"] == 3 and j["pairs"] == 6 and j["listed"]["pairs"] == 7
+    assert "paper" not in j
+
+
+def test_paper_column_only_for_news():
+    from ecpe.stats import format_table, is_news
+
+    news = {"documents": 1945, "clauses": 28727, "pairs": 2147, "listed": {"pairs": 2167}}
+    assert is_news(news) and not is_news({**news, "documents": 2105})
+    stats = file_stats_of(RAW)
+    table = format_table(stats, paper=True)
+    lines = {line.split("  ")[1].strip(): line.split()[-3:] for line in table.splitlines()
              if line.startswith("  ") and len(line.split()) >= 4 and not line.startswith("  listed")
              and not line.startswith("  note")}
     assert lines["documents"] == ["2,105", "3", "3"]          # paper, listed, unique
     assert lines["pairs"] == ["2,167", "7", "6"]
     assert lines["documents with >1 pairs"] == ["421", "3", "2"]
-    assert lines["pairs with offset >2"] == ["90", "1", "1"]
-    assert lines["maximum offset"] == ["12", "5", "5"]
-    assert lines["mean offset"][-1] == f"{11 / 6:.4f}"
-    assert "1,945 documents and 199 multi-pair documents" in out
+    assert "1,945 documents and 199 multi-pair documents" in table
 
-    assert main(["stats", "--data", str(folder / "all_data_pair.txt"), "--json"]) == 0  # a file
-    j = json.loads(capsys.readouterr().out)
-    assert j["documents"] == 3 and j["pairs"] == 6 and j["listed"]["pairs"] == 7
-    assert j["paper"] == PAPER_TABLE1
+
+def file_stats_of(raw: str) -> dict:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "x.txt"
+        p.write_text(raw, encoding="utf-8")
+        return file_stats(p)
 
 
 def test_cli_errors(tmp_path, capsys):
@@ -131,3 +156,7 @@ def test_real_corpus(capsys):
     assert main(["stats", "--data", str(SHARED), "--json"]) == 0
     j = json.loads(capsys.readouterr().out)
     assert j["documents"] == 1945 and j["listed"]["docs_with_more_pairs"] == 199
+    assert j["paper"] == PAPER_TABLE1  # NEWS: the paper's figures beside ours
+    assert main(["stats", "--data", str(SHARED)]) == 0
+    out = capsys.readouterr().out
+    assert "2,105" in out and "1,945 documents and 199 multi-pair documents" in out

@@ -10,13 +10,16 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from ecpe.config import TrainConfig
+from conftest import decode_py
+
 from ecpe.data.corpus import Document, Fold
 from ecpe.data.vocab import Vocab
 from ecpe.metrics import Prediction
 from ecpe.models import build_model, load_model
 from ecpe.models.two_stage import CandidateTensors, TwoStageConfig, candidate_pairs, mean_clause_f1
 from ecpe.modules.rnn import AttentionClauseEncoder, BiLSTM, pack_clauses, tf_lstm_init_
-from ecpe.training import predict, train_fold
+from ecpe.inference import predict
+from ecpe.training import train_fold
 
 MODELS = ("indep", "inter-ce", "inter-ec")
 TINY = {"embed_dim": 8, "hidden": 4, "pos_dim": 4, "stage1_epochs": 2, "stage2_epochs": 2,
@@ -104,7 +107,7 @@ def test_shapes(name, docs, vocab):
     assert scores["candidates"].shape[1] == 3 and scores["keep"].shape == (len(scores["candidates"]),)
     loss = model.stage1.loss(model.stage1(batch), batch)
     assert loss.dim() == 0 and torch.isfinite(loss)
-    assert len(model.decode(scores, batch)) == B
+    assert len(decode_py(model, scores, batch)) == B
 
 
 def _perturbed(model, batch, tower: str):
@@ -200,7 +203,7 @@ def test_pairs_are_the_filtered_cartesian_product(use_filter, docs, vocab):
     emotions[1, 1] = 1           # document 1: an emotion but no cause -> no candidate
     emotions[2, 0] = causes[2, 0] = 1
     _fixed_stage1(model, emotions, causes)
-    preds = model.decode(model(batch), batch)
+    preds = decode_py(model, model(batch), batch)
     for b, p in enumerate(preds):
         product = set(itertools.product(p.emotions, p.causes))
         pairs = {(e, c) for e, c, _ in p.pairs}
@@ -213,7 +216,7 @@ def test_pairs_are_the_filtered_cartesian_product(use_filter, docs, vocab):
     if not use_filter:
         assert sorted((e, c) for e, c, _ in preds[0].pairs) == [(0, 1), (0, 2), (2, 1), (2, 2)]
     # the filter's decisions follow the threshold
-    keep_all = model.decode(model(batch), batch, threshold=-1.0)
+    keep_all = decode_py(model, model(batch), batch, threshold=-1.0)
     assert {(b, e, c) for b, p in enumerate(keep_all) for e, c, _ in p.pairs} == \
         {(b, e, c) for b, p in enumerate(keep_all) for e, c in itertools.product(p.emotions, p.causes)}
 
@@ -224,9 +227,9 @@ def test_a_filtered_model_decodes_without_its_filter(docs, vocab):
     batch = model.tensorize(docs[:3]).batch(range(3))
     B, D = batch.batch_size, batch.max_doc_len
     _fixed_stage1(model, torch.ones(B, D, dtype=torch.long), torch.ones(B, D, dtype=torch.long))
-    with_filter = model.decode(model(batch), batch)
+    with_filter = decode_py(model, model(batch), batch)
     model.config.filter = False
-    without = model.decode(model(batch), batch)
+    without = decode_py(model, model(batch), batch)
     for p, q in zip(with_filter, without):
         assert {(e, c) for e, c, _ in q.pairs} == set(itertools.product(q.emotions, q.causes))
         assert {(e, c) for e, c, _ in p.pairs} <= {(e, c) for e, c, _ in q.pairs}
@@ -239,7 +242,7 @@ def test_filter_scores_reach_the_pair_matrix(docs, vocab):
     B, D = batch.batch_size, batch.max_doc_len
     _fixed_stage1(model, torch.ones(B, D, dtype=torch.long), torch.ones(B, D, dtype=torch.long))
     scores = model(batch)
-    preds = model.decode(scores, batch, threshold=-1.0, keep_matrix=True)
+    preds = decode_py(model, scores, batch, threshold=-1.0, keep_matrix=True)
     n = int(batch.doc_lens[0])
     assert len(preds[0].pair_prob) == n and len(preds[0].pairs) == n * n
     for e, c, s in preds[0].pairs:
@@ -255,8 +258,8 @@ def test_train_save_load_predict(name, use_filter, tmp_path):
     fold = Fold("split10", 1, corpus[:24], corpus[24:])
     cfg = TrainConfig(w2v_epochs=1, dev_fraction=0.2)
     res = train_fold(name, fold, {**TINY, "filter": use_filter}, cfg, tmp_path, progress=False)
-    assert set(res["epoch_seconds"]) == ({"stage1", "stage2"} if use_filter else {"stage1"})
-    assert all(len(v) == 2 for v in res["epoch_seconds"].values())
+    assert set(res["stage_seconds"]) == ({"stage1", "stage2"} if use_filter else {"stage1"})
+    assert all(len(v) == 2 for v in res["stage_seconds"].values())
     assert [e["stage"] for e in res["history"]] == ["stage1"] * 2 + (["stage2"] * 2 if use_filter else [])
     # the record-only test scores follow stage 2 (stage 1 stays dev-selected)
     assert [("test" in e) for e in res["history"]] == [False] * 2 + ([True] * 2 if use_filter else [])
@@ -272,7 +275,7 @@ def test_train_save_load_predict(name, use_filter, tmp_path):
     for d, p in zip(fold.test, preds):
         assert len(p.emotion_prob) == len(p.cause_prob) == len(d)
         assert {(e, c) for e, c, _ in p.pairs} <= set(itertools.product(p.emotions, p.causes))
-    from ecpe.training import evaluate
+    from ecpe.inference import evaluate
 
     again = evaluate(model, model.tensorize(fold.test))
     assert {t: again[t]["f1"] for t in again} == {t: res[t]["f1"] for t in ("pair", "emotion", "cause")}
@@ -287,7 +290,7 @@ def test_config_defaults_are_the_reference_values():
 
 def test_extractor_on_a_two_stage_model(vocab, docs):
     """Raw-input prediction (ecpe predict) works for a two-stage model, with its pair matrix."""
-    from ecpe.predict import Extractor
+    from ecpe.inference import Extractor
 
     model = make("inter-ec", vocab)
     ex = Extractor(model, {"preprocess": {"segmenter": "whitespace"}})

@@ -3,8 +3,7 @@
 >>> from ecpe import Extractor
 >>> Extractor.load("runs/f1/fold1/model.pt").extract("……")
 """
-__version__ = "0.1.0"
-
-from .predict import Extractor  # noqa: E402
+from .inference import Extractor
+from .version import __version__
 
 __all__ = ["Extractor", "__version__"]

@@ -5,58 +5,29 @@ Every subcommand is reachable through :func:`main` (``main(["train", ...])``), w
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["main"]
+from tqdm.auto import tqdm
+
+from . import compare, experiments, serve, stats, vectors
+from .config import TrainConfig
+from .data.corpus import DataFormatError, find_folds, read_documents
+from .inference import Ensemble, Extractor, InputError, evaluate_runs, load_models, predict_documents
+from .metrics import score
+from .resources import MissingResource
+from .options import (CLIError, add_device_argument, parse_folds, resolve_data, train_config_kwargs,
+                      train_model_config)
+from .training import protocol_label, train_run
+from .version import __version__
+
+__all__ = ["main", "CLIError", "resolve_data", "add_device_argument"]
 
 log = logging.getLogger("ecpe")
-
-
-class CLIError(Exception):
-    """An error to show the user as one line, without a traceback."""
-
-
-# ---- data location --------------------------------------------------------------------------------
-def resolve_data(path: str | None) -> Path:
-    """``--data PATH``, else ``$ECPE_DATA``, else the user cache (downloaded on first use)."""
-    if path:
-        p = Path(path)
-        if not p.exists():
-            raise CLIError(f"data not found: {p}")
-        return p
-    env = os.environ.get("ECPE_DATA")
-    if env:
-        p = Path(env)
-        if not p.exists():
-            raise CLIError(f"$ECPE_DATA points to a missing path: {p}")
-        return p
-    from .data.download import ensure_dataset
-
-    return ensure_dataset()
-
-
-def parse_folds(spec: str, available: list[int]) -> list[int]:
-    if spec == "all":
-        return available
-    try:
-        folds = [int(x) for x in spec.split(",") if x.strip()]
-    except ValueError:
-        raise CLIError(f"--folds must be 'all' or comma-separated numbers like 1,2, got {spec!r}") from None
-    missing = [k for k in folds if k not in available]
-    if missing or not folds:
-        raise CLIError(f"fold(s) {missing or spec} not in the split (available: {available[0]}..{available[-1]})")
-    return folds
-
-
-def add_device_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="cpu",
-                        help="where the model runs: cpu (default), cuda, cuda:N, or auto (a GPU when PyTorch sees one). "
-                             "Results on a GPU differ from the CPU's in float rounding")
 
 
 def _fmt(m: dict) -> str:
@@ -94,10 +65,10 @@ def print_ensemble(res: dict, out=None) -> None:
 
 # ---- train ----------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from .config import TrainConfig
-    from .data.corpus import find_folds
-    from .training import protocol_label, train_run
-
+    model_config = train_model_config(args)  # a flag that does not apply to the model: refused here
+    if args.seeds and args.model != "e2eecpe":
+        raise CLIError(f"--seeds does not apply to model {args.model!r}: it trains an ensemble of E2EECPE models, "
+                       "and two-stage models cannot be averaged")
     data = resolve_data(args.data)
     split_dir = data / args.split if (data / args.split).is_dir() else data
     try:
@@ -105,29 +76,7 @@ def cmd_train(args) -> int:
     except FileNotFoundError as e:
         raise CLIError(str(e)) from None
     folds = parse_folds(args.folds, available)
-    cfg = TrainConfig(epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr, l2=args.l2,
-                      seed=args.seed, select_on=args.select_on, embeddings=args.embeddings, threads=args.threads,
-                      min_freq=args.min_freq, device=args.device, open_vocab=args.open_vocab)
-    model_config = {"embed_dim": args.embed_dim, "freeze_embeddings": args.freeze_embeddings}
-    if args.lexicon:
-        if args.model != "e2eecpe":
-            raise CLIError(f"--lexicon applies to e2eecpe only, not to {args.model}")
-        model_config["lexicon"] = args.lexicon
-    for name in ("hidden", "filters", "vertex_dim"):
-        if getattr(args, name) is not None:
-            model_config[name] = getattr(args, name)
-    if args.threshold is not None:
-        model_config["threshold"] = args.threshold
-    if args.word_dropout is not None:
-        model_config["word_dropout"] = args.word_dropout
-    if args.char_backoff:
-        model_config["char_backoff"] = True
-    if args.no_aux:
-        model_config["use_aux"] = False
-    if args.no_position:
-        model_config["use_position"] = False
-    if args.model != "e2eecpe":
-        model_config["filter"] = not args.no_filter
+    cfg = TrainConfig(**train_config_kwargs(args))
     protocol = protocol_label(args.select_on)
     print(f"training {args.model} on {split_dir} folds {','.join(map(str, folds))} -> {args.out} [{protocol}]",
           file=sys.stderr)
@@ -157,19 +106,12 @@ def cmd_train(args) -> int:
 
 def _train_seeds(args, split_dir, folds, model_config, cfg, on_fold) -> int:
     """``--seeds``: one run per seed under ``OUT/seedN``, then each fold's models averaged as an ensemble."""
-    import dataclasses
-
-    from .ensemble import evaluate_runs
-    from .training import train_run
-
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
         raise CLIError(f"--seeds must be comma-separated numbers like 1,2,3, got {args.seeds!r}") from None
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
         raise CLIError(f"--seeds needs two or more different seeds, got {args.seeds!r}")
-    if args.model != "e2eecpe":
-        raise CLIError("--seeds trains an ensemble of E2EECPE models; two-stage models cannot be averaged")
     out = Path(args.out)
     failed = False
     for s in seeds:
@@ -193,10 +135,6 @@ def _train_seeds(args, split_dir, folds, model_config, cfg, on_fold) -> int:
 
 # ---- evaluate -------------------------------------------------------------------------------------
 def cmd_evaluate(args) -> int:
-    from .data.corpus import read_documents
-    from .ensemble import Ensemble, load_models, predict_documents
-    from .metrics import score
-
     model, ckpts = load_models(args.model, device=args.device)
     ckpt = ckpts[0]
     path = Path(args.data)
@@ -217,15 +155,11 @@ def cmd_evaluate(args) -> int:
 
 # ---- predict --------------------------------------------------------------------------------------
 def cmd_predict(args) -> int:
-    from .predict import Extractor, InputError
-
     ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter)  # several: an ensemble
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         if args.input:
             src = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
-            from tqdm.auto import tqdm
-
             with src:
                 lines = tqdm(src, desc="documents", unit="doc", disable=args.output is None or args.quiet)
                 try:
@@ -250,8 +184,6 @@ def cmd_predict(args) -> int:
 
 # ---- parser ---------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
     p = argparse.ArgumentParser(prog="ecpe", description="Emotion-cause pair extraction (E2EECPE, Song et al. 2020; "
                                 "two-stage baselines of Xia & Ding 2019).")
     p.add_argument("--version", action="version", version=f"ecpe {__version__}")
@@ -269,11 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run folder: results.json and foldK/model.pt are written there")
     t.add_argument("--model", default="e2eecpe", help="model to train (default e2eecpe)")
     t.add_argument("--no-filter", action="store_true", help="two-stage models: keep every candidate pair")
-    t.add_argument("--epochs", type=int, default=30, help="maximum epochs per fold (default 30)")
-    t.add_argument("--patience", type=int, default=8, help="stop after this many epochs without dev gain (default 8)")
-    t.add_argument("--batch-size", type=int, default=32, help="documents per batch (default 32, as the paper)")
-    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3, as the paper)")
-    t.add_argument("--l2", type=float, default=1e-5, help="L2 coefficient lambda (default 1e-5, as the paper)")
+    t.add_argument("--epochs", type=int,
+                   help="maximum epochs per fold (default 30); two-stage models: a cap on the epochs of each stage "
+                        "(their own: 15 for stage 1, 20 for stage 2)")
+    t.add_argument("--patience", type=int,
+                   help="E2EECPE: stop after this many epochs without dev gain (default 8)")
+    t.add_argument("--batch-size", type=int, help="E2EECPE: documents per batch (default 32, as the paper)")
+    t.add_argument("--lr", type=float, help="E2EECPE: Adam learning rate (default 1e-3, as the paper)")
+    t.add_argument("--l2", type=float, help="E2EECPE: L2 coefficient lambda (default 1e-5, as the paper)")
     t.add_argument("--seed", type=int, default=1,
                    help="random seed; it also draws split10's dev share (default 1). Models of several seeds, given "
                         "together to evaluate/predict/serve (--model A --model B), form an ensemble")
@@ -291,15 +226,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--open-vocab", type=int, default=0, metavar="N",
                    help="add up to N words of the vectors that the training documents lack to the vocabulary, so "
                         "test words get their pretrained vector instead of <unk> (-1: all; default 0: closed)")
-    t.add_argument("--embed-dim", type=int, default=200, help="word vector size (default 200)")
+    t.add_argument("--embed-dim", type=int, help="word vector size (default 200)")
     t.add_argument("--hidden", type=int, metavar="D_H",
                    help="LSTM units per direction (default: the paper's, 300 for E2EECPE, 100 for the two-stage "
                         "models); smaller is faster, see README 'Speed'")
     t.add_argument("--filters", type=int, metavar="D_C", help="E2EECPE: CNN filters per kernel width (default 50)")
     t.add_argument("--vertex-dim", type=int, metavar="D_Z", help="E2EECPE: vertex and auxiliary layer size (default 100)")
-    t.add_argument("--freeze-embeddings", action="store_true", help="keep word vectors fixed (the paper's code did)")
+    t.add_argument("--freeze-embeddings", action="store_true",
+                   help="E2EECPE: keep word vectors fixed (the paper's code did; the two-stage models always do)")
     t.add_argument("--min-freq", type=int, default=1, help="vocabulary: minimum count in training documents")
-    t.add_argument("--threshold", type=float, help="pair threshold eta (default 0.3, as the paper)")
+    t.add_argument("--threshold", type=float,
+                   help="E2EECPE: pair threshold eta on M-hat (default 0.3, as the paper); two-stage models: the "
+                        "filter keeps a candidate pair whose probability is above it (default 0.5)")
     t.add_argument("--word-dropout", type=float, metavar="ALPHA",
                    help="E2EECPE: a training word seen n times is replaced by <unk> with probability "
                         "ALPHA / (ALPHA + n) (default 1.0; 0 = off, as in the paper)")
@@ -348,32 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_argument(r)
     r.set_defaults(func=cmd_predict)
 
-    for extra in _EXTRA_COMMANDS:
-        extra(sub)
+    for module in (stats, experiments, serve, vectors, compare):  # subcommands defined next to what they run
+        module.add_subcommand(sub)
     return p
 
 
-# modules that add subcommands (stats, reproduce, serve) register a function here
-_EXTRA_COMMANDS: list = []
-
-
-def _load_extras() -> None:
-    import importlib
-
-    for name in ("ecpe.stats", "ecpe.experiments", "ecpe.serve", "ecpe.vectors", "ecpe.compare"):
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                continue
-            raise
-        add = getattr(mod, "add_subcommand", None)
-        if add is not None and add not in _EXTRA_COMMANDS:
-            _EXTRA_COMMANDS.append(add)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    _load_extras()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -381,9 +299,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from .data.corpus import DataFormatError
-    from .resources import MissingResource
-
     try:
         return args.func(args) or 0
     except CLIError as e:

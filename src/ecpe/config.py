@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["E2EConfig", "TrainConfig", "from_dict"]
+__all__ = ["E2EConfig", "TrainConfig", "ConfigError", "from_dict", "to_dict"]
 
 
 @dataclass
@@ -52,13 +52,19 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class ConfigError(ValueError):
+    """A config dict with keys its dataclass does not have."""
+
+
 def from_dict(cls, data: dict[str, Any]):
-    """Build a config dataclass from a dict, ignoring unknown keys and restoring tuples."""
+    """Build a config dataclass from a dict, restoring tuples; unknown keys raise :class:`ConfigError`
+    naming them (a misspelt or misplaced option never passes silently)."""
     names = {f.name: f for f in fields(cls)}
-    kwargs = {}
-    for k, v in data.items():
-        if k in names:
-            kwargs[k] = tuple(v) if isinstance(v, list) and "tuple" in str(names[k].type) else v
+    unknown = sorted(k for k in data if k not in names)
+    if unknown:
+        raise ConfigError(f"{cls.__name__} has no option(s) {', '.join(unknown)}; "
+                          f"its options are {', '.join(names)}")
+    kwargs = {k: tuple(v) if isinstance(v, list) and "tuple" in str(names[k].type) else v for k, v in data.items()}
     return cls(**kwargs)
 
 

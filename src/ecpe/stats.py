@@ -1,6 +1,6 @@
 """Corpus statistics: the figures of Table 1 of Song et al. (2020), computed from the data.
 
-``ecpe stats --data DIR_OR_FILE [--json]`` prints them beside the paper's printed figures.
+``ecpe stats --data DIR_OR_FILE [--json]`` prints them, for the NEWS corpus beside the paper's printed figures.
 
 The corpus lists 20 pairs twice (e.g. document 1070: ``(10,9), (10,9)``); :func:`ecpe.data.corpus.read_documents`
 collapses them. The paper counted pairs **as listed**: its pair count (2,167), its offset distribution
@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Iterable, Sequence
 
-if TYPE_CHECKING:
-    from .data.corpus import Document
+from .data.corpus import _PAIR, Document, read_documents
+from .options import CLIError, resolve_data
 
-# `ecpe.cli` imports this module for every command: the data modules (and torch behind them) load on use only.
-
-__all__ = ["dataset_stats", "read_listed_pairs", "file_stats", "PAPER_TABLE1", "add_subcommand"]
+__all__ = ["dataset_stats", "read_listed_pairs", "file_stats", "is_news", "PAPER_TABLE1", "add_subcommand"]
 
 # Table 1 of Song et al. (2020), as printed.
 PAPER_TABLE1 = {
     "documents": 2105, "clauses_per_doc": 14, "pairs": 2167, "docs_with_1_pair": 1746, "docs_with_more_pairs": 421,
     "offset_0": 511, "offset_1": 1342, "offset_2": 224, "offset_gt2": 90, "max_offset": 12, "mean_offset": 0.9977,
 }
+
+# the published NEWS corpus (all_data_pair.txt): documents, clauses, pairs as listed
+NEWS_FIGURES = (1945, 28727, 2167)
 
 REAL_DATA_NOTE = ("note: the paper's Table 1 prints 2,105 documents and 421 documents with more than one pair; the "
                   "published data (all_data_pair.txt) has 1,945 documents and 199 multi-pair documents.")
@@ -77,8 +78,6 @@ def read_listed_pairs(path: str | Path) -> list[list[tuple[int, int]]]:
 
     Validate the file with :func:`ecpe.data.corpus.read_documents` first: this only walks its structure.
     """
-    from .data.corpus import _PAIR
-
     out: list[list[tuple[int, int]]] = []
     with open(path, encoding="utf-8-sig") as f:
         lines = iter(f)
@@ -95,8 +94,6 @@ def read_listed_pairs(path: str | Path) -> list[list[tuple[int, int]]]:
 
 def file_stats(path: str | Path) -> dict:
     """:func:`dataset_stats` of a NUSTM file, with the figures over listed pairs under ``"listed"``."""
-    from .data.corpus import read_documents
-
     docs = read_documents(path)
     return dataset_stats(docs, read_listed_pairs(path))
 
@@ -125,27 +122,35 @@ def _cell(value, fmt: str) -> str:
     return format(value, fmt) if fmt != "d" else f"{value:,}"
 
 
-def format_table(stats: dict, source: str = "") -> str:
-    """The figures as a text table: the paper's Table 1, ours over listed pairs (if known), ours over unique pairs."""
+def is_news(stats: dict) -> bool:
+    """Whether the figures are those of the published NEWS corpus (the one the paper's Table 1 describes)."""
+    listed = stats.get("listed") or stats
+    return (stats["documents"], stats["clauses"], listed["pairs"]) == NEWS_FIGURES
+
+
+def format_table(stats: dict, source: str = "", paper: bool | None = None) -> str:
+    """The figures as a text table: the paper's Table 1 (``paper``; default: only for the NEWS corpus), ours
+    over listed pairs (if known), ours over unique pairs."""
     listed = stats.get("listed")
-    cols = ["paper"] + (["listed"] if listed else []) + ["unique"]
+    paper = is_news(stats) if paper is None else paper
+    cols = (["paper"] if paper else []) + (["listed"] if listed else []) + ["unique"]
     lines = [f"Table 1 figures{' of ' + source if source else ''} (offset = |cause clause - emotion clause|)"]
     lines.append(f"  {'':30s}" + "".join(f"{c:>10s}" for c in cols))
     for key, label, fmt in _ROWS:
-        vals = [PAPER_TABLE1.get(key)] + ([listed[key]] if listed else []) + [stats[key]]
+        ours = ([listed[key]] if listed else []) + [stats[key]]
         paper_fmt = "d" if key == "clauses_per_doc" else fmt  # the paper prints 14
-        cells = [_cell(vals[0], paper_fmt)] + [_cell(v, fmt) for v in vals[1:]]
+        cells = ([_cell(PAPER_TABLE1.get(key), paper_fmt)] if paper else []) + [_cell(v, fmt) for v in ours]
         lines.append(f"  {label:30s}" + "".join(f"{c:>10s}" for c in cells))
     if listed:
-        lines.append("  listed: pairs as written in the file (the paper's count); unique: duplicate pairs collapsed "
+        count = " (the paper's count)" if paper else ""
+        lines.append(f"  listed: pairs as written in the file{count}; unique: duplicate pairs collapsed "
                      f"({listed['pairs'] - stats['pairs']} duplicates).")
-    lines.append("  " + REAL_DATA_NOTE)
+    if paper:
+        lines.append("  " + REAL_DATA_NOTE)
     return "\n".join(lines)
 
 
 def _data_file(path: Path) -> Path:
-    from .cli import CLIError
-
     if path.is_file():
         return path
     f = path / "all_data_pair.txt"
@@ -155,12 +160,11 @@ def _data_file(path: Path) -> Path:
 
 
 def cmd_stats(args) -> int:
-    from .cli import resolve_data
-
     path = _data_file(resolve_data(args.data))
     stats = file_stats(path)
     if args.json:
-        print(json.dumps({"file": str(path), **stats, "paper": PAPER_TABLE1}, ensure_ascii=False))
+        paper = {"paper": PAPER_TABLE1} if is_news(stats) else {}
+        print(json.dumps({"file": str(path), **stats, **paper}, ensure_ascii=False))
     else:
         print(format_table(stats, str(path)))
     return 0
@@ -171,7 +175,7 @@ def add_subcommand(sub) -> None:
     s = sub.add_parser("stats", help="corpus statistics: the figures of the paper's Table 1, computed from the data",
                        description="Documents, clauses per document, pairs, documents with 1 and with >1 pairs, "
                                    "pairs by relative offset |cause - emotion| (0 / 1 / 2 / >2), maximum and mean "
-                                   "offset, beside the figures printed in Table 1 of Song et al. (2020).")
+                                   "offset; for the NEWS corpus, beside the figures printed in Table 1 of Song et al. (2020).")
     s.add_argument("--data", help="dataset folder (holding all_data_pair.txt) or a NUSTM-format file; "
                                   "default $ECPE_DATA, else a downloaded copy in the user cache")
     s.add_argument("--json", action="store_true", help="print the figures as one JSON object instead of a table")

@@ -1,15 +1,29 @@
-"""One Trainer for every model: a fresh model and optimizer per fold, model selection on a dev set.
+"""One Trainer for every model, the training schedules that drive it, and the fold / run loops.
 
-The paper's own protocol (best epoch chosen on the test fold) is available as ``select_on="test"`` and is
-labelled as such in every output.
+A fresh model and optimizer per fold, model selection on a dev set. The paper's own protocol (best epoch
+chosen on the test fold) is available as ``select_on="test"`` and is labelled as such in every output.
+
+Schedules (chosen by the model's ``schedule``, see :mod:`ecpe.models.base`):
+
+- ``"single"`` (:func:`train_single_stage`): one Trainer over the whole model;
+- ``"two-stage"`` (:func:`train_two_stage`): stage 1 (clause extraction), then candidate pairs from stage
+  1's predictions, then stage 2 (the pair filter) on them.
+
+Both return a :class:`History` of the same shape: every epoch tagged with its stage, and per-stage seconds.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
+import multiprocessing as mp
+import os
+import platform
 import random
+import subprocess
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -17,16 +31,21 @@ from typing import Any, Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .config import TrainConfig, to_dict
-from .data.corpus import Document, Fold
+from .config import TrainConfig, from_dict, to_dict
+from .data.corpus import Document, Fold, load_fold
 from .data.vocab import Vocab
 from .devices import device_info, model_device, resolve_device
 from .embeddings import SOURCES, corpus_word2vec, embedding_matrix, read_word2vec, train_word2vec
-from .metrics import Prediction, mean_std, score
-from .models import build_model, save_model
+from .inference import evaluate, predict
+from .lexicon import lexicon_classes, load_lexicon, word_features
+from .resources import load_vectors
+from .metrics import mean_std
+from .models import ECPEModel, build_model, model_class, pair_f1, save_model
+from .models.two_stage import CandidateTensors, TwoStageECPE, evaluate_filter, mean_clause_f1
 
-__all__ = ["Trainer", "predict", "evaluate", "protocol_label", "carve_dev", "train_fold", "train_run",
-           "PROTOCOL_DEV", "PROTOCOL_PAPER"]
+__all__ = ["Trainer", "History", "StageHistory", "train_single_stage", "train_two_stage", "SCHEDULES",
+           "protocol_label", "carve_dev", "train_fold", "train_run", "stage_seconds", "PROTOCOL_DEV",
+           "PROTOCOL_PAPER", "SINGLE_STAGE", "predict", "evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -45,34 +64,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-@torch.inference_mode()
-def predict(model, tensors, batch_size: int = 64, threshold: float | None = None, keep_matrix: bool = False) -> list[Prediction]:
-    """Predictions for every document of ``tensors`` (in their order); batches are grouped by length."""
-    model.eval()
-    device = model_device(model)
-    order = sorted(range(len(tensors)), key=lambda i: len(tensors.docs[i]))
-    out: list[Prediction | None] = [None] * len(tensors)
-    for s in range(0, len(order), batch_size):
-        batch = tensors.batch(order[s:s + batch_size]).to(device)
-        for i, p in zip(batch.index, model.decode(model(batch), batch, threshold=threshold, keep_matrix=keep_matrix)):
-            out[i] = p
-    return out  # type: ignore[return-value]
-
-
-def evaluate(model, tensors, threshold: float | None = None) -> dict[str, dict[str, float]]:
-    """Pair / emotion / cause P/R/F1 of a model on tensors built from gold documents."""
-    return score(tensors.docs, predict(model, tensors, threshold=threshold))
-
-
-def pair_f1(metrics: dict) -> float:
-    return metrics["pair"]["f1"]
-
-
-pair_f1.label = "pair F1"  # type: ignore[attr-defined]  # named in the per-epoch line
-
-
 @dataclass
-class History:
+class StageHistory:
+    """What :meth:`Trainer.fit` returns: the epochs of one stage and the best of them."""
+
     best_epoch: int = 0
     best_score: float = -1.0
     epochs: list[dict[str, Any]] = field(default_factory=list)
@@ -80,6 +75,38 @@ class History:
     @property
     def epoch_seconds(self) -> list[float]:
         return [e["seconds"] for e in self.epochs]
+
+
+SINGLE_STAGE = "model"  # the stage name of a single-stage schedule
+
+
+@dataclass
+class History:
+    """What every schedule returns: each epoch (tagged ``stage`` and ``best``) of each stage in order,
+    the best epoch of each stage, and per-stage seconds per epoch."""
+
+    best_epoch: int = 0                                      # of the last trained stage
+    best_epochs: dict[str, int] = field(default_factory=dict)
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    stage_seconds: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, stage: str, h: StageHistory) -> None:
+        self.epochs += [{"stage": stage, **e, "best": e["epoch"] == h.best_epoch} for e in h.epochs]
+        self.stage_seconds[stage] = h.epoch_seconds
+        self.best_epochs[stage] = self.best_epoch = h.best_epoch
+
+    @property
+    def epoch_seconds(self) -> list[float]:
+        return [s for v in self.stage_seconds.values() for s in v]
+
+
+def stage_seconds(result: dict[str, Any]) -> dict[str, list[float]]:
+    """Per-stage seconds per epoch of a fold's result, also from a result.json written before the
+    schema was one (``epoch_seconds``: a list for E2EECPE, a per-stage dict for two-stage models)."""
+    if "stage_seconds" in result:
+        return result["stage_seconds"]
+    old = result.get("epoch_seconds") or []
+    return dict(old) if isinstance(old, dict) else {SINGLE_STAGE: list(old)}
 
 
 class _Optimizers:
@@ -116,7 +143,8 @@ class Trainer:
 
     Args:
         config: optimisation settings (epochs, patience, batch size, lr, l2, seed).
-        select_key: metrics -> number to maximise (pair F1 by default).
+        select_key: metrics -> number to maximise (pair F1 by default); its ``label`` attribute names it in
+            the per-epoch line.
         progress: show tqdm bars.
         desc: prefix of progress lines (e.g. ``fold 3``).
     """
@@ -126,10 +154,12 @@ class Trainer:
         self.config, self.select_key, self.progress, self.desc = config, select_key, progress, desc
         self.monitor = monitor  # tensors scored after every epoch for the record only (never for selection)
 
-    def fit(self, model, train, select, evaluate_fn: Callable = evaluate, select_name: str = "dev") -> History:
+    def fit(self, model, train, select, evaluate_fn: Callable = evaluate, select_name: str = "dev") -> StageHistory:
+        """Train ``model`` (anything with ``forward``, ``loss`` and ``param_groups``: a model or one stage of
+        it) on ``train`` batches, scoring ``select`` with ``evaluate_fn`` after every epoch."""
         cfg = self.config
         optimizer = make_optimizer(model.param_groups(cfg.l2), cfg.lr)
-        history, best_state = History(), None
+        history, best_state = StageHistory(), None
         bad = 0
         device = model_device(model)
         n_batches = (len(train) + cfg.batch_size - 1) // cfg.batch_size
@@ -160,8 +190,7 @@ class Trainer:
                                    f"{select_name}_score": key, select_name: metrics})
             if self.monitor is not None and self.monitor is not select:
                 history.epochs[-1]["test"] = evaluate_fn(model, self.monitor)
-            label = getattr(self.select_key, "label", "score")
-            line = (f"{self.desc} epoch {epoch:2d} loss {total / max(n, 1):.4f} {select_name} {label} {key:.4f} "
+            line = (f"{self.desc} epoch {epoch:2d} loss {total / max(n, 1):.4f} {select_name} {self.select_key.label} {key:.4f} "
                     f"(best {history.best_score:.4f} @ {history.best_epoch}) {seconds:.1f}s").strip()
             if self.progress:
                 tqdm.write(line)
@@ -173,12 +202,57 @@ class Trainer:
         return history
 
 
+# ---- schedules --------------------------------------------------------------------------------------
+def train_single_stage(model: ECPEModel, trainer: Trainer, train, select, select_name: str = "dev") -> History:
+    """One Trainer over the whole model, selecting on ``model.select_key``."""
+    history = History()
+    history.add(SINGLE_STAGE, trainer.fit(model, train, select, select_name=select_name))
+    return history
+
+
+def train_two_stage(model: TwoStageECPE, trainer: Trainer, train, select, select_name: str = "dev") -> History:
+    """Train stage 1, then stage 2 on stage 1's predictions for the training documents.
+
+    ``trainer`` supplies the seed, threads, progress display, record-only test set (``monitor``) and the
+    epoch cap (``config.epochs``); each stage runs its own :class:`Trainer` with the stage's epochs
+    (at most ``config.epochs``), batch size and learning rate from the model's config, training every epoch
+    and keeping the best one on the selection set (stage 1: mean emotion/cause F1; stage 2: pair F1).
+    """
+    c, cfg = model.config, trainer.config
+    history = History()
+
+    def run(stage: str, module, train_data, select_data, epochs: int, batch_size: int, lr: float,
+            key: Callable, evaluate_fn: Callable, monitor=None) -> None:
+        epochs = min(epochs, cfg.epochs)  # every epoch is trained (patience = epochs)
+        stage_cfg = dataclasses.replace(cfg, epochs=epochs, patience=epochs, batch_size=batch_size, lr=lr, l2=c.l2)
+        sub = Trainer(stage_cfg, select_key=key, progress=trainer.progress, desc=f"{trainer.desc} {stage}".strip(),
+                      monitor=monitor)
+        history.add(stage, sub.fit(module, train_data, select_data, evaluate_fn=evaluate_fn, select_name=select_name))
+
+    def evaluate_clauses(module, tensors):
+        m = evaluate(module, tensors)
+        return {"emotion": m["emotion"], "cause": m["cause"]}
+
+    run("stage1", model.stage1, train, select, c.stage1_epochs, c.stage1_batch_size, c.stage1_lr, mean_clause_f1,
+        evaluate_clauses)
+    if model.stage2 is not None:
+        cand_train = CandidateTensors(train, predict(model.stage1, train, batch_size=200))
+        cand_select = CandidateTensors(select, predict(model.stage1, select, batch_size=200))
+        # the trainer's record-only test set (dev protocol) is followed through stage 2 only: its per-epoch
+        # pair scores then rest on the dev-selected stage 1
+        monitor = trainer.monitor
+        cand_monitor = None if monitor is None else CandidateTensors(monitor, predict(model.stage1, monitor, batch_size=200))
+        run("stage2", model.stage2, cand_train, cand_select, c.stage2_epochs, c.stage2_batch_size, c.stage2_lr, pair_f1,
+            lambda module, tensors: evaluate_filter(module, tensors, c.threshold), cand_monitor)
+    model.eval()
+    return history
+
+
+SCHEDULES: dict[str, Callable[..., History]] = {"single": train_single_stage, "two-stage": train_two_stage}
+
+
 def environment(device: torch.device | None = None) -> dict[str, Any]:
     """What a result was computed with: versions, cores, threads, device and (from a git checkout) the commit."""
-    import os
-    import platform
-    import subprocess
-
     info: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__,
                             "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                             "machine": platform.machine(), **device_info(device or torch.device("cpu"))}
@@ -225,8 +299,6 @@ def word_vectors(cfg: TrainConfig, train_docs: Sequence[Document], fold_train: S
                                          workers=1, progress=progress)
         info.update(facts, source="corpus: word2vec on packaged corpora + the fold's training file")
     elif source in SOURCES:
-        from .resources import load_vectors
-
         words, matrix = load_vectors(source)
         vectors = dict(zip(words, matrix))
         info.update(vectors_dim=int(matrix.shape[1]), vocabulary=len(words))
@@ -282,14 +354,12 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
     else:
         train_docs, dev_docs = carve_dev(fold.train, cfg.dev_fraction, cfg.seed * 1000 + fold.index)
         dev_source = f"seeded {cfg.dev_fraction:.0%} of the training documents"
-    dim = int(model_config.get("embed_dim", 200))
+    dim = from_dict(model_class(model_name).config_class, model_config).embed_dim  # unknown keys: ConfigError
     vectors, vec_info = word_vectors(cfg, train_docs, fold.train, dim, progress=progress)
     vocab = build_vocab(train_docs, cfg, vectors)
     matrix, emb_info = build_embeddings(vocab, train_docs, dim, cfg, vectors, vec_info)
     resources = {}
     if model_config.get("lexicon"):
-        from .lexicon import lexicon_classes, load_lexicon, word_features
-
         lexicon = load_lexicon(model_config["lexicon"])
         resources["lexicon_features"] = word_features(vocab, lexicon, len(lexicon_classes(model_config["lexicon"])))
         emb_info["lexicon"] = {"name": model_config["lexicon"], "words": len(lexicon),
@@ -297,19 +367,16 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
     model = build_model(model_name, vocab, model_config, matrix, **resources).to(device)
     train_t, dev_t, test_t = (model.tensorize(x) for x in (train_docs, dev_docs, fold.test))
     select_t = dev_t if cfg.select_on == "dev" else test_t
-    trainer = Trainer(cfg, select_key=getattr(model, "select_key", pair_f1), progress=progress,
-                      desc=f"fold {fold.index}", monitor=test_t if cfg.select_on == "dev" else None)
-    fit = getattr(model, "fit", None)
-    if fit is not None:  # models with their own schedule (two-stage) drive the Trainer themselves
-        history = fit(trainer, train_t, select_t)
-    else:
-        history = trainer.fit(model, train_t, select_t, select_name="dev" if cfg.select_on == "dev" else "test")
+    trainer = Trainer(cfg, select_key=model.select_key, progress=progress, desc=f"fold {fold.index}",
+                      monitor=test_t if cfg.select_on == "dev" else None)
+    history = SCHEDULES[model.schedule](model, trainer, train_t, select_t,
+                                        select_name="dev" if cfg.select_on == "dev" else "test")
     test_metrics = evaluate(model, test_t)
     dev_metrics = evaluate(model, dev_t)
     result = {
         "fold": fold.index, **{k: test_metrics[k] for k in ("pair", "emotion", "cause")},
         "dev": dev_metrics, "protocol": protocol, "best_epoch": history.best_epoch,
-        "epoch_seconds": getattr(history, "stage_seconds", None) or history.epoch_seconds,
+        "best_epochs": history.best_epochs, "stage_seconds": history.stage_seconds,
         "history": history.epochs, "n_train": len(train_docs), "n_dev": len(dev_docs), "dev_source": dev_source,
         "n_test": len(fold.test), "vocab_size": len(vocab), "embeddings": emb_info,
         "wall_seconds": time.perf_counter() - wall_start, "environment": environment(device),
@@ -337,14 +404,13 @@ def summarize(model_name: str, split: str, folds: list[int], cfg: TrainConfig, m
               per_fold: list[dict]) -> dict[str, Any]:
     mean, std = mean_std(per_fold)
     return {"model": model_name, "protocol": protocol_label(cfg.select_on), "split": split, "folds": folds,
-            "seed": cfg.seed, "config": {"model": model_config, "train": to_dict(cfg)}, "mean": mean, "std": std,
+            "seed": cfg.seed, "config": {"model": to_dict(from_dict(model_class(model_name).config_class, model_config)),
+                                         "train": to_dict(cfg)}, "mean": mean, "std": std,
             "per_fold": [{k: v for k, v in f.items() if k != "history"} for f in per_fold]}
 
 
 def _fold_task(model_name, split_dir, k, model_config, cfg, fold_dir, preprocess):
     """Run one fold in a worker process (quietly) and return its result."""
-    from .data.corpus import load_fold
-
     logging.basicConfig(level=logging.WARNING)
     return train_fold(model_name, load_fold(split_dir, k), model_config, cfg, fold_dir, False, preprocess)
 
@@ -368,8 +434,6 @@ def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_co
     A failure in one fold is reported in the summary and does not lose the others.
     Writes ``run_dir/results.json`` (mean and std over the folds, per-fold figures) and returns it.
     """
-    from .data.corpus import load_fold
-
     resolve_device(cfg.device)  # a missing GPU is reported before any fold starts
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -393,10 +457,6 @@ def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_co
             on_fold(res)
 
     if jobs > 1 and len(todo) > 1:
-        import multiprocessing as mp
-        import os
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
         worker_cfg = copy.copy(cfg)
         worker_cfg.threads = cfg.threads or max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:

@@ -6,10 +6,21 @@ fold training file, same settings, same cache), one fold at a time or ``--jobs``
 """
 from __future__ import annotations
 
+import json
+import multiprocessing as mp
 import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from tqdm.auto import tqdm
+
+from .data.corpus import find_folds, load_fold
+from .embeddings import DEFAULT_CORPORA, corpus_word2vec
+from .options import parse_folds, resolve_data
+from .resources import corpus_sentences
 
 __all__ = ["build_fold_vectors", "add_subcommand"]
 
@@ -26,11 +37,6 @@ def build_fold_vectors(split_dir: str | Path, k: int, workers: int = 1, progress
                        epochs: int = 5, min_count: int = 5, dim: int = 200) -> dict[str, Any]:
     """Corpus vectors for fold ``k`` (cached); returns facts: sizes and the coverage of the fold's
     training and test tokens (the test file is only counted, never read into the vectors)."""
-    import time
-
-    from .data.corpus import load_fold
-    from .embeddings import corpus_word2vec
-
     fold = load_fold(split_dir, k)
     start = time.perf_counter()
     vectors, facts = corpus_word2vec([c for d in fold.train for c in d.clauses], dim=dim, epochs=epochs,
@@ -50,11 +56,6 @@ def _task(args):
 
 
 def cmd_build(args) -> int:
-    import json
-
-    from .cli import parse_folds, resolve_data
-    from .data.corpus import find_folds
-
     data = resolve_data(args.data)
     split_dir = data / args.split if (data / args.split).is_dir() else data
     folds = parse_folds(args.folds, find_folds(split_dir))
@@ -62,15 +63,7 @@ def cmd_build(args) -> int:
     tasks = [(str(split_dir), k, workers, args.epochs, args.min_count, args.dim) for k in folds]
     rows = []
     if args.jobs > 1 and len(tasks) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        from tqdm.auto import tqdm
-
         # the corpora are segmented once, before the workers start (they then read the cache)
-        from .embeddings import DEFAULT_CORPORA
-        from .resources import corpus_sentences
-
         corpus_sentences(DEFAULT_CORPORA, progress=True)
         with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
             for row in tqdm(pool.map(_task, tasks), total=len(tasks), desc="folds"):

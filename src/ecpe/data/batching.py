@@ -13,8 +13,8 @@ from typing import Iterator, Sequence
 
 import torch
 
-from ..modules.cnn import flat_layout
 from .corpus import Document
+from .layout import flat_layout
 from .vocab import Vocab
 
 __all__ = ["DocBatch", "DocTensors", "char_id_matrix", "batch_to"]

@@ -105,7 +105,20 @@ def read_documents(path: str | Path) -> list[Document]:
         with open(path, encoding="utf-8-sig") as f:
             return list(parse_documents(f, path))
     except UnicodeDecodeError as e:
-        raise DataFormatError(path, 0, f"not UTF-8 text ({e.reason})") from None
+        line, reason = _undecodable_line(path)
+        raise DataFormatError(path, line, f"not UTF-8 text ({reason or e.reason})") from None
+
+
+def _undecodable_line(path: Path) -> tuple[int, str | None]:
+    """The 1-based line of the first byte of ``path`` that is not UTF-8 (e.g. a file cut inside a
+    multi-byte character), and why."""
+    raw = path.read_bytes()
+    body = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return body.count(b"\n", 0, e.start) + 1, e.reason
+    return 1, None
 
 
 def write_documents(docs: Iterable[Document], path: str | Path) -> None:

@@ -14,12 +14,16 @@ import http.client
 import logging
 import os
 import socket
+import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
+from ..cache import cache_dir
 from .corpus import DataFormatError, read_documents
 
 __all__ = ["ensure_dataset", "dataset_files", "DownloadError", "DEFAULT_BASE_URL", "DATASET_NAME"]
@@ -58,8 +62,6 @@ def _retryable(err: BaseException) -> bool:
 
 def _fetch(url: str, dest: Path, progress: bool, timeout: float) -> None:
     """Download ``url`` into ``dest`` through a temporary file in the same folder; check it parses; rename."""
-    from tqdm.auto import tqdm
-
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
@@ -91,7 +93,7 @@ def ensure_dataset(cache: str | Path | None = None, base_url: str | None = None,
                    retries: int = 3, timeout: float = 60.0) -> Path:
     """Return the folder of the NEWS benchmark, downloading the files it lacks.
 
-    The folder is ``<cache>/ecpe-zh``; ``cache`` defaults to :func:`ecpe.embeddings.cache_dir` (``$ECPE_CACHE`` or
+    The folder is ``<cache>/ecpe-zh``; ``cache`` defaults to :func:`ecpe.cache.cache_dir` (``$ECPE_CACHE`` or
     ``~/.cache/ecpe``). Missing files are downloaded from ``base_url``, else ``$ECPE_DATA_URL``, else
     :data:`DEFAULT_BASE_URL` (the ``data_combine/`` folder of the NUSTM/ECPE GitHub repository; the URL is the folder,
     file names are appended to it). Each file is written to a temporary file, checked to parse as NUSTM documents,
@@ -105,8 +107,6 @@ def ensure_dataset(cache: str | Path | None = None, base_url: str | None = None,
     Raises :class:`DownloadError` (a :class:`FileNotFoundError`) naming the URL when a file cannot be obtained.
     """
     if cache is None:
-        from ..embeddings import cache_dir
-
         cache = cache_dir()
     root = Path(cache) / DATASET_NAME
     base = base_url or os.environ.get("ECPE_DATA_URL") or DEFAULT_BASE_URL
@@ -117,8 +117,6 @@ def ensure_dataset(cache: str | Path | None = None, base_url: str | None = None,
         return root
     log.info("downloading %d dataset file(s) from %s into %s", len(missing), base, root)
     if progress:
-        import sys
-
         print(f"downloading the NEWS benchmark ({len(missing)} files) from {base} into {root}", file=sys.stderr)
     for name, dest in missing:
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ keep number ranges such as 2013-2014 whole). ``jieba-py`` always uses the Python
 """
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from functools import lru_cache
@@ -51,9 +52,7 @@ _rjieba: object = None  # the rjieba module, False when it is not installed, Non
 def _get_jieba():
     global _jieba
     if _jieba is None:
-        import logging
-
-        import jieba
+        import jieba  # a required dependency, imported on first use: loading its dictionary takes a second
 
         jieba.setLogLevel(logging.WARNING)
         jieba.initialize()
@@ -65,7 +64,7 @@ def _get_rjieba():
     global _rjieba
     if _rjieba is None:
         try:
-            import rjieba
+            import rjieba  # optional: pip install 'ecpe[fast]'
         except ImportError:
             rjieba = False
         _rjieba = rjieba

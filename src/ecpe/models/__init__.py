@@ -1,45 +1,99 @@
-"""Model registry and the one-file checkpoint format shared by every model."""
+"""Model registry and the one-file checkpoint format shared by every model (see :mod:`ecpe.models.base`)."""
 from __future__ import annotations
 
+import logging
 import platform
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..config import E2EConfig, from_dict, to_dict
+from ..config import from_dict, to_dict
 from ..data.vocab import Vocab
+from ..devices import resolve_device
+from ..version import __version__
+from .base import Decoded, ECPEModel, pair_f1
 from .e2eecpe import E2EECPE
+from .two_stage import Indep, InterCE, InterEC, TwoStageConfig, TwoStageECPE
 
-__all__ = ["MODELS", "register", "build_model", "save_model", "load_model", "CHECKPOINT_FORMAT"]
+__all__ = ["MODELS", "register", "model_class", "build_model", "save_model", "load_model", "migrate_config", "CHECKPOINT_FORMAT",
+           "CONFIG_VERSION", "ECPEModel", "Decoded", "E2EECPE", "TwoStageECPE", "TwoStageConfig", "pair_f1"]
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "ecpe-checkpoint/1"
+# version of the "config" dict a checkpoint stores; raise it (and add a step to migrate_config) whenever a
+# config field is removed or renamed, or a new field's default would change what an old model computes
+CONFIG_VERSION = 2
 
-# name -> (model class, config class)
-MODELS: dict[str, tuple[type, type]] = {"e2eecpe": (E2EECPE, E2EConfig)}
+# name -> model class (its config class is ``cls.config_class``)
+MODELS: dict[str, type[ECPEModel]] = {}
 
 
-def register(name: str, model_cls: type, config_cls: type) -> None:
-    MODELS[name] = (model_cls, config_cls)
+def register(model_cls: type[ECPEModel]) -> type[ECPEModel]:
+    """Add a model class to the registry under its ``name`` (usable as a class decorator)."""
+    if not (isinstance(model_cls, type) and issubclass(model_cls, ECPEModel)):
+        raise TypeError(f"{model_cls!r} is not an ECPEModel subclass")
+    MODELS[model_cls.name] = model_cls
+    return model_cls
 
 
-def build_model(name: str, vocab: Vocab, config: dict[str, Any] | None = None, embeddings=None, **resources):
-    """A fresh model by name (``e2eecpe``, ...) with a config given as a dict (unknown keys ignored);
-    ``resources``: extra tables a model takes (E2EECPE: ``lexicon_features``)."""
+# one line per model
+register(E2EECPE)
+register(Indep)    # the two-stage baselines of Xia & Ding (2019), each with and without the pair filter
+register(InterCE)  # (config "filter")
+register(InterEC)
+
+
+def model_class(name: str) -> type[ECPEModel]:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}")
-    model_cls, config_cls = MODELS[name]
-    return model_cls(vocab, from_dict(config_cls, config or {}), embeddings, **resources)
+    return MODELS[name]
 
 
-def save_model(model, path: str | Path, preprocess: dict[str, Any], meta: dict[str, Any] | None = None) -> Path:
+def build_model(name: str, vocab: Vocab, config: dict[str, Any] | None = None, embeddings=None,
+                **resources) -> ECPEModel:
+    """A fresh model by name (``e2eecpe``, ...) with a config given as a dict; an unknown key raises
+    :class:`ecpe.config.ConfigError` naming it. ``resources``: extra tables a model takes (E2EECPE:
+    ``lexicon_features``)."""
+    cls = model_class(name)
+    return cls(vocab, from_dict(cls.config_class, config or {}), embeddings, **resources)
+
+
+# ---- checkpoint config migration -------------------------------------------------------------------
+def _v1_to_v2(model: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Checkpoints before the config version was recorded (commits up to 825bd02) kept every key their
+    code had: ``loss_norm`` (b373a99..10a85e2: a training-only switch, removed); no ``word_dropout`` before
+    c4e6ae5 (training-only; absent meant none); no ``char_backoff`` before 6ec6df7 (absent meant off)."""
+    config = dict(config)
+    if model == "e2eecpe":
+        config.pop("loss_norm", None)
+        config.setdefault("word_dropout", 0.0)
+        config.setdefault("char_backoff", False)
+    return config
+
+
+_MIGRATIONS = {1: _v1_to_v2}  # from version k to k + 1
+
+
+def migrate_config(model: str, config: dict[str, Any], version: int) -> dict[str, Any]:
+    """A checkpoint's config dict brought from ``version`` to :data:`CONFIG_VERSION`."""
+    if version > CONFIG_VERSION:
+        raise ValueError(f"the checkpoint's config version {version} is newer than this ecpe's ({CONFIG_VERSION}); "
+                         "upgrade ecpe")
+    for v in range(version, CONFIG_VERSION):
+        config = _MIGRATIONS[v](model, config)
+    return config
+
+
+# ---- checkpoints ---------------------------------------------------------------------------------
+def save_model(model: ECPEModel, path: str | Path, preprocess: dict[str, Any], meta: dict[str, Any] | None = None) -> Path:
     """Write a model to one file of plain data (loadable with ``torch.load(weights_only=True)``)."""
-    from .. import __version__
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ckpt = {
         "format": CHECKPOINT_FORMAT,
+        "config_version": CONFIG_VERSION,
         "model": model.name,
         "config": to_dict(model.config),
         "vocab": model.vocab.state_dict(),
@@ -54,11 +108,10 @@ def save_model(model, path: str | Path, preprocess: dict[str, Any], meta: dict[s
     return path
 
 
-def load_model(path: str | Path, device: str | torch.device | None = "cpu"):
-    """Load a checkpoint written by :func:`save_model` onto ``device`` (see :func:`ecpe.devices.resolve_device`);
-    returns (model in eval mode, checkpoint dict)."""
-    from ..devices import resolve_device
-
+def load_model(path: str | Path, device: str | torch.device | None = "cpu") -> tuple[ECPEModel, dict[str, Any]]:
+    """Load a checkpoint written by :func:`save_model` (by this or an earlier version, see
+    :func:`migrate_config`) onto ``device`` (see :func:`ecpe.devices.resolve_device`); returns (model in eval
+    mode, checkpoint dict with its config migrated)."""
     target = resolve_device(device)
     path = Path(path)
     if not path.exists():
@@ -69,14 +122,12 @@ def load_model(path: str | Path, device: str | torch.device | None = "cpu"):
         raise ValueError(f"{path}: not an ecpe checkpoint ({e.__class__.__name__}: {str(e)[:200]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not an ecpe checkpoint (format {ckpt.get('format') if isinstance(ckpt, dict) else None!r})")
-    model = build_model(ckpt["model"], Vocab.from_state_dict(ckpt["vocab"]), ckpt["config"])
+    version = int(ckpt.get("config_version", 1))
+    config = migrate_config(ckpt["model"], ckpt["config"], version)
+    if version != CONFIG_VERSION:
+        log.info("%s: config migrated from version %d to %d", path, version, CONFIG_VERSION)
+    ckpt = {**ckpt, "config": config, "config_version": CONFIG_VERSION}
+    model = build_model(ckpt["model"], Vocab.from_state_dict(ckpt["vocab"]), config)
     model.load_state_dict(ckpt["state_dict"])
     model.to(target).eval()
     return model, ckpt
-
-
-# the two-stage baselines of Xia & Ding (2019), each with and without the pair filter (config "filter")
-from .two_stage import Indep, InterCE, InterEC, TwoStageConfig  # noqa: E402
-
-for _cls in (Indep, InterCE, InterEC):
-    register(_cls.name, _cls, TwoStageConfig)

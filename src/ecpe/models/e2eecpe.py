@@ -17,8 +17,10 @@ from ..config import E2EConfig
 from ..data.batching import DocBatch, DocTensors, char_id_matrix
 from ..data.corpus import Document
 from ..data.vocab import Vocab
-from ..metrics import Prediction
+from ..lexicon import lexicon_classes
 from ..modules import Biaffine, ClauseCNN, Dropout, bilstm_padded, position_weights
+from ..modules.compat import tensor_version
+from .base import Decoded, ECPEModel
 
 __all__ = ["E2EECPE", "pair_loss"]
 
@@ -38,7 +40,7 @@ def pair_loss(logits: torch.Tensor, weights: torch.Tensor, gold: torch.Tensor) -
     return -(gold * log_p + (1 - gold) * log_not_p).sum()
 
 
-class E2EECPE(nn.Module):
+class E2EECPE(ECPEModel):
     """The E2EECPE model.
 
     Args:
@@ -48,11 +50,12 @@ class E2EECPE(nn.Module):
     """
 
     name = "e2eecpe"
+    config_class = E2EConfig
+    schedule = "single"
 
     def __init__(self, vocab: Vocab, config: E2EConfig | None = None, embeddings: np.ndarray | None = None,
                  lexicon_features: np.ndarray | None = None):
-        super().__init__()
-        self.vocab, self.config = vocab, config or E2EConfig()
+        super().__init__(vocab, config)
         c = self.config
         # sparse gradients: a batch touches a few hundred of the vocabulary's rows (see param_groups)
         self.embed = nn.Embedding(len(vocab), c.embed_dim, padding_idx=0, sparse=not c.freeze_embeddings)
@@ -74,8 +77,6 @@ class E2EECPE(nn.Module):
         n_lex = 0
         if c.lexicon:
             # [V, F] 0/1 lexicon classes of each vocabulary word (ecpe.lexicon), saved with the weights
-            from ..lexicon import lexicon_classes
-
             n_lex = len(lexicon_classes(c.lexicon))
             feats = torch.zeros(len(vocab), n_lex) if lexicon_features is None else torch.as_tensor(lexicon_features)
             if feats.shape != (len(vocab), n_lex):
@@ -137,17 +138,26 @@ class E2EECPE(nn.Module):
         product. Same scores to float rounding. The table (``len(vocab)`` x 700 floats, 61 MB for NEWS
         fold 1) is built on first use and rebuilt when the embeddings or filters change; it is used only
         in ``eval()`` mode without gradients, so training is untouched. ``Extractor`` and ``ecpe evaluate``
-        turn it on (``ecpe.ensemble.load_models``).
+        turn it on (:meth:`prepare_for_inference`, called by ``ecpe.inference.load_models``).
         """
         self._cache_words = enabled
         if not enabled:
             self._word_table = None
         return self
 
+    def prepare_for_inference(self) -> "E2EECPE":
+        """Word projections read from a table at inference (:meth:`cache_word_projections`)."""
+        return self.cache_word_projections(True)
+
+    @property
+    def averageable(self) -> bool:
+        """Ensembles average M-hat and the auxiliary heads' probabilities: only models with those heads."""
+        return self.config.use_aux
+
     def word_table(self) -> torch.Tensor:
         """[len(vocab), sum(kernel_sizes) * filters]: the embeddings times the CNN's tap matrices, cached."""
         params = [self.embed.weight, *(conv.weight for conv in self.cnn.convs)]
-        key = tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params)
+        key = tuple((p.data_ptr(), tensor_version(p), p.device, p.dtype) for p in params)
         cached = self._word_table
         if cached is None or cached[0] != key:
             with torch.no_grad():
@@ -233,34 +243,23 @@ class E2EECPE(nn.Module):
         return torch.sigmoid(scores["pair_logits"]) * scores["pair_weights"]
 
     @torch.no_grad()
-    def decode(self, scores: dict[str, torch.Tensor], batch: DocBatch, threshold: float | None = None,
-               keep_matrix: bool = False) -> list[Prediction]:
-        """Pairs where M-hat > eta (eq. 18); emotions and causes from the auxiliary heads (argmax), or,
-        without them, the clauses that take part in a predicted pair."""
+    def decode(self, scores: dict[str, torch.Tensor], batch: DocBatch, threshold: float | None = None) -> Decoded:
+        """Pairs where M-hat > eta (eq. 18); emotions and causes from the auxiliary heads (probability > 1/2),
+        or, without them, the clauses that take part in a predicted pair."""
         eta = self.config.threshold if threshold is None else threshold
-        probs = self.pair_probs(scores)
-        emo = scores["emotion"][..., 1].exp() if "emotion" in scores else None
-        cau = scores["cause"][..., 1].exp() if "cause" in scores else None
+        probs = self.pair_probs(scores)                                   # [B, D, D]
         above = probs > eta
-        hits = above.nonzero().tolist()
-        values = probs[above].tolist()  # same row-major order as nonzero()
-        per_doc: list[list[tuple[int, int, float]]] = [[] for _ in range(batch.batch_size)]
-        for (b, p, q), v in zip(hits, values):
-            per_doc[b].append((p, q, v))
-        preds = []
-        for b, n in enumerate(batch.doc_lens.tolist()):
-            pairs = per_doc[b]
-            if emo is not None:
-                ep, cp = emo[b, :n].tolist(), cau[b, :n].tolist()
-                emotions = [i for i, v in enumerate(ep) if v > 0.5]
-                causes = [i for i, v in enumerate(cp) if v > 0.5]
-            else:
-                ep = cp = None
-                emotions = sorted({p for p, _, _ in pairs})
-                causes = sorted({q for _, q, _ in pairs})
-            matrix = probs[b, :n, :n].tolist() if keep_matrix else None
-            preds.append(Prediction(pairs, emotions, causes, ep, cp, matrix))
-        return preds
+        pairs = above.nonzero()                                           # [K, 3], row-major
+        pair_scores = probs[above]                                        # same order as nonzero()
+        if "emotion" in scores:
+            emo, cau = scores["emotion"][..., 1].exp(), scores["cause"][..., 1].exp()  # [B, D]
+            emotions, causes = (emo > 0.5) & batch.mask, (cau > 0.5) & batch.mask
+        else:
+            emo = cau = None
+            emotions, causes = torch.zeros_like(batch.mask), torch.zeros_like(batch.mask)
+            emotions[pairs[:, 0], pairs[:, 1]] = True
+            causes[pairs[:, 0], pairs[:, 2]] = True
+        return Decoded(batch.doc_lens, pairs, pair_scores, emotions, causes, emo, cau, probs)
 
     def param_groups(self, l2: float) -> list[dict]:
         """Optimizer groups: lambda * ||theta||^2 (eq. 17) as weight decay 2 * lambda, except on the word

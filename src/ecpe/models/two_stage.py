@@ -19,25 +19,26 @@ The specification is ``shared/docs/baselines.md``.
 """
 from __future__ import annotations
 
-import dataclasses
 import random
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import TrainConfig
 from ..data.batching import DocBatch, DocTensors, batch_to
 from ..data.corpus import Document
 from ..data.vocab import Vocab
+from ..devices import model_device
 from ..metrics import Prediction, score
 from ..modules.rnn import AttentionClauseEncoder, BiLSTM, PackedClauses, pack_clauses, uniform_init_
+from .base import Decoded, ECPEModel
 
 __all__ = ["TwoStageConfig", "TwoStageECPE", "Indep", "InterCE", "InterEC", "ClauseExtractor", "PairFilter",
-           "ClauseTensors", "CandidateTensors", "PairBatch", "candidate_pairs", "TwoStageHistory"]
+           "ClauseTensors", "CandidateTensors", "PairBatch", "candidate_pairs", "evaluate_filter", "mean_clause_f1",
+           "STAGES"]
 
 STAGES = ("stage1", "stage2")
 
@@ -46,8 +47,9 @@ STAGES = ("stage1", "stage2")
 class TwoStageConfig:
     """Hyper-parameters of the two-stage baselines; defaults are the reference code's values.
 
-    The ``stage*_`` settings replace the Trainer's epochs, batch size and learning rate (the command line's
-    ``--epochs``, ``--batch-size``, ``--lr`` are E2EECPE's); every epoch is trained (no early stopping).
+    The ``stage*_`` settings replace the Trainer's batch size and learning rate (the command line's
+    ``--batch-size`` and ``--lr`` are E2EECPE's and are refused for these models); ``TrainConfig.epochs``
+    (``--epochs``) caps each stage's epochs; every epoch is trained (no early stopping).
     """
 
     embed_dim: int = 200
@@ -257,19 +259,20 @@ class ClauseExtractor(_Embedded):
         return F.nll_loss(scores["emotion"][m], batch.emotion[m]) + F.nll_loss(scores["cause"][m], batch.cause[m])
 
     @torch.no_grad()
-    def decode(self, scores: dict[str, torch.Tensor], batch: DocBatch, threshold: float | None = None,
-               keep_matrix: bool = False) -> list[Prediction]:
+    def decode(self, scores: dict[str, torch.Tensor], batch: DocBatch, threshold: float | None = None) -> Decoded:
         """Emotion and cause clauses (argmax); no pairs."""
-        return [Prediction([], e, c, ep, cp) for e, c, ep, cp in _clause_predictions(scores, batch)]
+        B, D = batch.batch_size, batch.max_doc_len
+        device = batch.mask.device
+        return _clause_decoded(scores, batch, torch.zeros(0, 3, dtype=torch.long, device=device),
+                               torch.zeros(0, device=device), torch.zeros(B, D, D, device=device))
 
 
-def _clause_predictions(scores: dict[str, torch.Tensor], batch: DocBatch):
-    """Per document: (emotion clauses, cause clauses, emotion probabilities, cause probabilities)."""
+def _clause_decoded(scores: dict[str, torch.Tensor], batch: DocBatch, pairs: torch.Tensor, pair_scores: torch.Tensor,
+                    pair_prob: torch.Tensor) -> Decoded:
+    """Stage-1 emotions and causes (argmax of the 2-way softmax on real clauses) with the given pairs."""
     emo, cau = scores["emotion"][..., 1].exp(), scores["cause"][..., 1].exp()  # [B, D]
-    emo_hit, cau_hit = _predicted(scores["emotion"], batch.mask), _predicted(scores["cause"], batch.mask)
-    for b, n in enumerate(batch.doc_lens.tolist()):
-        yield (emo_hit[b, :n].nonzero().flatten().tolist(), cau_hit[b, :n].nonzero().flatten().tolist(),
-               emo[b, :n].tolist(), cau[b, :n].tolist())
+    return Decoded(batch.doc_lens, pairs, pair_scores, _predicted(scores["emotion"], batch.mask),
+                   _predicted(scores["cause"], batch.mask), emo, cau, pair_prob)
 
 
 def _predicted(log_probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -324,8 +327,6 @@ def evaluate_filter(pair_filter: PairFilter, candidates: CandidateTensors, thres
 
     Gold pairs count in every document, with or without candidates (as the reference).
     """
-    from ..devices import model_device
-
     pair_filter.eval()
     device = model_device(pair_filter)
     probs = torch.cat([pair_filter(b.to(device))[:, 1].exp().cpu() for b in candidates.batches(batch_size)]) \
@@ -337,20 +338,6 @@ def evaluate_filter(pair_filter: PairFilter, candidates: CandidateTensors, thres
 
 
 # ---- the model -----------------------------------------------------------------------------------------
-@dataclass
-class TwoStageHistory:
-    """What :meth:`TwoStageECPE.fit` returns to ``train_fold``: both stages' epochs, tagged by stage."""
-
-    best_epoch: int = 0                                     # of the last trained stage
-    best_epochs: dict[str, int] = field(default_factory=dict)
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-    stage_seconds: dict[str, list[float]] = field(default_factory=dict)
-
-    @property
-    def epoch_seconds(self) -> list[float]:
-        return [s for stage in STAGES for s in self.stage_seconds.get(stage, [])]
-
-
 def mean_clause_f1(metrics: dict) -> float:
     """Stage-1 selection key: (F1_emotion + F1_cause) / 2."""
     return (metrics["emotion"]["f1"] + metrics["cause"]["f1"]) / 2
@@ -359,7 +346,7 @@ def mean_clause_f1(metrics: dict) -> float:
 mean_clause_f1.label = "mean emotion/cause F1"  # type: ignore[attr-defined]
 
 
-class TwoStageECPE(nn.Module):
+class TwoStageECPE(ECPEModel):
     """Both stages of one two-stage configuration; the subclasses fix the stage-1 interaction.
 
     Args:
@@ -369,11 +356,12 @@ class TwoStageECPE(nn.Module):
     """
 
     name = "two-stage"
+    config_class = TwoStageConfig
+    schedule = "two-stage"  # ecpe.training.train_two_stage: stage 1, candidate pairs, stage 2
     interaction: str | None = None
 
     def __init__(self, vocab: Vocab, config: TwoStageConfig | None = None, embeddings: np.ndarray | None = None):
-        super().__init__()
-        self.vocab, self.config = vocab, config or TwoStageConfig()
+        super().__init__(vocab, config)
         c = self.config
 
         def table() -> nn.Embedding:
@@ -402,48 +390,6 @@ class TwoStageECPE(nn.Module):
         """Tensors of a split, built once (clauses truncated to ``max_clause_len`` words)."""
         return ClauseTensors(docs, self.vocab, self.config.max_clause_len, 1)
 
-    # ---- training --------------------------------------------------------------------------------
-    def fit(self, trainer, train: ClauseTensors, select: ClauseTensors) -> TwoStageHistory:
-        """Train stage 1, then stage 2 on stage 1's predictions for the training documents.
-
-        ``trainer`` supplies the seed, threads, progress display and selection protocol; each stage runs
-        its own :class:`~ecpe.training.Trainer` with the stage's epochs, batch size and learning rate.
-        """
-        from ..training import Trainer, evaluate, predict, pair_f1
-
-        c, cfg = self.config, trainer.config
-        select_name = "dev" if cfg.select_on == "dev" else "test"
-        history = TwoStageHistory()
-
-        def run(stage: str, module: nn.Module, train_data, select_data, epochs: int, batch_size: int, lr: float,
-                key: Callable, evaluate_fn: Callable, monitor=None) -> None:
-            # every epoch is trained (patience = epochs), the best one on the selection set is kept
-            stage_cfg = dataclasses.replace(cfg, epochs=epochs, patience=epochs, batch_size=batch_size, lr=lr, l2=c.l2)
-            sub = Trainer(stage_cfg, select_key=key, progress=trainer.progress, desc=f"{trainer.desc} {stage}".strip(),
-                          monitor=monitor)
-            h = sub.fit(module, train_data, select_data, evaluate_fn=evaluate_fn, select_name=select_name)
-            history.epochs += [{"stage": stage, **e, "best": e["epoch"] == h.best_epoch} for e in h.epochs]
-            history.stage_seconds[stage] = h.epoch_seconds
-            history.best_epochs[stage] = history.best_epoch = h.best_epoch
-
-        def evaluate_clauses(module, tensors):
-            m = evaluate(module, tensors)
-            return {"emotion": m["emotion"], "cause": m["cause"]}
-
-        run("stage1", self.stage1, train, select, c.stage1_epochs, c.stage1_batch_size, c.stage1_lr, mean_clause_f1,
-            evaluate_clauses)
-        if self.stage2 is not None:
-            cand_train = CandidateTensors(train, predict(self.stage1, train, batch_size=200))
-            cand_select = CandidateTensors(select, predict(self.stage1, select, batch_size=200))
-            # the trainer's record-only test set (dev protocol) is followed through stage 2 only: its per-epoch
-            # pair scores then rest on the dev-selected stage 1
-            monitor = getattr(trainer, "monitor", None)
-            cand_monitor = None if monitor is None else CandidateTensors(monitor, predict(self.stage1, monitor, batch_size=200))
-            run("stage2", self.stage2, cand_train, cand_select, c.stage2_epochs, c.stage2_batch_size, c.stage2_lr, pair_f1,
-                lambda module, tensors: evaluate_filter(module, tensors, c.threshold), cand_monitor)
-        self.eval()
-        return history
-
     # ---- the model -------------------------------------------------------------------------------
     def forward(self, batch: DocBatch) -> dict[str, torch.Tensor]:
         """Both stages on a batch of documents.
@@ -470,30 +416,20 @@ class TwoStageECPE(nn.Module):
         return scores
 
     def loss(self, scores: dict[str, torch.Tensor], batch: DocBatch) -> torch.Tensor:
-        """The stage-1 loss (stage 2 trains on candidate pairs, see :meth:`fit`)."""
+        """The stage-1 loss (stage 2 trains on candidate pairs: :func:`ecpe.training.train_two_stage`)."""
         return self.stage1.loss(scores, batch)
 
     @torch.no_grad()
-    def decode(self, scores: dict[str, torch.Tensor], batch: DocBatch, threshold: float | None = None,
-               keep_matrix: bool = False) -> list[Prediction]:
+    def decode(self, scores: dict[str, torch.Tensor], batch: DocBatch, threshold: float | None = None) -> Decoded:
         """Kept candidates as pairs (score = filter probability, 1.0 without the filter); emotions, causes and
         their probabilities from stage 1. ``threshold`` overrides the filter's keep threshold."""
         eta = self.config.threshold if threshold is None else threshold
-        per_doc: list[list[tuple[int, int, float]]] = [[] for _ in range(batch.batch_size)]
-        for (b, i, j), p in zip(scores["candidates"].tolist(), scores["keep"].tolist()):
-            if not self.filters or p > eta:
-                per_doc[b].append((i, j, p))
-        preds = []
-        for b, (emotions, causes, ep, cp) in enumerate(_clause_predictions(scores, batch)):
-            matrix = None
-            if keep_matrix:
-                n = len(ep)
-                matrix = [[0.0] * n for _ in range(n)]
-                for (bb, i, j), p in zip(scores["candidates"].tolist(), scores["keep"].tolist()):
-                    if bb == b:
-                        matrix[i][j] = p
-            preds.append(Prediction(per_doc[b], emotions, causes, ep, cp, matrix))
-        return preds
+        cand, keep = scores["candidates"], scores["keep"]
+        kept = (keep > eta) if self.filters else torch.ones_like(keep, dtype=torch.bool)
+        B, D = batch.batch_size, batch.max_doc_len
+        pair_prob = keep.new_zeros(B, D, D)
+        pair_prob[cand[:, 0], cand[:, 1], cand[:, 2]] = keep
+        return _clause_decoded(scores, batch, cand[kept], keep[kept], pair_prob)
 
     def param_groups(self, l2: float) -> list[dict]:
         return [g for s in (self.stage1, self.stage2) if s is not None for g in s.param_groups(l2)]

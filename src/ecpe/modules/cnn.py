@@ -6,19 +6,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..data.layout import flat_layout
+from .compat import segment_max
+
 __all__ = ["ClauseCNN", "flat_layout", "pooled_windows"]
-
-
-def flat_layout(lengths: torch.Tensor, width: int) -> tuple[torch.Tensor, int]:
-    """Where each clause starts when clauses are laid end to end, each taking ``max(length, width)``
-    positions (a clause shorter than ``width`` is followed by zeros up to ``width``).
-
-    With ``width`` = the widest kernel, every window a clause pools over lies inside its own span.
-    Returns (starts [N], total length T).
-    """
-    spans = lengths.clamp(min=width)
-    starts = torch.cumsum(spans, 0) - spans
-    return starts, int(spans.sum())
 
 
 def pooled_windows(k: int, starts: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,7 +90,7 @@ class ClauseCNN(nn.Module):
             # conv weight [filters, in_dim, k] -> [filters, k * in_dim], matching the rows' word-major order
             weight = conv.weight.permute(0, 2, 1).reshape(conv.weight.shape[0], -1)
             c = torch.addmm(conv.bias, rows, weight.t())              # eq. 1 (before the ReLU): [windows, filters]
-            pooled = torch.segment_reduce(c, "max", lengths=valid, unsafe=True)  # eq. 2: [N, filters]
+            pooled = segment_max(c, valid)  # eq. 2: [N, filters]
             outs.append(torch.relu(pooled))                           # relu(max) == max(relu)
         return torch.cat(outs, dim=1)                                 # eq. 3
 
@@ -152,7 +143,7 @@ class ClauseCNN(nn.Module):
                     rows = (words - R).clamp(min=0) * n_taps + offset + taps
                     c[beyond] = extra.reshape(-1, filters)[rows.reshape(-1)[beyond]]
             c = c.view(total, k, filters).sum(1)
-            pooled = torch.segment_reduce(c, "max", lengths=valid, unsafe=True) + conv.bias  # max(c) + b == max(c + b)
+            pooled = segment_max(c, valid) + conv.bias  # max(c) + b == max(c + b)
             outs.append(torch.relu(pooled))
             offset += k
         return torch.cat(outs, dim=1)

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from .compat import lstm_direction
+
 __all__ = ["BiLSTM", "bilstm_padded", "PackedClauses", "pack_clauses", "AttentionPool", "AttentionClauseEncoder", "tf_lstm_init_",
            "uniform_init_"]
 
@@ -69,10 +71,9 @@ def bilstm_padded(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torc
         return h * real[:, :, None].to(x.dtype)
     rev = torch.where(real, lengths[:, None] - 1 - t[None, :], t[None, :])          # an involution per row
     h0 = x.new_zeros(1, B, lstm.hidden_size)
-    weights = lstm._flat_weights
-    fw = torch.lstm(x, (h0, h0), weights[:4], lstm.bias, 1, 0.0, lstm.training, False, True)[0]
+    fw = lstm_direction(lstm, x, h0)
     x_rev = x.gather(1, rev[:, :, None].expand_as(x))
-    bw = torch.lstm(x_rev, (h0, h0), weights[4:], lstm.bias, 1, 0.0, lstm.training, False, True)[0]
+    bw = lstm_direction(lstm, x_rev, h0, reverse=True)
     bw = bw.gather(1, rev[:, :, None].expand_as(bw))
     return torch.cat([fw, bw], dim=-1) * real[:, :, None].to(x.dtype)
 

@@ -5,12 +5,19 @@
 then open http://127.0.0.1:8000/ (the page), /docs (OpenAPI), or ``POST /extract``.
 
 This module is imported by every ``ecpe`` command (to register the subcommand), so it imports neither
-FastAPI nor uvicorn at module level; they come with the ``serve`` extra (``pip install 'ecpe[serve]'``).
+FastAPI nor uvicorn at module level (nor :mod:`ecpe.serve.app`, which needs FastAPI); they come with the
+``serve`` extra (``pip install 'ecpe[serve]'``).
 """
 from __future__ import annotations
 
 import logging
 import sys
+
+import torch
+
+from ..inference import Extractor
+from ..options import CLIError, add_device_argument
+from .limits import DEFAULTS, Limits
 
 __all__ = ["add_subcommand", "create_app", "Limits"]
 
@@ -18,10 +25,6 @@ log = logging.getLogger("ecpe.serve")
 
 
 def __getattr__(name: str):  # lazy: ``from ecpe.serve import create_app`` pulls in FastAPI only then
-    if name == "Limits":
-        from .limits import Limits
-
-        return Limits
     if name == "create_app":
         from .app import create_app
 
@@ -30,12 +33,10 @@ def __getattr__(name: str):  # lazy: ``from ecpe.serve import create_app`` pulls
 
 
 def cmd_serve(args) -> int:
-    from ..cli import CLIError
-
     try:
         import uvicorn
 
-        from .app import Limits, create_app
+        from .app import create_app
     except ModuleNotFoundError as e:
         raise CLIError(f"ecpe serve needs FastAPI and uvicorn ({e.name} is missing): "
                        "pip install 'ecpe[serve]'") from None
@@ -50,12 +51,8 @@ def cmd_serve(args) -> int:
         raise CLIError(str(e)) from None
     if args.threads < 0:
         raise CLIError(f"--threads must be 0 (torch's choice) or more, got {args.threads}")
-    from ..predict import Extractor
-
     extractor = Extractor.load(args.model, device=args.device)  # FileNotFoundError / ValueError: one-line errors
     if args.threads:
-        import torch
-
         torch.set_num_threads(args.threads)
     app = create_app(extractor, limits)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -74,9 +71,8 @@ def _url_host(host: str) -> str:
 
 
 def add_subcommand(sub) -> None:
-    """Register ``ecpe serve`` on the ``ecpe`` parser's subparsers (called by :func:`ecpe.cli._load_extras`)."""
-    from .limits import DEFAULTS as d
-
+    """Register ``ecpe serve`` on the ``ecpe`` parser's subparsers (called by :func:`ecpe.cli.build_parser`)."""
+    d = DEFAULTS
     s = sub.add_parser("serve", help="HTTP API and a web page over a saved model",
                        description="Serve a model: POST /extract (JSON), GET /health, GET /model, OpenAPI docs at "
                                    "/docs, and a web page at / that draws emotion -> cause links. Concurrent "
@@ -103,7 +99,5 @@ def add_subcommand(sub) -> None:
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="server log level (default info)")
     s.add_argument("--no-access-log", dest="access_log", action="store_false", help="do not log each request")
-    from ..cli import add_device_argument
-
     add_device_argument(s)
     s.set_defaults(func=cmd_serve)

@@ -1,6 +1,6 @@
 """The FastAPI application: ``POST /extract``, ``GET /health``, ``GET /model``, the page at ``/``.
 
->>> from ecpe.predict import Extractor
+>>> from ecpe.inference import Extractor
 >>> app = create_app(Extractor.load("runs/demo/fold1/model.pt"))
 >>> # uvicorn.run(app, host="127.0.0.1", port=8000)
 
@@ -10,10 +10,12 @@ errors are logged with their traceback and answered 500 with a generic message a
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Hashable, Sequence, Union
 
@@ -28,7 +30,8 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Fie
 from pydantic_core import PydanticCustomError
 
 from ..data.text import split_clauses
-from ..predict import InputError
+from ..inference import InputError
+from ..version import __version__
 from .batcher import Busy, MicroBatcher
 from .limits import Limits
 
@@ -186,8 +189,6 @@ def _plain(doc: Any) -> Any:
 
 # ---- middleware: body size limit and the catch-all ----------------------------------------------------
 async def _send_json(send, status: int, body: dict[str, Any]) -> None:
-    import json
-
     data = json.dumps(body, ensure_ascii=False).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
     if status == 413:  # the rest of the body is not read
@@ -268,10 +269,6 @@ def create_app(extractor, limits: Limits | None = None, *, warmup: bool = True, 
             ``max_documents=8`` override single fields.
         warmup: run the model once on the sample text at start-up (loads the segmenter before the first request).
     """
-    from dataclasses import replace
-
-    from .. import __version__
-
     limits = replace(limits or Limits(), **limit_overrides).check()
     info = jsonable_encoder(extractor.info)
 

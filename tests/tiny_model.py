@@ -11,6 +11,9 @@ from pathlib import Path
 
 import torch
 
+from ecpe.data.vocab import Vocab
+from ecpe.models import build_model, save_model
+
 __all__ = ["make_tiny_model", "TINY_WORDS"]
 
 TINY_WORDS = ["昨天", "上午", "警察", "把", "丢失", "的", "钱", "交给", "了", "老人", "告诉", "他", "小偷", "已经",
@@ -19,9 +22,6 @@ TINY_WORDS = ["昨天", "上午", "警察", "把", "丢失", "的", "钱", "交�
 
 def make_tiny_model(path: str | Path, threshold: float = 0.9, rig: bool = True) -> Path:
     """Write a tiny model to ``path`` and return the path. ``rig=False`` keeps the random weights."""
-    from ..data.vocab import Vocab
-    from ..models import build_model, save_model
-
     torch.manual_seed(0)
     model = build_model("e2eecpe", Vocab(TINY_WORDS), {"embed_dim": 16, "filters": 4, "hidden": 8, "vertex_dim": 8,
                                                       "threshold": threshold})

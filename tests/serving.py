@@ -18,7 +18,7 @@ def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0, timeout: float 
     ``port=0`` takes a free port: the socket is bound here and handed to uvicorn, so there is no race.
     The server is stopped (and its lifespan shut down) on leaving the block.
     """
-    import uvicorn
+    import uvicorn  # the 'serve' extra; tests that use this skip without it
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

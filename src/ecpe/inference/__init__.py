@@ -1,0 +1,11 @@
+"""Inference: prediction with a model or an ensemble, model loading, and the raw-text :class:`Extractor`.
+
+Never imports :mod:`ecpe.training`; ``ecpe predict``, ``ecpe evaluate``, ``ecpe serve`` and the Python API
+(``ecpe.Extractor``) all go through it.
+"""
+from .core import decode_batches, evaluate, predict, predict_docs, to_predictions
+from .ensemble import Ensemble, evaluate_runs, for_inference, load_models, predict_documents
+from .extractor import Extractor, InputError
+
+__all__ = ["decode_batches", "evaluate", "predict", "predict_docs", "to_predictions", "Ensemble", "evaluate_runs",
+           "for_inference", "load_models", "predict_documents", "Extractor", "InputError"]

@@ -1,0 +1,117 @@
+"""Command-line pieces shared by every subcommand (``ecpe.cli`` and the modules that add subcommands):
+the one-line error, where the data is, the device flag, and which ``ecpe train`` flag applies to which model.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from .data.download import ensure_dataset
+from .models import MODELS, model_class
+
+__all__ = ["CLIError", "resolve_data", "parse_folds", "add_device_argument", "train_model_config",
+           "train_config_kwargs", "MODEL_FLAGS", "TRAINER_FLAGS"]
+
+
+class CLIError(Exception):
+    """An error to show the user as one line, without a traceback."""
+
+
+def resolve_data(path: str | None) -> Path:
+    """``--data PATH``, else ``$ECPE_DATA``, else the user cache (downloaded on first use)."""
+    if path:
+        p = Path(path)
+        if not p.exists():
+            raise CLIError(f"data not found: {p}")
+        return p
+    env = os.environ.get("ECPE_DATA")
+    if env:
+        p = Path(env)
+        if not p.exists():
+            raise CLIError(f"$ECPE_DATA points to a missing path: {p}")
+        return p
+    return ensure_dataset()
+
+
+def parse_folds(spec: str, available: list[int]) -> list[int]:
+    if spec == "all":
+        return available
+    try:
+        folds = [int(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        raise CLIError(f"--folds must be 'all' or comma-separated numbers like 1,2, got {spec!r}") from None
+    missing = [k for k in folds if k not in available]
+    if missing or not folds:
+        raise CLIError(f"fold(s) {missing or spec} not in the split (available: {available[0]}..{available[-1]})")
+    return folds
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu",
+                        help="where the model runs: cpu (default), cuda, cuda:N, or auto (a GPU when PyTorch sees one). "
+                             "Results on a GPU differ from the CPU's in float rounding")
+
+
+# ---- which `ecpe train` flag applies to which model ---------------------------------------------------
+# flag -> (argparse dest, model config field, value to store from the parsed value). A flag applies to a
+# model iff its config class has the field; given for another model, it is refused (see train_model_config).
+MODEL_FLAGS: dict[str, tuple[str, str, Any]] = {
+    "--embed-dim": ("embed_dim", "embed_dim", None),
+    "--hidden": ("hidden", "hidden", None),
+    "--threshold": ("threshold", "threshold", None),
+    "--filters": ("filters", "filters", None),
+    "--vertex-dim": ("vertex_dim", "vertex_dim", None),
+    "--word-dropout": ("word_dropout", "word_dropout", None),
+    "--freeze-embeddings": ("freeze_embeddings", "freeze_embeddings", True),
+    "--char-backoff": ("char_backoff", "char_backoff", True),
+    "--lexicon": ("lexicon", "lexicon", None),
+    "--no-aux": ("no_aux", "use_aux", False),
+    "--no-position": ("no_position", "use_position", False),
+    "--no-filter": ("no_filter", "filter", False),
+}
+# Trainer settings that only single-stage models read (a two-stage model's stages have their own batch
+# size, learning rate and L2 in its config, and train every epoch)
+TRAINER_FLAGS: dict[str, str] = {"--patience": "patience", "--batch-size": "batch_size", "--lr": "lr", "--l2": "l2"}
+
+
+def _given(args: argparse.Namespace, dest: str) -> bool:
+    v = getattr(args, dest)
+    return v is not None and v is not False
+
+
+def _models_with(field: str) -> list[str]:
+    return sorted(n for n, cls in MODELS.items() if field in {f.name for f in fields(cls.config_class)})
+
+
+def train_model_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The model config dict of ``ecpe train``'s flags: only the flags given, each checked to apply to
+    ``args.model`` (else :class:`CLIError` naming the flag and the model)."""
+    try:
+        cls = model_class(args.model)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    names = {f.name for f in fields(cls.config_class)}
+    config: dict[str, Any] = {}
+    for flag, (dest, field, value) in MODEL_FLAGS.items():
+        if not _given(args, dest):
+            continue
+        if field not in names:
+            raise CLIError(f"{flag} does not apply to model {args.model!r} (it applies to: "
+                           f"{', '.join(_models_with(field))})")
+        config[field] = getattr(args, dest) if value is None else value
+    if cls.schedule != "single":
+        for flag, dest in TRAINER_FLAGS.items():
+            if _given(args, dest):
+                raise CLIError(f"{flag} does not apply to model {args.model!r}: its stages take their batch size, "
+                               "learning rate and L2 from its config and train every epoch (--epochs caps each stage)")
+    return config
+
+
+def train_config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``TrainConfig`` keyword arguments of ``ecpe train``'s flags (flags not given keep the defaults)."""
+    kwargs = {dest: getattr(args, dest) for dest in ("epochs", *TRAINER_FLAGS.values()) if getattr(args, dest) is not None}
+    return {**kwargs, "seed": args.seed, "select_on": args.select_on, "embeddings": args.embeddings,
+            "threads": args.threads, "min_freq": args.min_freq, "device": args.device, "open_vocab": args.open_vocab}
