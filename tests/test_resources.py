@@ -227,3 +227,16 @@ def test_real_packaged_resources_load():
     texts = resources.corpus_texts("peoples-daily")
     first = next(texts)
     assert "/" not in first and "迈向" in first
+
+
+def test_preset_sets_defaults_and_flags_win():
+    from ecpe.cli import build_parser
+    from ecpe.options import PRESETS
+
+    args = build_parser("best").parse_args(["train", "--out", "x", "--preset", "best"])
+    for dest, value in PRESETS["best"].items():
+        assert getattr(args, dest) == value
+    args = build_parser("best").parse_args(["train", "--out", "x", "--preset", "best", "--open-vocab", "0"])
+    assert args.open_vocab == 0
+    plain = build_parser().parse_args(["train", "--out", "x"])
+    assert plain.embeddings is None and plain.open_vocab == 0

@@ -20,6 +20,7 @@ from .data.corpus import DataFormatError, find_folds, read_documents
 from .inference import Ensemble, Extractor, InputError, evaluate_runs, load_models, predict_documents
 from .metrics import score
 from .resources import MissingResource
+from .options import PRESETS
 from .options import (CLIError, add_device_argument, parse_folds, resolve_data, train_config_kwargs,
                       train_model_config)
 from .training import protocol_label, train_run
@@ -183,7 +184,8 @@ def cmd_predict(args) -> int:
 
 
 # ---- parser ---------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
+    """The ``ecpe`` parser; with ``preset``, ``ecpe train``'s defaults are that preset's (see PRESETS)."""
     p = argparse.ArgumentParser(prog="ecpe", description="Emotion-cause pair extraction (E2EECPE, Song et al. 2020; "
                                 "two-stage baselines of Xia & Ding 2019).")
     p.add_argument("--version", action="version", version=f"ecpe {__version__}")
@@ -256,7 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (default 1)")
     add_device_argument(t)
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--preset", choices=sorted(PRESETS),
+                   help="a named configuration whose settings become the defaults (flags given still win): "
+                        + "; ".join(f"{k}: " + (" ".join(f"--{d.replace('_', '-')} {v}" for d, v in PRESETS[k].items())
+                                                or "the paper's model (the defaults)") for k in sorted(PRESETS)))
     t.set_defaults(func=cmd_train)
+    if preset:
+        t.set_defaults(**PRESETS[preset])
 
     e = sub.add_parser("evaluate", help="P/R/F1 of a saved model on documents in the NUSTM format")
     e.add_argument("--model", required=True, action="append",
@@ -294,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "preset", None):  # parse again with the preset's settings as the defaults
+        args = build_parser(args.preset).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not getattr(args, "func", None):

@@ -12,8 +12,16 @@ from typing import Any
 from .data.download import ensure_dataset
 from .models import MODELS, model_class
 
-__all__ = ["CLIError", "resolve_data", "parse_folds", "add_device_argument", "train_model_config",
+__all__ = ["PRESETS", "CLIError", "resolve_data", "parse_folds", "add_device_argument", "train_model_config",
            "train_config_kwargs", "MODEL_FLAGS", "TRAINER_FLAGS"]
+
+
+# named configurations of `ecpe train`: defaults for these flags (argparse dests); flags given on the command
+# line still win. "best": the most accurate single model measured (docs/accuracy.md).
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},  # the paper's E2EECPE with our defaults (word2vec on each fold's training documents)
+    "best": {"embeddings": "corpus", "open_vocab": -1},
+}
 
 
 class CLIError(Exception):
