@@ -10,7 +10,7 @@ RUN ?= runs/demo
 $(BIN)/ecpe: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[serve,test,fast]'
+	$(BIN)/pip install -q -e '.[serve,test,fast,ray]'
 	touch $@
 
 install: $(BIN)/ecpe
