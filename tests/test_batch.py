@@ -197,6 +197,7 @@ def test_directory_job_writes_one_shard_per_input_and_skips_finished_ones(model,
     assert sorted(ids_in(out)) == sorted(ids)
     summary = json.loads((out / ".ecpe" / "summary.json").read_text())
     assert summary["total"]["documents"] + summary["total"]["errors"] == 35 and summary["total"]["errors"] == 10
+    assert summary["startup_seconds"] > 0 and summary["now"]["documents"] == 25
     mtimes = {s: (out / s).stat().st_mtime_ns for s in find_shards(out)}
     (out / "part-001.jsonl").unlink()  # a lost shard is redone, the others are left alone
     assert main(argv) == 1
@@ -245,6 +246,8 @@ def test_usage_errors(model, tmp_path, capsys):
     assert "inside it" in capsys.readouterr().err
     assert main([*base, "--input", str(inp / "part-000.jsonl"), "--engine", "ray"]) == 2
     assert "--input DIR --output DIR" in capsys.readouterr().err
+    assert main([*base, "--input", str(inp), "--output", str(tmp_path / "o"), "--threads", "-1"]) == 2
+    assert "--threads" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main([*base, "--input", str(empty), "--output", str(tmp_path / "o")]) == 2
@@ -335,3 +338,4 @@ def test_ray_missing_names_the_extra(model, tmp_path, monkeypatch, capsys):
                "--engine", "ray"])
     assert rc == 2
     assert "ecpe[ray]" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # stopped before it created anything

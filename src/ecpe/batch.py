@@ -299,6 +299,30 @@ def _note(msg: str) -> None:
 
 
 # ---- a job ------------------------------------------------------------------------------------------
+class Meter:
+    """When the first lines came out (start-up: model load, for Ray the cluster and the actors) and the rate
+    after them, so that a job's summary tells its fixed cost from its throughput."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.first: float | None = None   # seconds from the start to the first lines written
+        self.first_lines = 0
+        self.lines = 0
+        self.last = self.start
+
+    def update(self, n: int) -> None:
+        self.lines += n
+        self.last = time.perf_counter()
+        if self.first is None:
+            self.first, self.first_lines = self.last - self.start, n
+
+    def steady(self) -> float | None:
+        """Lines per second after the first output."""
+        if self.first is None or self.lines <= self.first_lines:
+            return None
+        return (self.lines - self.first_lines) / max(self.last - self.start - self.first, 1e-9)
+
+
 @dataclass
 class JobStats:
     shards: int = 0
@@ -306,11 +330,15 @@ class JobStats:
     total: ShardStats = field(default_factory=ShardStats)   # every shard, this run's and earlier ones
     now: ShardStats = field(default_factory=ShardStats)     # the shards done by this run
     seconds: float = 0.0
+    startup_seconds: float | None = None   # to the first lines written (model load, Ray start-up)
+    steady_lines_per_s: float | None = None   # after them
     engine: str = "local"
 
     def summary(self) -> str:
-        t, n = self.total, self.now
-        rate = f", {n.documents / self.seconds:.0f} documents/s" if self.seconds > 0 and n.documents else ""
+        t = self.total
+        rate = ""
+        if self.startup_seconds is not None and self.steady_lines_per_s:
+            rate = f": first lines after {self.startup_seconds:.1f} s, then {self.steady_lines_per_s:.0f} lines/s"
         return (f"{t.documents} documents, {t.pairs} pairs, {t.errors} errors in {self.shards} shard(s) "
                 f"({self.shards - self.skipped} run now in {self.seconds:.1f} s{rate}; "
                 f"{self.skipped} already finished)")
@@ -373,20 +401,27 @@ def _remove_stale_temporaries(root: Path) -> None:
             pass  # another user's running process
 
 
-def _bars(job: Job, quiet: bool):
+def _bars(job: Job, quiet: bool, meter: Meter | None):
     from tqdm.auto import tqdm
+
+    class Lines(tqdm):
+        def update(self, n=1):
+            if meter is not None:
+                meter.update(n)
+            return super().update(n)
 
     shards = tqdm(total=len(job.shards), initial=len(job.shards) - len(job.todo), desc="shards", unit="shard",
                   disable=quiet, position=0)
-    docs = tqdm(desc="documents", unit="doc", disable=quiet, position=1)
-    return shards, docs
+    lines = Lines(desc="lines", unit="line", disable=quiet, position=1)
+    return shards, lines
 
 
 def run_local(extractor, job: Job, on_error: str = "record", threshold: float | None = None, matrix: bool = False,
-              limits: Limits | None = None, quiet: bool = False, group: int = GROUP) -> ShardStats:
+              limits: Limits | None = None, quiet: bool = False, group: int = GROUP,
+              meter: Meter | None = None) -> ShardStats:
     """Run the unfinished shards of ``job`` in this process, one after the other; returns this run's counts."""
     limits = limits or Limits(max_clauses=extractor.max_clauses)
-    shard_bar, doc_bar = _bars(job, quiet)
+    shard_bar, doc_bar = _bars(job, quiet, meter)
     now = ShardStats()
     try:
         for shard in job.todo:
@@ -499,12 +534,15 @@ class RayExtractActor:
 def run_ray(model: Sequence[str | Path], job: Job, on_error: str = "record", threshold: float | None = None,
             matrix: bool = False, limits: Limits = Limits(), device: str = "cpu", segmenter: str | None = None,
             address: str | None = None, actors: int | None = None, num_gpus_per_actor: float = 0.0,
-            cpus_per_actor: float = 1.0, quiet: bool = False, group: int = GROUP) -> ShardStats:
+            cpus_per_actor: float = 1.0, quiet: bool = False, group: int = GROUP,
+            meter: Meter | None = None) -> ShardStats:
     """Run the unfinished shards of ``job`` with Ray Data: read (tasks) -> ``map_batches`` over a pool of
     ``actors`` model actors (CPU, or ``num_gpus_per_actor`` GPUs each) -> this process writes each output shard,
     in input order, with the same :class:`ShardWriter` as :func:`run_local`. Joins the cluster at ``address``
-    (or ``$RAY_ADDRESS``, as under ``ray job submit``), else starts a local one, and reuses a Ray already
-    initialised by the caller. Returns this run's counts."""
+    (default as ``ray.init``: ``$RAY_ADDRESS``, as under ``ray job submit``, else a cluster started on this
+    machine by ``ray start``, else a new local one), or uses the Ray the caller has initialised. Input shards
+    must be readable on every node (a shared file system); the output is written where this process runs.
+    Returns this run's counts."""
     ray = _import_ray()
     started = False
     if not ray.is_initialized():
@@ -513,14 +551,14 @@ def run_ray(model: Sequence[str | Path], job: Job, on_error: str = "record", thr
         started = True
     try:
         return _run_ray(ray, model, job, on_error, threshold, matrix, limits, device, segmenter, actors,
-                        num_gpus_per_actor, cpus_per_actor, quiet, group)
+                        num_gpus_per_actor, cpus_per_actor, quiet, group, meter)
     finally:
         if started:
             ray.shutdown()
 
 
 def _run_ray(ray, model, job, on_error, threshold, matrix, limits, device, segmenter, actors, num_gpus_per_actor,
-             cpus_per_actor, quiet, group) -> ShardStats:
+             cpus_per_actor, quiet, group, meter) -> ShardStats:
     import ray.data
 
     if not job.todo:
@@ -541,8 +579,11 @@ def _run_ray(ray, model, job, on_error, threshold, matrix, limits, device, segme
     checkpoints = [ray.put(Path(p).read_bytes()) for p in model]
     shards = ray.data.from_items([{"shard": i, "path": str(job.input / s)} for i, s in enumerate(job.todo)],
                                  override_num_blocks=len(job.todo))
-    # reading is light: num_cpus=0 keeps it from waiting for a CPU that the actors hold
-    lines = shards.map_batches(_read_shard_rows, fn_kwargs={"group": group}, batch_size=1, num_cpus=0)
+    # reading is light: num_cpus=0 keeps it from waiting for a CPU that the actors hold, and a few reader tasks
+    # at a time are enough (unbounded, Ray starts a worker process per shard, each importing torch with ecpe)
+    readers = max(1, min(len(job.todo), actors // 8 + 1))
+    lines = shards.map_batches(_read_shard_rows, fn_kwargs={"group": group}, batch_size=1, num_cpus=0,
+                               concurrency=readers)
     outputs = lines.map_batches(
         RayExtractActor, batch_size=group, compute=ray.data.ActorPoolStrategy(size=actors),
         fn_constructor_kwargs=dict(checkpoints=checkpoints, device=device, segmenter=segmenter,
@@ -550,7 +591,7 @@ def _run_ray(ray, model, job, on_error, threshold, matrix, limits, device, segme
                                    matrix=matrix, threads=max(1, int(cpus_per_actor))),
         num_cpus=cpus_per_actor, num_gpus=num_gpus_per_actor or None)
 
-    shard_bar, doc_bar = _bars(job, quiet)
+    shard_bar, doc_bar = _bars(job, quiet, meter)
     now = ShardStats()
     current: tuple[int, ShardWriter, Sink, float] | None = None
     pending = 0  # the first shard of job.todo not committed yet
@@ -606,14 +647,18 @@ def add_arguments(parser) -> None:
     g.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="directory jobs: local (this process, default) or ray (Ray Data on a cluster; "
                         "needs the ecpe[ray] extra)")
-    g.add_argument("--address", help="--engine ray: the cluster to join (e.g. 10.0.0.1:6379 or auto; default "
-                                     "$RAY_ADDRESS, else a local Ray started for the job)")
+    g.add_argument("--address", help="--engine ray: the cluster to join (HEAD:6379, or auto); default: "
+                                     "$RAY_ADDRESS, else one started on this machine by `ray start`, else a new "
+                                     "local Ray for the job ('local': always a new one)")
     g.add_argument("--actors", type=int, help="--engine ray: model actors (default: as many as the cluster's "
                                               "CPUs, or GPUs / --num-gpus-per-actor)")
     g.add_argument("--num-gpus-per-actor", type=float, default=0.0, metavar="G",
                    help="--engine ray: GPUs per actor (e.g. 1, or 0.5 to share one); 0 (default) = CPU actors")
     g.add_argument("--cpus-per-actor", type=float, default=1.0,
                    help="--engine ray: CPUs per actor, also its torch threads (default 1)")
+    g.add_argument("--threads", type=int, default=0,
+                   help="torch threads of this process (default 0: torch's default, one per core). On a machine "
+                        "that other jobs keep busy, 1 can be several times faster (docs/batch.md)")
     g.add_argument("--max-clauses", type=int, default=2000, help="clauses per document, else an error record "
                                                                   "(default 2000)")
     g.add_argument("--max-chars", type=int, default=Limits.max_chars,
@@ -628,29 +673,44 @@ def predict_command(args) -> int:
     is_dir = args.input != "-" and Path(args.input).is_dir()
     if args.engine == "ray" and not is_dir:
         raise BatchFailure("--engine ray reads a directory of shards: --input DIR --output DIR")
+    if args.threads < 0:
+        raise BatchFailure("--threads must be 0 (torch's default) or more")
+    if args.threads and args.engine == "local":
+        import torch
+
+        torch.set_num_threads(args.threads)
     if not is_dir:
         return _predict_file(args, limits)
     if not args.output:
         raise BatchFailure("--input DIR needs --output DIR")
+    if args.engine == "ray":
+        _import_ray()
+        if args.actors is not None and args.actors < 1:
+            raise BatchFailure("--actors must be 1 or more")
+        if args.num_gpus_per_actor < 0 or args.cpus_per_actor <= 0:
+            raise BatchFailure("--num-gpus-per-actor must be 0 or more, --cpus-per-actor more than 0")
     job = Job.plan(args.input, args.output)
     stats = JobStats(shards=len(job.shards), skipped=len(job.shards) - len(job.todo), engine=args.engine)
-    start = time.perf_counter()
+    meter = Meter()
     try:
         if args.engine == "ray":
-            _import_ray()
             stats.now = run_ray(args.model, job, args.on_error, args.threshold, args.matrix, limits, args.device,
                                 args.segmenter, args.address, args.actors, args.num_gpus_per_actor,
-                                args.cpus_per_actor, quiet=args.quiet)
+                                args.cpus_per_actor, quiet=args.quiet, meter=meter)
         else:
             from .predict import Extractor
 
             ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter,
                                 max_clauses=limits.max_clauses)
-            stats.now = run_local(ex, job, args.on_error, args.threshold, args.matrix, limits, quiet=args.quiet)
+            stats.now = run_local(ex, job, args.on_error, args.threshold, args.matrix, limits, quiet=args.quiet,
+                                  meter=meter)
     except BatchFailure as e:
         print(f"ecpe predict: error: {e}", file=sys.stderr)
         return EXIT_STOPPED
-    stats.seconds = time.perf_counter() - start
+    stats.seconds = time.perf_counter() - meter.start
+    stats.startup_seconds = None if meter.first is None else round(meter.first, 3)
+    steady = meter.steady()
+    stats.steady_lines_per_s = None if steady is None else round(steady, 1)
     stats.total = job.finished_stats()
     (job.output / STATE_DIR).mkdir(exist_ok=True)
     (job.output / STATE_DIR / "summary.json").write_text(
