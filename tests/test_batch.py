@@ -295,7 +295,8 @@ def test_killed_job_run_again_has_every_document_exactly_once(model, tmp_path):
 def local_ray():
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ecpe[ray]'); the Ray engine is untested")
     pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'ecpe[ray]')")
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 ** 2, log_to_driver=False,
+    # address="local": a new Ray of 2 CPUs even where a `ray start` cluster runs on this machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 ** 2, log_to_driver=False,
              _node_ip_address="127.0.0.1")
     yield ray
     ray.shutdown()
