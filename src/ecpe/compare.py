@@ -92,7 +92,7 @@ def markdown(result: dict[str, Any]) -> str:
     folds = result["rows"][0]["folds"]
     lines = [f"{result['split']}, {result['protocol']}, folds {','.join(map(str, folds))} (mean ± std over folds); "
              f"p: two-sided paired t-test of F1 over folds against {result['baseline']}", "",
-             "| run | pair P | pair R | pair F1 | p | emotion F1 | p | cause F1 | p | minutes |",
+             "| run | pair P | pair R | pair F1 | p | emotion F1 | p | cause F1 | p | fold-minutes (sum) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         m, s, tt = row["mean"], row["std"], row["ttest"]
