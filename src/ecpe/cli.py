@@ -156,7 +156,10 @@ def cmd_evaluate(args) -> int:
 
 # ---- predict --------------------------------------------------------------------------------------
 def cmd_predict(args) -> int:
-    ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter)  # several: an ensemble
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+    ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter,  # several: an ensemble
+                        batch_size=args.batch_size)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         if args.input:
@@ -164,8 +167,9 @@ def cmd_predict(args) -> int:
             with src:
                 lines = tqdm(src, desc="documents", unit="doc", disable=args.output is None or args.quiet)
                 try:
-                    for r in ex.extract_lines(lines, source=args.input, threshold=args.threshold, matrix=args.matrix):
-                        out.write(json.dumps(r, ensure_ascii=False) + "\n")
+                    for text in ex.extract_lines(lines, source=args.input, threshold=args.threshold, matrix=args.matrix,
+                                                 as_json=True):
+                        out.write(text + "\n")
                 except InputError as e:
                     raise CLIError(str(e)) from None
         elif args.text:
@@ -288,6 +292,8 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     r.add_argument("--output", help="write JSON lines here instead of standard output")
     r.add_argument("--threshold", type=float, help="pair threshold eta (default: the model's)")
     r.add_argument("--matrix", action="store_true", help="include the pair matrix M-hat in the output")
+    r.add_argument("--batch-size", type=int, default=64,
+                   help="documents per forward pass (default 64; documents of similar length are batched)")
     r.add_argument("--segmenter", choices=["jieba", "jieba-py", "whitespace"],
                    help="override the model's segmenter (jieba-py: the Python jieba even where rjieba is installed)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
