@@ -29,7 +29,7 @@ class Extractor:
     """
 
     def __init__(self, model, checkpoint: dict[str, Any] | None = None, batch_size: int = 64,
-                 max_clauses: int = 2000, chunk: int = 256, pipeline: bool | None = None,
+                 max_clauses: int = 2000, chunk: int = 1024, pipeline: bool | None = None,
                  device: str | torch.device | None = None, segmenter: str | None = None):
         self.model = for_inference((model if device is None else model.to(resolve_device(device))).eval())
         self.checkpoint = checkpoint or {}
@@ -40,7 +40,10 @@ class Extractor:
             raise ValueError(f"unknown segmenter {self.segmenter!r}; choose one of {', '.join(SEGMENTERS)}")
         self.batch_size = batch_size
         self.max_clauses = max_clauses
-        self.chunk = chunk  # documents prepared / run per step of the pipeline
+        # documents prepared / run per step of the pipeline; batches are cut from a chunk sorted by length, so a
+        # bigger chunk pads less: on NEWS test documents, 1.45x the real clauses run through the BiLSTM with
+        # chunks of 256 (batch 64), 1.09x with 1,024 (+25 % documents/s on one core, the same results)
+        self.chunk = chunk
         # prepare the next chunk on the caller's thread while the model runs: only worth it with a core
         # to spare for it (None = when the machine has more cores than torch uses). On 2 cores with 2 torch
         # threads, jieba beside the model oversubscribes them: 376 raw docs/s pipelined against 476 in turn.
