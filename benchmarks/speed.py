@@ -222,13 +222,13 @@ def ecpe_file() -> str:
     return ecpe.__file__
 
 
-def time_prediction(ex, fold, args) -> None:
-    """Raw-text and pre-segmented throughput of ``ex`` over the fold's test documents (and, with
+def time_prediction(ex, test, args) -> None:
+    """Raw-text and pre-segmented throughput of ``ex`` over the fold's test documents ``test`` (and, with
     ``--profile``, where the time goes)."""
     from ecpe.inference import Extractor
 
-    raw = ["，".join("".join(c) for c in d.clauses) + "。" for d in fold.test]
-    seg = [{"clauses": d.clauses} for d in fold.test]
+    raw = ["，".join("".join(c) for c in d.clauses) + "。" for d in test]
+    seg = [{"clauses": d.clauses} for d in test]
     if not args.skip_raw:
         from ecpe.data.text import jieba_backend
 
@@ -247,10 +247,10 @@ def time_prediction(ex, fold, args) -> None:
     if args.profile:
         pipeline, ex.pipeline = ex.pipeline, False  # one thread: the phases add up to the wall time
         reps = max(1, -(-args.min_docs // len(seg)))
-        lines = [json.dumps(item, ensure_ascii=False) for item in seg]
-        print_profile("segmented", *profile_phases(ex, lines, reps))
+        lines = [json.dumps(item, ensure_ascii=False) for item in seg] * reps  # one stream: chunks as in throughput
+        print_profile("segmented", *profile_phases(ex, lines))
         if not args.skip_raw:
-            print_profile("raw", *profile_phases(ex, raw, reps))
+            print_profile("raw", *profile_phases(ex, raw * reps))
         ex.pipeline = pipeline
 
 
@@ -285,7 +285,7 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    fold = load_fold(Path(args.data) / "split10", args.fold)
+    split = Path(args.data) / "split10"
     print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (host speed drifts between days: compare with a "
           f"baseline timed in the same session)")
@@ -293,12 +293,19 @@ def main(argv=None) -> int:
         print(f"device: {device_info(device)}")
 
     if args.model:
+        # the test documents only: a process that holds the training documents too (tens of thousands of lists)
+        # pays more for Python's garbage collector than a prediction process does
+        from ecpe.data import read_documents
+
+        test = read_documents(split / f"fold{args.fold}_test.txt")
         ex = Extractor.load(args.model, device=device, batch_size=args.batch_size,
                             **({"chunk": args.chunk} if args.chunk else {}))
         print(f"model: {args.model} (prediction only; batch size {args.batch_size}, chunk {ex.chunk}; ecpe from {Path(ecpe_file()).parent})")
-        time_prediction(ex, fold, args)
+        time_prediction(ex, test, args)
         print(f"peak_rss_mb: {peak_rss_mb():.0f}")
         return 0
+
+    fold = load_fold(split, args.fold)
 
     config = {}
     if args.hidden is not None:
@@ -317,7 +324,9 @@ def main(argv=None) -> int:
 
     ex = Extractor(model, {"preprocess": {"segmenter": "jieba"}}, batch_size=args.batch_size,
                    **({"chunk": args.chunk} if args.chunk else {}))
-    time_prediction(ex, fold, args)
+    test = fold.test
+    del fold, model, times  # prediction is timed without the training documents alive (see --model)
+    time_prediction(ex, test, args)
     print(f"peak_rss_mb: {peak_rss_mb():.0f}")
 
     results = Path(args.run) / "results.json"
