@@ -11,7 +11,7 @@ PRESET ?= best
 $(BIN)/ecpe: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[serve,test,fast,zh-resources]'
+	$(BIN)/pip install -q -e '.[serve,test,fast,zh-resources,ray]'
 	$(BIN)/pip install -q --no-deps synonyms==3.10.2 cntext==2.2.1
 	touch $@
 

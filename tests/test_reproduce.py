@@ -36,6 +36,8 @@ def test_reproduce_quick_writes_every_table(tmp_path, capsys):
         assert row in report, row
     # the paper's protocol is shown apart, labelled, read from the test scores recorded in the same runs
     assert "best epoch on the test fold, from the same runs (paper protocol: best epoch on test" in report
+    # the report says which word vectors the models started from (the paper's are not distributed)
+    assert "Word vectors: word2vec trained on the training documents" in report
     assert (out / "table4_eta.png").stat().st_size > 1000
     assert (out / "figure3_runtime.png").stat().st_size > 1000
     res = json.loads((out / "results.json").read_text())

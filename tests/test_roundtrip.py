@@ -322,10 +322,17 @@ def test_cli_predict_text_over_the_clause_limit(cli_run, capsys):
 
 
 def test_cli_predict_malformed_json_line(cli_run, tmp_path, capsys):
+    """By default a bad line is an error record in its place and the job goes on (exit status 1);
+    with --on-error fail it stops the job (exit status 2) naming the file and line."""
     model = cli_run[0] / "fold1" / "model.pt"
     inp, outp = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     inp.write_text('{"text": "老人很高兴"}\n\n{"text": "他收到礼物"\n{"text": "ok"}\n', encoding="utf-8")
     rc = main(["predict", "--model", str(model), "--input", str(inp), "--output", str(outp), "-q"])
+    assert rc == 1
+    rows = [json.loads(line) for line in outp.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 3 and rows[1]["line"] == 3 and "JSON" in rows[1]["error"] and "clauses" in rows[2]
+    assert "1 errors" in capsys.readouterr().err
+    rc = main(["predict", "--model", str(model), "--input", str(inp), "--output", str(outp), "-q", "--on-error", "fail"])
     assert rc == 2
     err = capsys.readouterr().err
     assert f"{inp}:3" in err and "JSON" in err
@@ -335,7 +342,8 @@ def test_cli_predict_bad_object_keeps_earlier_results(cli_run, tmp_path, capsys)
     model = cli_run[0] / "fold1" / "model.pt"
     inp, outp = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     inp.write_text('{"text": "老人很高兴"}\n{"clauses": "not a list"}\n', encoding="utf-8")
-    rc = main(["predict", "--model", str(model), "--input", str(inp), "--output", str(outp), "-q"])
+    rc = main(["predict", "--model", str(model), "--input", str(inp), "--output", str(outp), "-q",
+               "--on-error", "fail"])
     assert rc == 2
     assert f"{inp}:2" in capsys.readouterr().err
     assert len(outp.read_text(encoding="utf-8").splitlines()) == 1
@@ -345,7 +353,8 @@ def test_cli_predict_malformed_json_keeps_earlier_results(cli_run, tmp_path):
     model = cli_run[0] / "fold1" / "model.pt"
     inp, outp = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     inp.write_text('{"text": "老人很高兴"}\n{"text": \n', encoding="utf-8")
-    rc = main(["predict", "--model", str(model), "--input", str(inp), "--output", str(outp), "-q"])
+    rc = main(["predict", "--model", str(model), "--input", str(inp), "--output", str(outp), "-q",
+               "--on-error", "fail"])
     assert rc == 2
     assert len(outp.read_text(encoding="utf-8").splitlines()) == 1
 

@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from tqdm.auto import tqdm
 
 from . import compare, experiments, serve, stats, vectors
+from .batch import add_arguments as add_batch_arguments
+from .batch import predict_command
 from .config import TrainConfig
 from .data.corpus import DataFormatError, find_folds, read_documents
 from .inference import Ensemble, Extractor, InputError, evaluate_runs, load_models, predict_documents
@@ -158,29 +159,20 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.input:  # files and directories of JSON lines: error isolation, resumable shards, Ray (ecpe.batch)
+        return predict_command(args)
+    if not args.text:
+        raise CLIError("give a text to analyse or --input FILE|DIR (JSON lines; '-' for standard input)")
     ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter,  # several: an ensemble
                         batch_size=args.batch_size)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
-        if args.input:
-            src = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
-            with src:
-                lines = tqdm(src, desc="documents", unit="doc", disable=args.output is None or args.quiet)
-                try:
-                    for text in ex.extract_lines(lines, source=args.input, threshold=args.threshold, matrix=args.matrix,
-                                                 as_json=True):
-                        out.write(text + "\n")
-                except InputError as e:
-                    raise CLIError(str(e)) from None
-        elif args.text:
-            for t in args.text:
-                try:
-                    r = ex.extract(t, threshold=args.threshold, matrix=args.matrix)
-                except InputError as e:
-                    raise CLIError(str(e)) from None
-                out.write(json.dumps(r, ensure_ascii=False) + "\n")
-        else:
-            raise CLIError("give a text to analyse or --input FILE (JSON lines; '-' for standard input)")
+        for t in args.text:
+            try:
+                r = ex.extract(t, threshold=args.threshold, matrix=args.matrix)
+            except InputError as e:
+                raise CLIError(str(e)) from None
+            out.write(json.dumps(r, ensure_ascii=False) + "\n")
     finally:
         if out is not sys.stdout:
             out.close()
@@ -287,9 +279,10 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     r.add_argument("--model", required=True, action="append",
                    help="a model.pt written by ecpe train; give it several times to average E2EECPE models as one")
     r.add_argument("text", nargs="*", help="texts to analyse, one document each")
-    r.add_argument("--input", help="JSON lines file ('-' for standard input): {\"text\": ...}, {\"clauses\": [...]} "
-                                   "(pre-split) or {\"clauses\": [[words]]} (pre-segmented); plain lines are texts")
-    r.add_argument("--output", help="write JSON lines here instead of standard output")
+    r.add_argument("--input", help="JSON lines file (.gz too; '-' for standard input), or a directory of such shards: "
+                                   "{\"text\": ...}, {\"clauses\": [...]} (pre-split) or {\"clauses\": [[words]]} "
+                                   "(pre-segmented), with an optional \"id\" copied to the output; plain lines are texts")
+    r.add_argument("--output", help="write JSON lines here instead of standard output (a directory for --input DIR)")
     r.add_argument("--threshold", type=float, help="pair threshold eta (default: the model's)")
     r.add_argument("--matrix", action="store_true", help="include the pair matrix M-hat in the output")
     r.add_argument("--batch-size", type=int, default=64,
@@ -298,6 +291,8 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                    help="override the model's segmenter (jieba-py: the Python jieba even where rjieba is installed)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_device_argument(r)
+
+    add_batch_arguments(r)
     r.set_defaults(func=cmd_predict)
 
     for module in (stats, experiments, serve, vectors, compare):  # subcommands defined next to what they run

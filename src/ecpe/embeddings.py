@@ -82,10 +82,10 @@ def train_word2vec(sentences: Sequence[Sequence[str]], dim: int = 200, seed: int
     from gensim.models import Word2Vec
     from gensim.utils import RULE_DEFAULT, RULE_KEEP
 
-    rule = None
-    if keep is not None:
-        def rule(word, count, min_count):  # noqa: E306
-            return RULE_KEEP if word in keep else RULE_DEFAULT
+    def keep_rule(word, count, min_count):
+        return RULE_KEEP if word in keep else RULE_DEFAULT
+
+    rule = keep_rule if keep is not None else None
     callbacks = ()
     if progress:
         callbacks = (_EpochBar(epochs),)

@@ -363,6 +363,11 @@ def write_report(plan: Plan, summaries: dict[str, dict], variants: dict[str, dic
                       for f in s["per_fold"]})
     if commits:
         md += [f"Code (git commit each fold was trained with): {', '.join(commits)}.", ""]
+    sources = sorted({str(f.get("embeddings", {}).get("source", "not recorded")) for s in summaries.values()
+                      for f in s["per_fold"]})
+    if sources:  # the paper's Weibo vectors are not distributed: say which vectors every model started from
+        md += [f"Word vectors: {'; '.join(sources)} (the paper's model; `ecpe train --preset best` adds vectors "
+               "from packaged corpora, see docs/accuracy.md).", ""]
     if missing:
         md += [f"Not run (model not available in this build): {', '.join(missing)}.", ""]
     partial = {n: s["folds"] for n, s in summaries.items() if s["folds"] != folds}
