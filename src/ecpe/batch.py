@@ -695,7 +695,7 @@ def predict_command(args) -> int:
         else:
 
             ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter,
-                                max_clauses=limits.max_clauses)
+                                max_clauses=limits.max_clauses, batch_size=getattr(args, "batch_size", 64))
             stats.now = run_local(ex, job, args.on_error, args.threshold, args.matrix, limits, quiet=args.quiet,
                                   meter=meter)
     except BatchFailure as e:
@@ -715,7 +715,8 @@ def predict_command(args) -> int:
 
 def _predict_file(args, limits: Limits) -> int:
 
-    ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter, max_clauses=limits.max_clauses)
+    ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter, max_clauses=limits.max_clauses,
+                        batch_size=getattr(args, "batch_size", 64))
     src = sys.stdin.buffer if args.input == "-" else open_binary(args.input)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:

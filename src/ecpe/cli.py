@@ -157,11 +157,14 @@ def cmd_evaluate(args) -> int:
 
 # ---- predict --------------------------------------------------------------------------------------
 def cmd_predict(args) -> int:
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.input:  # files and directories of JSON lines: error isolation, resumable shards, Ray (ecpe.batch)
         return predict_command(args)
     if not args.text:
         raise CLIError("give a text to analyse or --input FILE|DIR (JSON lines; '-' for standard input)")
-    ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter)  # several: an ensemble
+    ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter,  # several: an ensemble
+                        batch_size=args.batch_size)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for t in args.text:
@@ -282,6 +285,8 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     r.add_argument("--output", help="write JSON lines here instead of standard output (a directory for --input DIR)")
     r.add_argument("--threshold", type=float, help="pair threshold eta (default: the model's)")
     r.add_argument("--matrix", action="store_true", help="include the pair matrix M-hat in the output")
+    r.add_argument("--batch-size", type=int, default=64,
+                   help="documents per forward pass (default 64; documents of similar length are batched)")
     r.add_argument("--segmenter", choices=["jieba", "jieba-py", "whitespace"],
                    help="override the model's segmenter (jieba-py: the Python jieba even where rjieba is installed)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -9,15 +9,17 @@ from __future__ import annotations
 import dataclasses
 import random
 from dataclasses import dataclass
+from itertools import chain, repeat
 from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 
 from .corpus import Document
 from .layout import flat_layout
 from .vocab import Vocab
 
-__all__ = ["DocBatch", "DocTensors", "char_id_matrix", "batch_to"]
+__all__ = ["DocBatch", "DocTensors", "ChunkTensors", "lookup_ids", "char_id_matrix", "batch_to"]
 
 
 def batch_to(batch, device: torch.device | str):
@@ -180,3 +182,117 @@ class DocTensors:
             chunks = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
         for chunk in chunks:
             yield self.batch(chunk)
+
+
+# ---- prediction: a chunk of documents as arrays ---------------------------------------------------
+def lookup_ids(vocab: Vocab, words: Sequence[str], char_backoff: bool = False) -> tuple[np.ndarray, torch.Tensor | None]:
+    """Word ids of ``words`` (a flat sequence) as an int64 array: one C-level dict lookup per word, no
+    Python frame per word. Unknown words map to ``<unk>``; with ``char_backoff`` an unknown word with
+    characters that are vocabulary words gets an id past the vocabulary instead, numbered in order of
+    first occurrence (as :class:`DocTensors` numbers them), and the second value is their
+    :func:`char_id_matrix` (None without backoff).
+    """
+    ids = np.fromiter(map(vocab.stoi.get, words, repeat(1)), dtype=np.int64, count=len(words))
+    if not char_backoff:
+        return ids, None
+    unknown: dict[str, int] = {}  # unknown word -> its id past the vocabulary, or 1 without known characters
+    composed: list[str] = []
+    stoi, V = vocab.stoi, len(vocab)
+    for k in np.flatnonzero(ids == 1).tolist():     # the few unknown positions only
+        w = words[k]
+        if w in stoi:                               # the word "<unk>" itself
+            continue
+        j = unknown.get(w)
+        if j is None:
+            j = 1
+            if vocab.char_ids(w):
+                j = V + len(composed)
+                composed.append(w)
+            unknown[w] = j
+        ids[k] = j
+    return ids, char_id_matrix(vocab, composed)
+
+
+class ChunkTensors:
+    """The documents of one prediction chunk as flat arrays, built with array operations only.
+
+    The prediction counterpart of :class:`DocTensors` (which also holds gold labels and is built once
+    per split): every word id of the chunk is looked up at once (:func:`lookup_ids`), the clauses are
+    laid end to end once for the whole chunk, with the documents sorted by length, and each batch is a
+    contiguous slice of that layout. ``batches(size)`` gives the same :class:`DocBatch` es (gold fields
+    zero) as ``DocTensors(docs, ...).batch(index)`` over the same length-sorted index, and the ids are
+    ``DocTensors``' ones, so the model computes the same scores.
+
+    Args:
+        docs: documents as clauses of words (no gold pairs).
+        vocab, max_clause_len, min_clause_len, char_backoff: as for :class:`DocTensors`.
+    """
+
+    def __init__(self, docs: Sequence[Sequence[Sequence[str]]], vocab: Vocab, max_clause_len: int = 64,
+                 min_clause_len: int = 5, char_backoff: bool = False):
+        self.min_clause_len = min_clause_len
+        self.doc_lens = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))          # [B]
+        clauses = list(chain.from_iterable(docs))
+        full_lens = np.fromiter(map(len, clauses), dtype=np.int64, count=len(clauses))       # [N]
+        words = list(chain.from_iterable(clauses))
+        if len(full_lens) and int(full_lens.max()) > max_clause_len:  # rare: drop the words past the limit
+            keep = np.arange(len(words)) - np.repeat(np.cumsum(full_lens) - full_lens, full_lens) < max_clause_len
+            words = [words[k] for k in np.flatnonzero(keep).tolist()]
+        self.clause_lens = np.minimum(full_lens, max_clause_len)
+        ids, self.unknown_chars = lookup_ids(vocab, words, char_backoff)
+        # documents sorted by length (stable, as predict sorts them), clauses in that order
+        self.order = np.argsort(self.doc_lens, kind="stable")                                 # [B]
+        doc_starts = np.cumsum(self.doc_lens) - self.doc_lens
+        sorted_lens = self.doc_lens[self.order]
+        rows = _ranges(doc_starts[self.order], sorted_lens)                                  # clause rows, sorted docs
+        word_starts = np.cumsum(self.clause_lens) - self.clause_lens
+        lens = self.clause_lens[rows]
+        # the flat layout of flat_layout(lens, min_clause_len), for the whole chunk
+        spans = np.maximum(lens, min_clause_len)
+        self._span_starts = np.cumsum(spans) - spans                                         # [N]
+        self._flat = np.zeros(int(spans.sum()), dtype=np.int64)
+        self._flat[_ranges(self._span_starts, lens)] = ids[_ranges(word_starts[rows], lens)]
+        self._lens = lens
+        self._sorted_lens = sorted_lens
+        self._doc_clause_starts = np.cumsum(sorted_lens) - sorted_lens                        # in sorted clause order
+
+    def __len__(self) -> int:
+        return len(self.doc_lens)
+
+    def batches(self, batch_size: int) -> Iterator[DocBatch]:
+        """Batches of ``batch_size`` documents of similar length; ``batch.index`` says which documents."""
+        for s in range(0, len(self.order), batch_size):
+            yield self._batch(s, min(s + batch_size, len(self.order)))
+
+    def _batch(self, s: int, e: int) -> DocBatch:
+        """The batch of the sorted documents s..e-1 (e > s): contiguous slices of the chunk's layout."""
+        doc_lens = self._sorted_lens[s:e]
+        B, D = e - s, int(doc_lens.max())
+        cs = int(self._doc_clause_starts[s])
+        ce = cs + int(doc_lens.sum())
+        lens = self._lens[cs:ce]
+        L = max(self.min_clause_len, int(lens.max()) if ce > cs else 0)
+        fs = int(self._span_starts[cs]) if ce > cs else 0
+        fe = int(self._span_starts[ce - 1] + max(lens[-1], self.min_clause_len)) if ce > cs else 0
+        starts = self._span_starts[cs:ce] - fs
+        flat = self._flat[fs:fe]
+        # [N, L] ids: each clause's window of the flat layout, zeros past its length (as in DocTensors)
+        window = np.minimum(starts[:, None] + np.arange(L)[None, :], max(fe - fs - 1, 0))
+        words = np.where(np.arange(L)[None, :] < lens[:, None], flat[window], 0) if ce > cs \
+            else np.zeros((0, L), dtype=np.int64)
+        owner = np.repeat(np.arange(B), doc_lens)
+        within = np.arange(ce - cs) - np.repeat(self._doc_clause_starts[s:e] - cs, doc_lens)
+        mask = np.arange(D)[None, :] < doc_lens[:, None]
+        t = torch.from_numpy
+        return DocBatch(t(words), t(lens.copy()), t(flat.copy()), t(starts), t(doc_lens.copy()), t(owner * D + within),
+                        t(mask), torch.zeros(B, D, dtype=torch.long), torch.zeros(B, D, dtype=torch.long),
+                        torch.zeros(B, D, D), self.order[s:e].tolist(), self.unknown_chars)
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The concatenation of ``arange(s, s + n)`` for each (s, n), without a Python loop."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.cumsum(lengths) - lengths
+    return np.repeat(starts - offsets, lengths) + np.arange(total)

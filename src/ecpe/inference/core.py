@@ -12,7 +12,7 @@ from ..devices import model_device
 from ..metrics import Prediction, score
 from ..models.base import Decoded
 
-__all__ = ["decode_batches", "to_predictions", "predict", "evaluate", "predict_docs"]
+__all__ = ["decode_batches", "length_batches", "to_predictions", "predict", "evaluate", "predict_docs"]
 
 
 @torch.inference_mode()
@@ -22,12 +22,16 @@ def decode_batches(model, tensors: DocTensors, batch_size: int = 64) -> Iterator
     yield from _decode_batches(model, tensors, batch_size, None)
 
 
-def _decode_batches(model, tensors, batch_size, threshold):
-    model.eval()
-    device = model_device(model)
+def length_batches(tensors: DocTensors, batch_size: int, device: torch.device | str = "cpu") -> Iterator[DocBatch]:
+    """Batches of ``tensors`` on ``device``, of documents sorted by length (a stable sort)."""
     order = sorted(range(len(tensors)), key=lambda i: len(tensors.docs[i]))
     for s in range(0, len(order), batch_size):
-        batch = tensors.batch(order[s:s + batch_size]).to(device)
+        yield tensors.batch(order[s:s + batch_size]).to(device)
+
+
+def _decode_batches(model, tensors, batch_size, threshold):
+    model.eval()
+    for batch in length_batches(tensors, batch_size, model_device(model)):
         yield batch, model.decode(model(batch), batch, threshold=threshold)
 
 

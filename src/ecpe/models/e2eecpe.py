@@ -248,9 +248,8 @@ class E2EECPE(ECPEModel):
         or, without them, the clauses that take part in a predicted pair."""
         eta = self.config.threshold if threshold is None else threshold
         probs = self.pair_probs(scores)                                   # [B, D, D]
-        above = probs > eta
-        pairs = above.nonzero()                                           # [K, 3], row-major
-        pair_scores = probs[above]                                        # same order as nonzero()
+        pairs = (probs > eta).nonzero()                                   # [K, 3], row-major: the one nonzero
+        pair_scores = probs[pairs.unbind(1)]                              # [K], a gather (no second mask scan)
         if "emotion" in scores:
             emo, cau = scores["emotion"][..., 1].exp(), scores["cause"][..., 1].exp()  # [B, D]
             emotions, causes = (emo > 0.5) & batch.mask, (cau > 0.5) & batch.mask
