@@ -410,3 +410,14 @@ def test_extractor_turns_the_table_on(tiny_config):
     ex = Extractor(model)
     ex.extract({"clauses": [["他", "收到", "礼物"], ["高兴"]]})
     assert model._cache_words and model._word_table is not None
+
+
+def test_decode_never_returns_padding_cells_even_below_zero(tiny_config):
+    """eta < 0 keeps every real cell and no padded one (a short document batched with a long one)."""
+    model = make_model(tiny_config)
+    batch = model.tensorize(DOCS).batch([0, 1])
+    with torch.no_grad():
+        preds = decode_py(model, model(batch), batch, threshold=-1.0)
+    for doc, pred in zip(DOCS, preds):
+        n = len(doc)
+        assert {(p, q) for p, q, _ in pred.pairs} == {(p, q) for p in range(n) for q in range(n)}

