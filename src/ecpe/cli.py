@@ -20,6 +20,7 @@ from .config import TrainConfig
 from .data.corpus import DataFormatError, find_folds, read_documents
 from .inference import Ensemble, Extractor, InputError, evaluate_runs, load_models, predict_documents
 from .metrics import score
+from .models import model_class
 from .resources import MissingResource
 from .options import PRESETS
 from .options import (CLIError, add_device_argument, parse_folds, resolve_data, train_config_kwargs,
@@ -68,6 +69,11 @@ def print_ensemble(res: dict, out=None) -> None:
 # ---- train ----------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
     model_config = train_model_config(args)  # a flag that does not apply to the model: refused here
+    if (args.teacher or args.distill_weight is not None) and model_class(args.model).schedule != "single":
+        raise CLIError(f"--teacher / --distill-weight do not apply to model {args.model!r}: distillation trains an "
+                       "E2EECPE student")
+    if args.distill_weight is not None and not args.teacher:
+        raise CLIError("--distill-weight needs --teacher RUN")
     if args.seeds and args.model != "e2eecpe":
         raise CLIError(f"--seeds does not apply to model {args.model!r}: it trains an ensemble of E2EECPE models, "
                        "and two-stage models cannot be averaged")
@@ -254,6 +260,11 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (default 1)")
     add_device_argument(t)
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--teacher", action="append", metavar="RUN",
+                   help="E2EECPE distillation: a run folder (foldK/model.pt per fold, e.g. one seed of an ensemble); "
+                        "give it once per teacher. The student trains on (1 - W) * gold + W * the teachers' mean M-hat "
+                        "and auxiliary probabilities on its training documents (never dev or test)")
+    t.add_argument("--distill-weight", type=float, metavar="W", help="weight W of the teachers' targets (default 0.5)")
     t.add_argument("--preset", choices=sorted(PRESETS),
                    help="a named configuration whose settings become the defaults (flags given still win): "
                         + "; ".join(f"{k}: " + (" ".join(f"--{d.replace('_', '-')} {v}" for d, v in PRESETS[k].items())

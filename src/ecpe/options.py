@@ -122,4 +122,6 @@ def train_config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """``TrainConfig`` keyword arguments of ``ecpe train``'s flags (flags not given keep the defaults)."""
     kwargs = {dest: getattr(args, dest) for dest in ("epochs", *TRAINER_FLAGS.values()) if getattr(args, dest) is not None}
     return {**kwargs, "seed": args.seed, "select_on": args.select_on, "embeddings": args.embeddings,
-            "threads": args.threads, "min_freq": args.min_freq, "device": args.device, "open_vocab": args.open_vocab}
+            "threads": args.threads, "min_freq": args.min_freq, "device": args.device, "open_vocab": args.open_vocab,
+            "teachers": tuple(args.teacher or ()), **({"distill_weight": args.distill_weight}
+                                                     if args.distill_weight is not None else {})}

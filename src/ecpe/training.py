@@ -36,7 +36,7 @@ from .data.corpus import Document, Fold, load_fold
 from .data.vocab import Vocab
 from .devices import device_info, model_device, resolve_device
 from .embeddings import SOURCES, corpus_word2vec, embedding_matrix, read_word2vec, train_word2vec
-from .inference import evaluate, predict
+from .inference import evaluate, load_models, predict, predict_documents
 from .lexicon import lexicon_classes, load_lexicon, word_features
 from .resources import load_vectors
 from .metrics import mean_std
@@ -333,6 +333,24 @@ def build_embeddings(vocab: Vocab, train_docs: Sequence[Document], dim: int, cfg
                     "vocab_from_vectors": len(vocab) - 2 - n_train}
 
 
+def set_teacher_targets(train_t, cfg: TrainConfig, fold_index: int, device) -> dict[str, Any]:
+    """Distillation: the mean M-hat and auxiliary probabilities of the teachers (``cfg.teachers``: run
+    folders, each with ``fold{K}/model.pt`` of the same fold) on the training documents, mixed with the
+    gold labels by ``cfg.distill_weight``. Only training documents are scored: never dev or test."""
+    paths = [Path(r) / f"fold{fold_index}" / "model.pt" for r in cfg.teachers]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"teacher model(s) not found: {', '.join(missing)}")
+    teacher, _ = load_models(paths, device=device)
+    preds = predict_documents(teacher, train_t.docs, keep_matrix=True)
+    if any(p.emotion_prob is None for p in preds):
+        raise ValueError("teachers must be E2EECPE models with auxiliary heads")
+    train_t.set_soft_targets([torch.tensor(p.pair_prob) for p in preds],
+                             torch.tensor([v for p in preds for v in p.emotion_prob]),
+                             torch.tensor([v for p in preds for v in p.cause_prob]), cfg.distill_weight)
+    return {"teachers": [str(p) for p in paths], "weight": cfg.distill_weight}
+
+
 def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: TrainConfig, out_dir: str | Path | None,
                progress: bool = True, preprocess: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train and evaluate one fold; saves ``out_dir/model.pt`` and ``out_dir/result.json``.
@@ -366,6 +384,8 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
                                "vocab_words_in_lexicon": int((resources["lexicon_features"].sum(1) > 0).sum())}
     model = build_model(model_name, vocab, model_config, matrix, **resources).to(device)
     train_t, dev_t, test_t = (model.tensorize(x) for x in (train_docs, dev_docs, fold.test))
+    if cfg.teachers:
+        distill_info = set_teacher_targets(train_t, cfg, fold.index, device)
     select_t = dev_t if cfg.select_on == "dev" else test_t
     trainer = Trainer(cfg, select_key=model.select_key, progress=progress, desc=f"fold {fold.index}",
                       monitor=test_t if cfg.select_on == "dev" else None)
@@ -380,6 +400,7 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
         "history": history.epochs, "n_train": len(train_docs), "n_dev": len(dev_docs), "dev_source": dev_source,
         "n_test": len(fold.test), "vocab_size": len(vocab), "embeddings": emb_info,
         "wall_seconds": time.perf_counter() - wall_start, "environment": environment(device),
+        **({"distillation": distill_info} if cfg.teachers else {}),
     }
     monitored = [e for e in history.epochs if "test" in e]
     if monitored:  # for comparison with the paper only: its protocol picked the epoch on the test fold

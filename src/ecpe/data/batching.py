@@ -51,6 +51,10 @@ class DocBatch:
     # char_backoff: word id len(vocab) + j stands for the j-th unknown word of the split, whose known
     # characters' ids are row j of this [n_unknown, K] matrix (0 = padding); None without backoff
     unknown_chars: torch.Tensor | None = None
+    # distillation (DocTensors.set_soft_targets): [B, D] float emotion / cause targets in [0, 1]; the soft
+    # pair targets replace ``pairs``. None: the gold 0/1 labels above
+    emotion_target: torch.Tensor | None = None
+    cause_target: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "DocBatch":
         return batch_to(self, device)
@@ -120,6 +124,7 @@ class DocTensors:
         self.words[real] = torch.tensor([i for x in ids for i in x], dtype=torch.long)
         self.doc_lens = torch.tensor([len(d) for d in self.docs], dtype=torch.long)
         self.starts = torch.cumsum(self.doc_lens, 0) - self.doc_lens
+        self.soft: tuple | None = None  # see set_soft_targets
         self.emotion = torch.zeros(len(ids), dtype=torch.long)
         self.cause = torch.zeros(len(ids), dtype=torch.long)
         for i, d in enumerate(self.docs):
@@ -160,8 +165,35 @@ class DocTensors:
         real = torch.arange(L)[None, :] < clause_lens[:, None]
         flat = torch.zeros(total, dtype=torch.long)
         flat[(starts[:, None] + torch.arange(L)[None, :])[real]] = words[real]
+        emotion_t = cause_t = None
+        if self.soft is not None:  # mixed gold / teacher targets (distillation)
+            soft_pairs, soft_emotion, soft_cause = self.soft
+            for b, i in enumerate(index):
+                n = int(self.doc_lens[i])
+                pairs[b, :n, :n] = soft_pairs[i]
+            emotion_t = torch.zeros(B * D)
+            cause_t = torch.zeros(B * D)
+            emotion_t[clause_pos] = soft_emotion[rows]
+            cause_t[clause_pos] = soft_cause[rows]
+            emotion_t, cause_t = emotion_t.view(B, D), cause_t.view(B, D)
         return DocBatch(words, clause_lens, flat, starts, doc_lens, clause_pos, mask.view(B, D),
-                        emotion.view(B, D), cause.view(B, D), pairs, index, self.unknown_chars)
+                        emotion.view(B, D), cause.view(B, D), pairs, index, self.unknown_chars, emotion_t, cause_t)
+
+    def set_soft_targets(self, pairs: Sequence[torch.Tensor], emotion: torch.Tensor, cause: torch.Tensor,
+                         weight: float) -> None:
+        """Train on ``(1 - weight) * gold + weight * teacher`` targets (distillation): ``pairs`` one [n, n]
+        teacher M-hat per document, ``emotion`` / ``cause`` [clauses] teacher probabilities in the order of
+        the split's clauses."""
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"distillation weight must be in [0, 1], got {weight}")
+        mixed = []
+        for d, p in zip(self.docs, pairs):
+            gold = torch.zeros(len(d), len(d))
+            for e, c in d.pairs:
+                gold[e, c] = 1.0
+            mixed.append((1 - weight) * gold + weight * p.float())
+        self.soft = (mixed, (1 - weight) * self.emotion.float() + weight * emotion.float(),
+                     (1 - weight) * self.cause.float() + weight * cause.float())
 
     def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, bucket: bool = True) -> Iterator[DocBatch]:
         """Yield batches. With ``shuffle``, documents of similar length are grouped (``bucket``) and the

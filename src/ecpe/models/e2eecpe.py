@@ -231,7 +231,14 @@ class E2EECPE(ECPEModel):
         m = batch.mask
         pair_mask = m[:, :, None] & m[:, None, :]
         loss = pair_loss(scores["pair_logits"][pair_mask], scores["pair_weights"][pair_mask], batch.pairs[pair_mask])
-        if self.config.use_aux:
+        if self.config.use_aux and batch.emotion_target is not None:  # soft targets (distillation)
+            def soft_nll(logp, t):
+                return -(t * logp[..., 1] + (1 - t) * logp[..., 0]).sum()
+
+            aux = (soft_nll(scores["emotion"][m], batch.emotion_target[m])
+                   + soft_nll(scores["cause"][m], batch.cause_target[m]))
+            loss = loss + self.config.beta * aux
+        elif self.config.use_aux:
             aux = (F.nll_loss(scores["emotion"][m], batch.emotion[m], reduction="sum")
                    + F.nll_loss(scores["cause"][m], batch.cause[m], reduction="sum"))
             loss = loss + self.config.beta * aux
