@@ -321,15 +321,13 @@ def build_vocab(train_docs: Sequence[Document], cfg: TrainConfig, vectors: dict 
     return vocab
 
 
-def build_embeddings(vocab: Vocab, train_docs: Sequence[Document], dim: int, cfg: TrainConfig,
-                     vectors: dict | None = None, info: dict | None = None):
-    """Initial word vectors: the matrix for ``vocab`` and facts about it (source, coverage)."""
-    if vectors is None:
-        vectors, info = word_vectors(cfg, train_docs, train_docs, dim)
+def build_embeddings(vocab: Vocab, dim: int, cfg: TrainConfig, vectors: dict, info: dict):
+    """Initial word vectors (from :func:`word_vectors`): the matrix for ``vocab`` and facts about it
+    (``info`` plus coverage of the training words and how many words came from the vectors only)."""
     matrix, hits = embedding_matrix(vocab, vectors, dim, seed=cfg.seed)
     n_train = sum(1 for c in vocab.counts if c > 0) if vocab.counts else len(vocab) - 2
     trained_hits = sum(1 for w in vocab.itos[2:2 + n_train] if w in vectors)
-    return matrix, {**(info or {}), "coverage": trained_hits / max(n_train, 1),
+    return matrix, {**info, "coverage": trained_hits / max(n_train, 1),
                     "vocab_from_vectors": len(vocab) - 2 - n_train}
 
 
@@ -375,7 +373,7 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
     dim = from_dict(model_class(model_name).config_class, model_config).embed_dim  # unknown keys: ConfigError
     vectors, vec_info = word_vectors(cfg, train_docs, fold.train, dim, progress=progress)
     vocab = build_vocab(train_docs, cfg, vectors)
-    matrix, emb_info = build_embeddings(vocab, train_docs, dim, cfg, vectors, vec_info)
+    matrix, emb_info = build_embeddings(vocab, dim, cfg, vectors, vec_info)
     resources = {}
     if model_config.get("lexicon"):
         lexicon = load_lexicon(model_config["lexicon"])
