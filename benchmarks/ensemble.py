@@ -3,7 +3,7 @@
     python benchmarks/ensemble.py --runs runs/full10 runs/seed2 runs/seed3 [--data ../shared/data/ecpe-zh]
 
 Each run folder is an ``ecpe train --folds all`` run (one seed each, dev-selected). For every fold, the
-members' test scores and the scores of their average (``ecpe.ensemble.Ensemble``) are printed, then the
+members' test scores and the scores of their average (``ecpe.inference.Ensemble``) are printed, then the
 mean ± std over folds and a paired t-test over folds of the ensemble against the members' mean. The test
 fold is only scored: members were selected on their own dev sets. (``ecpe train --seeds 1,2,3`` trains
 the members and prints the same figures.)

@@ -17,7 +17,7 @@ LAYERS = {
     "ecpe.data": 1, "ecpe.metrics": 1, "ecpe.embeddings": 1, "ecpe.resources": 1, "ecpe.lexicon": 1,
     "ecpe.modules": 2,
     "ecpe.models": 3,
-    "ecpe.inference": 4, "ecpe.predict": 4, "ecpe.ensemble": 4, "ecpe": 4,  # ecpe/__init__: Extractor
+    "ecpe.inference": 4, "ecpe": 4,  # ecpe/__init__: Extractor
     "ecpe.training": 5,
     "ecpe.options": 6, "ecpe.stats": 6, "ecpe.experiments": 6, "ecpe.serve": 6, "ecpe.vectors": 6, "ecpe.compare": 6, "ecpe.batch": 6,
     "ecpe.cli": 7,

@@ -3,7 +3,7 @@
 Three layers, each usable on its own:
 
 * one **line** -> one output record (:func:`extract_lines`): a line is parsed and checked here (JSON, the types
-  :class:`~ecpe.predict.Extractor` takes, the size limits), so a bad line becomes an error record
+  :class:`~ecpe.inference.Extractor` takes, the size limits), so a bad line becomes an error record
   ``{"line": N, "id": ..., "error": "..."}`` instead of stopping the job; good lines go to
   ``Extractor.extract_many`` in groups;
 * one **shard** (a JSONL file, optionally ``.gz``) -> one output shard of the same name, written to a temporary

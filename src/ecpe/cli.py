@@ -53,7 +53,7 @@ def print_metrics(title: str, metrics: dict, std: dict | None = None, out=None) 
 
 
 def print_ensemble(res: dict, out=None) -> None:
-    """The summary of :func:`ecpe.ensemble.evaluate_runs`: the ensemble, each seed, the test."""
+    """The summary of :func:`ecpe.inference.evaluate_runs`: the ensemble, each seed, the test."""
     out = out or sys.stdout
     n, folds = len(res["runs"]), ",".join(map(str, res["folds"]))
     print_metrics(f"ensemble of {n} seeds (members {res['member_protocol']}), {res['split']}, test, mean ± std over "

@@ -261,7 +261,7 @@ class GuardMiddleware:
 
 # ---- the app ----------------------------------------------------------------------------------------
 def create_app(extractor, limits: Limits | None = None, *, warmup: bool = True, **limit_overrides) -> FastAPI:
-    """The service over a loaded :class:`ecpe.predict.Extractor`.
+    """The service over a loaded :class:`ecpe.inference.Extractor`.
 
     Args:
         extractor: the model, loaded once; it is only ever run on one worker thread.
