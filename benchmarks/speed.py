@@ -3,6 +3,7 @@
     python benchmarks/speed.py [--data ../shared/data/ecpe-zh] [--fold 1] [--epochs 2] [--run runs/full10]
                                [--device cpu|cuda] [--hidden 150] [--char-backoff]
                                [--model runs/x/fold1/model.pt] [--profile] [--rounds 3] [--batch-size 64] [--chunk N]
+                               [--precision fp32|bf16]
 
 Prints one ``key: value`` line per figure. Training epochs are timed on split10 fold ``--fold`` with the
 default E2EECPE configuration (word vectors randomly initialised: building them is not part of an epoch).
@@ -270,6 +271,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", help="time prediction with this saved model.pt only (no training epochs)")
     ap.add_argument("--batch-size", type=int, default=64, help="documents per forward pass at prediction (default 64)")
     ap.add_argument("--chunk", type=int, help="documents per Extractor chunk (default: the Extractor's)")
+    ap.add_argument("--precision", default="fp32", help="inference precision: fp32 (default) or bf16 (autocast)")
     ap.add_argument("--rounds", type=int, default=1, help="repeat the throughput figures (each round printed)")
     ap.add_argument("--profile", action="store_true",
                     help="print where prediction time goes (phases of ecpe predict on JSON lines), pre-segmented and raw")
@@ -299,8 +301,10 @@ def main(argv=None) -> int:
 
         test = read_documents(split / f"fold{args.fold}_test.txt")
         ex = Extractor.load(args.model, device=device, batch_size=args.batch_size,
-                            **({"chunk": args.chunk} if args.chunk else {}))
-        print(f"model: {args.model} (prediction only; batch size {args.batch_size}, chunk {ex.chunk}; ecpe from {Path(ecpe_file()).parent})")
+                            **({"chunk": args.chunk} if args.chunk else {}),
+                            **({"precision": args.precision} if args.precision != "fp32" else {}))
+        print(f"model: {args.model} (prediction only; batch size {args.batch_size}, chunk {ex.chunk}, precision "
+              f"{args.precision}; ecpe from {Path(ecpe_file()).parent})")
         time_prediction(ex, test, args)
         print(f"peak_rss_mb: {peak_rss_mb():.0f}")
         return 0
@@ -323,7 +327,10 @@ def main(argv=None) -> int:
         print(f"epoch_ratio_inter_ec_over_e2eecpe: {inter / e2e:.2f}")
 
     ex = Extractor(model, {"preprocess": {"segmenter": "jieba"}}, batch_size=args.batch_size,
-                   **({"chunk": args.chunk} if args.chunk else {}))
+                   **({"chunk": args.chunk} if args.chunk else {}),
+                   **({"precision": args.precision} if args.precision != "fp32" else {}))
+    if args.precision != "fp32":
+        print(f"precision: {args.precision}")
     test = fold.test
     del fold, model, times  # prediction is timed without the training documents alive (see --model)
     time_prediction(ex, test, args)

@@ -498,7 +498,8 @@ class RayExtractActor:
     not be on every node), then turns batches of numbered lines into output records."""
 
     def __init__(self, checkpoints: list, device: str, segmenter: str | None, max_clauses: int,
-                 max_chars: int, threshold: float | None, matrix: bool, threads: int):
+                 max_chars: int, threshold: float | None, matrix: bool, threads: int, precision: str = "fp32",
+                 batch_size: int = 64):
 
         import ray
 
@@ -512,7 +513,8 @@ class RayExtractActor:
                 p.write_bytes(data)
                 paths.append(p)
             self.extractor = Extractor.load(paths if len(paths) > 1 else paths[0], device=device,
-                                            segmenter=segmenter, max_clauses=max_clauses)
+                                            segmenter=segmenter, max_clauses=max_clauses, precision=precision,
+                                            batch_size=batch_size)
         self.limits = Limits(max_clauses=max_clauses, max_chars=max_chars)
         self.threshold, self.matrix = threshold, matrix
 
@@ -531,7 +533,7 @@ def run_ray(model: Sequence[str | Path], job: Job, on_error: str = "record", thr
             matrix: bool = False, limits: Limits = Limits(), device: str = "cpu", segmenter: str | None = None,
             address: str | None = None, actors: int | None = None, num_gpus_per_actor: float = 0.0,
             cpus_per_actor: float = 1.0, quiet: bool = False, group: int = GROUP,
-            meter: Meter | None = None) -> ShardStats:
+            meter: Meter | None = None, precision: str = "fp32", batch_size: int = 64) -> ShardStats:
     """Run the unfinished shards of ``job`` with Ray Data: read (tasks) -> ``map_batches`` over a pool of
     ``actors`` model actors (CPU, or ``num_gpus_per_actor`` GPUs each) -> this process writes each output shard,
     in input order, with the same :class:`ShardWriter` as :func:`run_local`. Joins the cluster at ``address``
@@ -547,14 +549,14 @@ def run_ray(model: Sequence[str | Path], job: Job, on_error: str = "record", thr
         started = True
     try:
         return _run_ray(ray, model, job, on_error, threshold, matrix, limits, device, segmenter, actors,
-                        num_gpus_per_actor, cpus_per_actor, quiet, group, meter)
+                        num_gpus_per_actor, cpus_per_actor, quiet, group, meter, precision, batch_size)
     finally:
         if started:
             ray.shutdown()
 
 
 def _run_ray(ray, model, job, on_error, threshold, matrix, limits, device, segmenter, actors, num_gpus_per_actor,
-             cpus_per_actor, quiet, group, meter) -> ShardStats:
+             cpus_per_actor, quiet, group, meter, precision="fp32", batch_size=64) -> ShardStats:
     import ray.data
 
     if not job.todo:
@@ -584,7 +586,8 @@ def _run_ray(ray, model, job, on_error, threshold, matrix, limits, device, segme
         RayExtractActor, batch_size=group, compute=ray.data.ActorPoolStrategy(size=actors),
         fn_constructor_kwargs=dict(checkpoints=checkpoints, device=device, segmenter=segmenter,
                                    max_clauses=limits.max_clauses, max_chars=limits.max_chars, threshold=threshold,
-                                   matrix=matrix, threads=max(1, int(cpus_per_actor))),
+                                   matrix=matrix, threads=max(1, int(cpus_per_actor)), precision=precision,
+                                   batch_size=batch_size),
         num_cpus=cpus_per_actor, num_gpus=num_gpus_per_actor or None)
 
     shard_bar, doc_bar = _bars(job, quiet, meter)
@@ -691,11 +694,13 @@ def predict_command(args) -> int:
         if args.engine == "ray":
             stats.now = run_ray(args.model, job, args.on_error, args.threshold, args.matrix, limits, args.device,
                                 args.segmenter, args.address, args.actors, args.num_gpus_per_actor,
-                                args.cpus_per_actor, quiet=args.quiet, meter=meter)
+                                args.cpus_per_actor, quiet=args.quiet, meter=meter,
+                                precision=getattr(args, "precision", "fp32"), batch_size=getattr(args, "batch_size", 64))
         else:
 
             ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter,
-                                max_clauses=limits.max_clauses, batch_size=getattr(args, "batch_size", 64))
+                                max_clauses=limits.max_clauses, batch_size=getattr(args, "batch_size", 64),
+                                precision=getattr(args, "precision", "fp32"))
             stats.now = run_local(ex, job, args.on_error, args.threshold, args.matrix, limits, quiet=args.quiet,
                                   meter=meter)
     except BatchFailure as e:
@@ -716,7 +721,7 @@ def predict_command(args) -> int:
 def _predict_file(args, limits: Limits) -> int:
 
     ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter, max_clauses=limits.max_clauses,
-                        batch_size=getattr(args, "batch_size", 64))
+                        batch_size=getattr(args, "batch_size", 64), precision=getattr(args, "precision", "fp32"))
     src = sys.stdin.buffer if args.input == "-" else open_binary(args.input)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:

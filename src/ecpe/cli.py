@@ -23,8 +23,8 @@ from .metrics import score
 from .models import model_class
 from .resources import MissingResource
 from .options import PRESETS
-from .options import (CLIError, add_device_argument, parse_folds, resolve_data, train_config_kwargs,
-                      train_model_config)
+from .options import (CLIError, add_device_argument, add_precision_argument, parse_folds, resolve_data,
+                      train_config_kwargs, train_model_config)
 from .training import protocol_label, train_run
 from .version import __version__
 
@@ -143,7 +143,7 @@ def _train_seeds(args, split_dir, folds, model_config, cfg, on_fold) -> int:
 
 # ---- evaluate -------------------------------------------------------------------------------------
 def cmd_evaluate(args) -> int:
-    model, ckpts = load_models(args.model, device=args.device)
+    model, ckpts = load_models(args.model, device=args.device, precision=args.precision)
     ckpt = ckpts[0]
     path = Path(args.data)
     files = sorted(path.glob("fold*_test.txt")) if path.is_dir() else [path]
@@ -154,10 +154,11 @@ def cmd_evaluate(args) -> int:
         docs = read_documents(f)
         metrics = score(docs, predict_documents(model, docs, threshold=args.threshold))
         what = f"ensemble of {len(model)} {ckpt['model']} models" if isinstance(model, Ensemble) else f"model {ckpt['model']}"
+        what += f" run in {args.precision}" if args.precision != "fp32" else ""
         print_metrics(f"{f} ({len(docs)} documents; {what} trained {meta.get('protocol', '?')}, "
                       f"{meta.get('split', '?')} fold {meta.get('fold', '?')}):", metrics)
         if args.json:
-            print(json.dumps({"file": str(f), **metrics}, ensure_ascii=False))
+            print(json.dumps({"file": str(f), "precision": args.precision, **metrics}, ensure_ascii=False))
     return 0
 
 
@@ -170,7 +171,7 @@ def cmd_predict(args) -> int:
     if not args.text:
         raise CLIError("give a text to analyse or --input FILE|DIR (JSON lines; '-' for standard input)")
     ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter,  # several: an ensemble
-                        batch_size=args.batch_size)
+                        batch_size=args.batch_size, precision=args.precision)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for t in args.text:
@@ -281,6 +282,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     e.add_argument("--threshold", type=float, help="pair threshold eta (default: the model's)")
     e.add_argument("--json", action="store_true", help="also print the metrics as JSON")
     add_device_argument(e)
+    add_precision_argument(e)
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("predict", help="extract emotion-cause pairs from raw text",
@@ -302,6 +304,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                    help="override the model's segmenter (jieba-py: the Python jieba even where rjieba is installed)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_device_argument(r)
+    add_precision_argument(r)
 
     add_batch_arguments(r)
     r.set_defaults(func=cmd_predict)

@@ -3,9 +3,9 @@
 Never imports :mod:`ecpe.training`; ``ecpe predict``, ``ecpe evaluate``, ``ecpe serve`` and the Python API
 (``ecpe.Extractor``) all go through it.
 """
-from .core import decode_batches, evaluate, predict, predict_docs, to_predictions
+from .core import PRECISIONS, decode_batches, evaluate, predict, predict_docs, set_precision, to_predictions
 from .ensemble import Ensemble, evaluate_runs, for_inference, load_models, predict_documents
 from .extractor import Extractor, InputError
 
 __all__ = ["decode_batches", "evaluate", "predict", "predict_docs", "to_predictions", "Ensemble", "evaluate_runs",
-           "for_inference", "load_models", "predict_documents", "Extractor", "InputError"]
+           "for_inference", "load_models", "predict_documents", "Extractor", "InputError", "PRECISIONS", "set_precision"]

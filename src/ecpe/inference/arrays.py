@@ -23,7 +23,7 @@ from ..data.corpus import Document
 from ..devices import model_device
 from ..models import E2EECPE
 from ..models.base import Decoded
-from .core import length_batches
+from .core import length_batches, scores_of
 from .ensemble import Ensemble
 
 __all__ = ["ChunkResult", "predict_chunk", "round4", "result_dicts", "result_json"]
@@ -72,7 +72,7 @@ def _decoded(model, docs, threshold: float | None, batch_size: int) -> Iterator[
     model.eval()
     device = model_device(model)
     for batch in _batches(model, _tensors(model, docs), batch_size, device):
-        yield batch, model.decode(model(batch), batch, threshold=threshold)
+        yield batch, model.decode(scores_of(model, batch), batch, threshold=threshold)
 
 
 def _ensemble_decoded(ens: Ensemble, docs, threshold: float | None, batch_size: int):
@@ -92,7 +92,7 @@ def _ensemble_decoded(ens: Ensemble, docs, threshold: float | None, batch_size: 
             batch = next(batches, None)
             if batch is None:
                 return
-            d = m.decode(m(batch), batch)
+            d = m.decode(scores_of(m, batch), batch)
             probs = [t.to(device, torch.float64) for t in (d.pair_prob, d.emotion_prob, d.cause_prob)]
             sums = probs if sums is None else [a + b for a, b in zip(sums, probs)]
             if first is None:

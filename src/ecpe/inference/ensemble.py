@@ -17,7 +17,7 @@ import torch
 from ..data.corpus import Document, find_folds, read_documents
 from ..metrics import Prediction, mean_std, score
 from ..models import ECPEModel, load_model
-from .core import decode_batches, evaluate, predict_docs
+from .core import PRECISIONS, decode_batches, evaluate, predict_docs, set_precision
 
 __all__ = ["Ensemble", "predict_documents", "for_inference", "load_models", "evaluate_runs"]
 
@@ -102,22 +102,27 @@ def predict_documents(model, docs: Sequence[Document], threshold: float | None =
     return predict_docs(model, docs, threshold=threshold, keep_matrix=keep_matrix, batch_size=batch_size)
 
 
-def for_inference(model):
+def for_inference(model, precision: str | None = None):
     """Turn on the inference-only speed-ups of a model or of an ensemble's members
-    (:meth:`ecpe.models.ECPEModel.prepare_for_inference`). Returns ``model``."""
+    (:meth:`ecpe.models.ECPEModel.prepare_for_inference`) and, when given, the inference precision
+    (:func:`ecpe.inference.set_precision`: fp32 or bf16). Returns ``model``."""
     for m in (model.models if isinstance(model, Ensemble) else [model]):
         m.prepare_for_inference()
-    return model
+    return model if precision is None else set_precision(model, precision)
 
 
-def load_models(paths: Sequence[str | Path], device=None) -> tuple[Any, list[dict[str, Any]]]:
-    """Load model files onto ``device``, ready for inference (:func:`for_inference`): one file gives its
-    model, several an :class:`Ensemble` of them. Returns (model or ensemble, the checkpoint dict of each file)."""
+def load_models(paths: Sequence[str | Path], device=None, precision: str | None = None) -> tuple[Any, list[dict[str, Any]]]:
+    """Load model files onto ``device``, ready for inference (:func:`for_inference`, in ``precision``): one
+    file gives its model, several an :class:`Ensemble` of them. Returns (model or ensemble, the checkpoint
+    dict of each file)."""
     if not paths:
         raise ValueError("no model file given")
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     loaded = [load_model(p, device=device) for p in paths]
     models = [m for m, _ in loaded]
-    return for_inference(models[0] if len(models) == 1 else Ensemble(models)), [ckpt for _, ckpt in loaded]
+    return (for_inference(models[0] if len(models) == 1 else Ensemble(models), precision),
+            [ckpt for _, ckpt in loaded])
 
 
 def evaluate_runs(run_dirs: Sequence[str | Path], split_dir: str | Path, folds: Sequence[int] | None = None,

@@ -12,6 +12,7 @@ import torch
 from ..data.text import SEGMENTERS, prepare_text, segment
 from ..devices import model_device, resolve_device
 from .arrays import predict_chunk, result_dicts, result_json
+from .core import PRECISIONS
 from .ensemble import for_inference, load_models
 
 __all__ = ["Extractor", "InputError"]
@@ -30,8 +31,11 @@ class Extractor:
 
     def __init__(self, model, checkpoint: dict[str, Any] | None = None, batch_size: int = 64,
                  max_clauses: int = 2000, chunk: int = 1024, pipeline: bool | None = None,
-                 device: str | torch.device | None = None, segmenter: str | None = None):
-        self.model = for_inference((model if device is None else model.to(resolve_device(device))).eval())
+                 device: str | torch.device | None = None, segmenter: str | None = None,
+                 precision: str | None = None):
+        # precision: fp32 or bf16 (matrix products under bfloat16 autocast: faster on CPUs with AMX /
+        # AVX-512 BF16 and on GPUs; see ecpe.inference.set_precision); None keeps the model's setting
+        self.model = for_inference((model if device is None else model.to(resolve_device(device))).eval(), precision)
         self.checkpoint = checkpoint or {}
         pre = self.checkpoint.get("preprocess", {})
         # the model's segmenter, unless overridden (e.g. "jieba-py": the Python jieba even where rjieba is installed)
@@ -53,7 +57,8 @@ class Extractor:
     def load(cls, path: str | Path | Sequence[str | Path], device: str | torch.device | None = "cpu",
              **kwargs) -> "Extractor":
         """An extractor for a model file, or for several E2EECPE model files averaged as one
-        (:class:`ecpe.inference.Ensemble`); ``device``: cpu (default), cuda, cuda:N or auto."""
+        (:class:`ecpe.inference.Ensemble`); ``device``: cpu (default), cuda, cuda:N or auto; other keywords as
+        for the constructor (``precision="bf16"``, ``batch_size``, ``segmenter`` ...)."""
         paths = [path] if isinstance(path, (str, Path)) else list(path)
         model, ckpts = load_models(paths, device=device)
         if len(ckpts) == 1:
@@ -72,7 +77,15 @@ class Extractor:
                 **({"ensemble": self.checkpoint["ensemble"]} if "ensemble" in self.checkpoint else {}),
                 "config": self.checkpoint.get("config", {}), "preprocess": self.checkpoint.get("preprocess", {}),
                 "versions": self.checkpoint.get("versions", {}), "device": str(model_device(self.model)),
+                "precision": self.precision,
                 **{k: meta[k] for k in meta if k != "train_config"}}
+
+    @property
+    def precision(self) -> str:
+        """The precision the model predicts in (a key of :data:`ecpe.inference.PRECISIONS`)."""
+        members = getattr(self.model, "models", None) or [self.model]
+        dtype = getattr(members[0], "inference_dtype", None)
+        return next(name for name, d in PRECISIONS.items() if d == dtype)
 
     # ---- input handling ----------------------------------------------------------------------------
     def _prepare(self, item: Any) -> tuple[list[str], list[list[str]]]:

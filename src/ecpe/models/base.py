@@ -95,6 +95,8 @@ class ECPEModel(nn.Module, ABC):
     config_class: ClassVar[type]
     schedule: ClassVar[str] = "single"
     select_key: ClassVar[Callable[[dict], float]] = staticmethod(pair_f1)
+    # the dtype ecpe.inference runs forward in under autocast (None: float32); see ecpe.inference.set_precision
+    inference_dtype: torch.dtype | None = None
 
     def __init__(self, vocab: Vocab, config: Any = None, embeddings: np.ndarray | None = None):
         super().__init__()

@@ -16,7 +16,7 @@ import sys
 import torch
 
 from ..inference import Extractor
-from ..options import CLIError, add_device_argument
+from ..options import CLIError, add_device_argument, add_precision_argument
 from .limits import DEFAULTS, Limits
 
 __all__ = ["add_subcommand", "create_app", "Limits"]
@@ -51,7 +51,7 @@ def cmd_serve(args) -> int:
         raise CLIError(str(e)) from None
     if args.threads < 0:
         raise CLIError(f"--threads must be 0 (torch's choice) or more, got {args.threads}")
-    extractor = Extractor.load(args.model, device=args.device)  # FileNotFoundError / ValueError: one-line errors
+    extractor = Extractor.load(args.model, device=args.device, precision=args.precision)  # FileNotFoundError / ValueError: one-line errors
     if args.threads:
         torch.set_num_threads(args.threads)
     app = create_app(extractor, limits)
@@ -100,4 +100,5 @@ def add_subcommand(sub) -> None:
                    help="server log level (default info)")
     s.add_argument("--no-access-log", dest="access_log", action="store_false", help="do not log each request")
     add_device_argument(s)
+    add_precision_argument(s)
     s.set_defaults(func=cmd_serve)

@@ -1,0 +1,92 @@
+"""Inference precision (ecpe.inference.set_precision, --precision): bf16 runs the model's matrix products under
+bfloat16 autocast and hands float32 scores to the same decoding; fp32 is the default and unchanged."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY, make_corpus
+from tiny_model import make_tiny_model
+
+from ecpe.cli import main
+from ecpe.data.vocab import Vocab
+from ecpe.inference import Ensemble, Extractor, predict_documents, set_precision
+from ecpe.inference.core import scores_of
+from ecpe.models import build_model
+
+
+@pytest.fixture(scope="module")
+def model_and_docs():
+    torch.manual_seed(0)
+    docs = make_corpus(24, seed=3, max_len=10)
+    vocab = Vocab.build(c for d in docs for c in d.clauses)
+    model = build_model("e2eecpe", vocab, dict(TINY, threshold=0.3)).eval()
+    model.prepare_for_inference()
+    return model, docs
+
+
+def test_fp32_is_the_default_and_bf16_scores_come_back_float32(model_and_docs):
+    model, docs = model_and_docs
+    batch = model.tensorize(docs[:8]).batch(list(range(8)))
+    assert model.inference_dtype is None
+    with torch.inference_mode():
+        ref = model(batch)
+        assert all(torch.equal(ref[k], v) for k, v in scores_of(model, batch).items())  # fp32: model(batch) as is
+        set_precision(model, "bf16")
+        try:
+            got = scores_of(model, batch)
+        finally:
+            set_precision(model, "fp32")
+    assert model.inference_dtype is None
+    assert set(got) == set(ref)
+    for k in ref:
+        assert got[k].dtype == ref[k].dtype == torch.float32, k
+        # bfloat16 keeps 8 bits of mantissa: the logits move by a few parts in a thousand, not more
+        assert torch.allclose(got[k], ref[k], rtol=0.05, atol=0.05), k
+        assert not torch.equal(got[k], ref[k]) or k == "pair_weights", f"{k}: bf16 did not change anything"
+
+
+def test_bf16_predictions_match_fp32_within_rounding(model_and_docs):
+    model, docs = model_and_docs
+    ref = predict_documents(model, docs, keep_matrix=True)
+    set_precision(model, "bf16")
+    try:
+        got = predict_documents(model, docs, keep_matrix=True)
+    finally:
+        set_precision(model, "fp32")
+    for a, b in zip(got, ref):
+        assert np.allclose(a.pair_prob, b.pair_prob, atol=0.02)
+        assert np.allclose(a.emotion_prob, b.emotion_prob, atol=0.02)
+        # a pair may only flip when its fp32 score lies within bf16's error of the threshold
+        flipped = {(e, c) for e, c, _ in a.pairs} ^ {(e, c) for e, c, _ in b.pairs}
+        assert all(abs(b.pair_prob[e][c] - 0.3) < 0.02 for e, c in flipped)
+
+
+def test_ensemble_members_and_unknown_names(model_and_docs):
+    model, _ = model_and_docs
+    ens = Ensemble([model, model])
+    set_precision(ens, "bf16")
+    assert all(m.inference_dtype == torch.bfloat16 for m in ens.models)
+    set_precision(ens, "fp32")
+    assert model.inference_dtype is None
+    with pytest.raises(ValueError, match="unknown precision 'fp8'.*fp32, bf16"):
+        set_precision(model, "fp8")
+
+
+def test_extractor_and_cli_take_precision(tmp_path, capsys):
+    path = make_tiny_model(tmp_path / "tiny.pt")
+    text = "昨天上午，警察把丢失的钱交给了老人。老人非常高兴。"
+    ex32, ex16 = Extractor.load(path), Extractor.load(path, precision="bf16")
+    assert (ex32.precision, ex16.precision) == ("fp32", "bf16")
+    assert ex16.info["precision"] == "bf16"
+    a, b = ex32.extract(text), ex16.extract(text)
+    assert [(p["emotion"], p["cause"]) for p in a["pairs"]] == [(p["emotion"], p["cause"]) for p in b["pairs"]]
+    assert main(["predict", "--model", str(path), "--precision", "bf16", text]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [(p["emotion"], p["cause"]) for p in out["pairs"]] == [(p["emotion"], p["cause"]) for p in a["pairs"]]
+    with pytest.raises(SystemExit) as e:
+        main(["predict", "--model", str(path), "--precision", "half", text])
+    assert e.value.code == 2
+    assert "invalid choice: 'half'" in capsys.readouterr().err
