@@ -90,3 +90,20 @@ def test_extractor_and_cli_take_precision(tmp_path, capsys):
         main(["predict", "--model", str(path), "--precision", "half", text])
     assert e.value.code == 2
     assert "invalid choice: 'half'" in capsys.readouterr().err
+
+
+def test_the_cached_word_table_stays_float32_whatever_ran_first(model_and_docs):
+    """The word table (embeddings x CNN taps) is cached on first use: a bf16 call filling it must not make
+    later fp32 predictions differ from those of a model that ran fp32 first."""
+    model, docs = model_and_docs
+    ref = predict_documents(model, docs, keep_matrix=True)
+    model._word_table = None  # empty the cache, then fill it under bf16
+    set_precision(model, "bf16")
+    try:
+        predict_documents(model, docs[:4])
+        assert model._word_table[1].dtype == torch.float32
+    finally:
+        set_precision(model, "fp32")
+    got = predict_documents(model, docs, keep_matrix=True)
+    for a, b in zip(got, ref):
+        assert np.array_equal(np.asarray(a.pair_prob), np.asarray(b.pair_prob))

@@ -66,9 +66,9 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 def add_precision_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                         help="fp32 (default), or bf16: the model's matrix products in bfloat16 (autocast), scores "
-                             "and decoding in float32. Faster where the CPU has AMX / AVX-512 BF16 (1.3-1.5x "
-                             "measured) or on a GPU, slower on CPUs without them; on split10 it changed 1 of "
-                             "2,035 predicted test pairs (check yours: ecpe evaluate --precision bf16)")
+                             "and decoding in float32. Meant for CPUs with AMX / AVX-512 BF16 (measured faster there: "
+                             "docs/speed.md) and GPUs; it may be slower on CPUs without them. On split10 it changed "
+                             "2 of 2,035 predicted test pairs (check yours: ecpe evaluate --precision bf16)")
 
 
 # ---- which `ecpe train` flag applies to which model ---------------------------------------------------

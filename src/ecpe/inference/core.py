@@ -17,7 +17,8 @@ __all__ = ["decode_batches", "length_batches", "to_predictions", "predict", "eva
 
 # inference precisions: the name users give -> the dtype the model's matrix products run in under autocast
 # (None: float32 throughout). bf16 keeps the parameters, the word table, decoding and the returned scores in
-# float32; on split10 (--preset best, 10 folds) it changed 1 of 2,035 predicted test pairs (docs/speed.md).
+# float32; on split10 (--preset best, 10 folds) it changed 2 of 2,035 predicted test pairs, pair F1 unchanged
+# (benchmarks/precision.py, docs/results/speed/precision_bf16_best_split10.json).
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
 
 

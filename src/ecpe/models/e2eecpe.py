@@ -160,7 +160,9 @@ class E2EECPE(ECPEModel):
         key = tuple((p.data_ptr(), tensor_version(p), p.device, p.dtype) for p in params)
         cached = self._word_table
         if cached is None or cached[0] != key:
-            with torch.no_grad():
+            # float32 whatever the caller's autocast (bf16 inference): the cached table must not depend on
+            # the precision of the first call that filled it
+            with torch.no_grad(), torch.autocast(self.embed.weight.device.type, enabled=False):
                 cached = (key, self.embed.weight @ self.cnn.projection().t())
             self._word_table = cached
         return cached[1]
