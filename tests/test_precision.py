@@ -107,3 +107,22 @@ def test_the_cached_word_table_stays_float32_whatever_ran_first(model_and_docs):
     got = predict_documents(model, docs, keep_matrix=True)
     for a, b in zip(got, ref):
         assert np.array_equal(np.asarray(a.pair_prob), np.asarray(b.pair_prob))
+
+
+def test_batch_jobs_take_precision(tmp_path):
+    path = make_tiny_model(tmp_path / "tiny.pt")
+    lines = [{"id": i, "text": "昨天上午，警察把丢失的钱交给了老人。老人非常高兴。"} for i in range(3)]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
+    outs = {}
+    for p in ("fp32", "bf16"):
+        dst = tmp_path / f"out-{p}.jsonl"
+        assert main(["predict", "--model", str(path), "--precision", p, "--input", str(src), "--output", str(dst),
+                     "-q"]) == 0
+        outs[p] = [json.loads(x) for x in dst.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in outs["bf16"]] == [0, 1, 2]
+    assert [[(q["emotion"], q["cause"]) for q in r["pairs"]] for r in outs["bf16"]] == \
+        [[(q["emotion"], q["cause"]) for q in r["pairs"]] for r in outs["fp32"]]
+    # the option reached the model: bf16 moves the clause probabilities in their third or fourth decimal
+    assert outs["bf16"][0]["emotion_prob"] != outs["fp32"][0]["emotion_prob"]
+    assert np.allclose(outs["bf16"][0]["emotion_prob"], outs["fp32"][0]["emotion_prob"], atol=0.01)
