@@ -271,7 +271,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model", help="time prediction with this saved model.pt only (no training epochs)")
     ap.add_argument("--batch-size", type=int, default=64, help="documents per forward pass at prediction (default 64)")
     ap.add_argument("--chunk", type=int, help="documents per Extractor chunk (default: the Extractor's)")
-    ap.add_argument("--precision", default="fp32", help="inference precision: fp32 (default) or bf16 (autocast)")
+    # passed to Extractor only when not fp32, so that an A/B against code older than --precision still runs
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                    help="inference precision: fp32 (default) or bf16 (autocast)")
     ap.add_argument("--rounds", type=int, default=1, help="repeat the throughput figures (each round printed)")
     ap.add_argument("--profile", action="store_true",
                     help="print where prediction time goes (phases of ecpe predict on JSON lines), pre-segmented and raw")

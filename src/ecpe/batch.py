@@ -556,7 +556,7 @@ def run_ray(model: Sequence[str | Path], job: Job, on_error: str = "record", thr
 
 
 def _run_ray(ray, model, job, on_error, threshold, matrix, limits, device, segmenter, actors, num_gpus_per_actor,
-             cpus_per_actor, quiet, group, meter, precision="fp32", batch_size=64) -> ShardStats:
+             cpus_per_actor, quiet, group, meter, precision, batch_size) -> ShardStats:
     import ray.data
 
     if not job.todo:
@@ -698,10 +698,7 @@ def predict_command(args) -> int:
                                 precision=getattr(args, "precision", "fp32"), batch_size=getattr(args, "batch_size", 64))
         else:
 
-            ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter,
-                                max_clauses=limits.max_clauses, batch_size=getattr(args, "batch_size", 64),
-                                precision=getattr(args, "precision", "fp32"))
-            stats.now = run_local(ex, job, args.on_error, args.threshold, args.matrix, limits, quiet=args.quiet,
+            stats.now = run_local(_local_extractor(args, limits), job, args.on_error, args.threshold, args.matrix, limits, quiet=args.quiet,
                                   meter=meter)
     except BatchFailure as e:
         print(f"ecpe predict: error: {e}", file=sys.stderr)
@@ -718,10 +715,14 @@ def predict_command(args) -> int:
     return EXIT_ERRORS if stats.total.errors else EXIT_OK
 
 
-def _predict_file(args, limits: Limits) -> int:
+def _local_extractor(args, limits: Limits) -> Extractor:
+    """The extractor of the local engine, from ``ecpe predict``'s options."""
+    return Extractor.load(args.model, device=args.device, segmenter=args.segmenter, max_clauses=limits.max_clauses,
+                          batch_size=getattr(args, "batch_size", 64), precision=getattr(args, "precision", "fp32"))
 
-    ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter, max_clauses=limits.max_clauses,
-                        batch_size=getattr(args, "batch_size", 64), precision=getattr(args, "precision", "fp32"))
+
+def _predict_file(args, limits: Limits) -> int:
+    ex = _local_extractor(args, limits)
     src = sys.stdin.buffer if args.input == "-" else open_binary(args.input)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:

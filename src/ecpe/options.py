@@ -12,8 +12,8 @@ from typing import Any
 from .data.download import ensure_dataset
 from .models import MODELS, model_class
 
-__all__ = ["PRESETS", "CLIError", "resolve_data", "parse_folds", "add_device_argument", "add_precision_argument", "train_model_config",
-           "train_config_kwargs", "MODEL_FLAGS", "TRAINER_FLAGS"]
+__all__ = ["PRESETS", "CLIError", "resolve_data", "parse_folds", "add_device_argument", "add_precision_argument",
+           "train_model_config", "train_config_kwargs", "MODEL_FLAGS", "TRAINER_FLAGS"]
 
 
 # named configurations of `ecpe train`: defaults for these flags (argparse dests); flags given on the command

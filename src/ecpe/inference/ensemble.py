@@ -17,7 +17,7 @@ import torch
 from ..data.corpus import Document, find_folds, read_documents
 from ..metrics import Prediction, mean_std, score
 from ..models import ECPEModel, load_model
-from .core import PRECISIONS, decode_batches, evaluate, predict_docs, set_precision
+from .core import decode_batches, evaluate, predict_docs, set_precision
 
 __all__ = ["Ensemble", "predict_documents", "for_inference", "load_models", "evaluate_runs"]
 
@@ -117,8 +117,6 @@ def load_models(paths: Sequence[str | Path], device=None, precision: str | None 
     dict of each file)."""
     if not paths:
         raise ValueError("no model file given")
-    if precision is not None and precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     loaded = [load_model(p, device=device) for p in paths]
     models = [m for m, _ in loaded]
     return (for_inference(models[0] if len(models) == 1 else Ensemble(models), precision),
