@@ -241,3 +241,22 @@ def test_preset_sets_defaults_and_flags_win():
     assert args.open_vocab == 0
     plain = build_parser().parse_args(["train", "--out", "x"])
     assert plain.embeddings is None and plain.open_vocab == 0
+
+
+def test_corpus_word2vec_flags_reach_the_config_and_need_the_corpus_source():
+    import pytest
+
+    from ecpe.cli import build_parser
+    from ecpe.config import TrainConfig
+    from ecpe.options import CLIError, train_config_kwargs
+
+    args = build_parser("best").parse_args(["train", "--out", "x", "--preset", "best", "--corpus-epochs", "10",
+                                            "--corpus-window", "8"])
+    cfg = TrainConfig(**train_config_kwargs(args))
+    assert (cfg.corpus_w2v_epochs, cfg.corpus_window) == (10, 8)
+    default = TrainConfig(**train_config_kwargs(build_parser("best").parse_args(["train", "--out", "x",
+                                                                                  "--preset", "best"])))
+    assert (default.corpus_w2v_epochs, default.corpus_window) == (5, 5)
+    for flag in ("--corpus-epochs", "--corpus-window"):
+        with pytest.raises(CLIError, match=f"{flag} applies to --embeddings corpus"):
+            train_config_kwargs(build_parser().parse_args(["train", "--out", "x", flag, "3"]))

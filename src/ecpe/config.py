@@ -47,6 +47,7 @@ class TrainConfig:
     open_vocab: int = 0           # add up to this many words of the vectors that training never saw (-1: all)
     corpus_w2v_epochs: int = 5    # word2vec epochs for embeddings="corpus"
     corpus_min_count: int = 5     # embeddings="corpus": corpus words seen fewer times are dropped
+    corpus_window: int = 5        # embeddings="corpus": skip-gram context window
     teachers: tuple[str, ...] = ()  # distillation: run folders whose foldK/model.pt, averaged, give soft targets
     distill_weight: float = 0.5   # targets = (1 - w) * gold + w * teachers' mean M-hat / probabilities
     threads: int = 0              # torch threads; 0 = all cores

@@ -128,8 +128,8 @@ class _EpochBar:
 
 
 def corpus_word2vec(fold_sentences: Sequence[Sequence[str]], corpora: Sequence[str] = DEFAULT_CORPORA,
-                    dim: int = 200, epochs: int = 5, min_count: int = 5, seed: int = 1, workers: int = 1,
-                    progress: bool = False) -> tuple[dict[str, np.ndarray], dict]:
+                    dim: int = 200, epochs: int = 5, min_count: int = 5, window: int = 5, seed: int = 1,
+                    workers: int = 1, progress: bool = False) -> tuple[dict[str, np.ndarray], dict]:
     """Skip-gram word2vec on packaged Chinese corpora (:func:`ecpe.resources.corpus_sentences`, segmented
     as the model's input is) plus ``fold_sentences`` (a fold's training file, never its test file).
 
@@ -139,11 +139,11 @@ def corpus_word2vec(fold_sentences: Sequence[Sequence[str]], corpora: Sequence[s
     external = corpus_sentences(corpora, progress=progress)
     fold_sentences = [list(s) for s in fold_sentences]
     keep = {w for s in fold_sentences for w in s}
-    vectors = train_word2vec(external + fold_sentences, dim=dim, seed=seed, epochs=epochs, min_count=min_count,
-                             keep=keep, workers=workers, progress=progress)
+    vectors = train_word2vec(external + fold_sentences, dim=dim, seed=seed, epochs=epochs, window=window,
+                             min_count=min_count, keep=keep, workers=workers, progress=progress)
     facts = {"corpora": list(corpora), "corpus_tokens": sum(map(len, external)),
              "fold_tokens": sum(map(len, fold_sentences)), "vocabulary": len(vectors), "epochs": epochs,
-             "min_count": min_count, "seed": seed}
+             "window": window, "min_count": min_count, "seed": seed}
     return vectors, facts
 
 

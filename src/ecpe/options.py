@@ -129,6 +129,12 @@ def train_model_config(args: argparse.Namespace) -> dict[str, Any]:
 def train_config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """``TrainConfig`` keyword arguments of ``ecpe train``'s flags (flags not given keep the defaults)."""
     kwargs = {dest: getattr(args, dest) for dest in ("epochs", *TRAINER_FLAGS.values()) if getattr(args, dest) is not None}
+    for flag, dest, field in (("--corpus-epochs", "corpus_epochs", "corpus_w2v_epochs"),
+                              ("--corpus-window", "corpus_window", "corpus_window")):
+        if getattr(args, dest, None) is not None:
+            if args.embeddings != "corpus":
+                raise CLIError(f"{flag} applies to --embeddings corpus (given: {args.embeddings or 'train'})")
+            kwargs[field] = getattr(args, dest)
     return {**kwargs, "seed": args.seed, "select_on": args.select_on, "embeddings": args.embeddings,
             "threads": args.threads, "min_freq": args.min_freq, "device": args.device, "open_vocab": args.open_vocab,
             "teachers": tuple(args.teacher or ()), **({"distill_weight": args.distill_weight}

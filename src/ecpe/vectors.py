@@ -34,13 +34,13 @@ def coverage(vectors: dict, docs) -> dict[str, float]:
 
 
 def build_fold_vectors(split_dir: str | Path, k: int, workers: int = 1, progress: bool = False,
-                       epochs: int = 5, min_count: int = 5, dim: int = 200) -> dict[str, Any]:
+                       epochs: int = 5, min_count: int = 5, dim: int = 200, window: int = 5) -> dict[str, Any]:
     """Corpus vectors for fold ``k`` (cached); returns facts: sizes and the coverage of the fold's
     training and test tokens (the test file is only counted, never read into the vectors)."""
     fold = load_fold(split_dir, k)
     start = time.perf_counter()
     vectors, facts = corpus_word2vec([c for d in fold.train for c in d.clauses], dim=dim, epochs=epochs,
-                                     min_count=min_count, workers=workers, progress=progress)
+                                     min_count=min_count, window=window, workers=workers, progress=progress)
     train_words = {w for d in fold.train for c in d.clauses for w in c}
     test_cov = coverage(vectors, fold.test)
     closed = coverage(train_words, fold.test)  # what a vocabulary of the training words alone covers
@@ -51,8 +51,8 @@ def build_fold_vectors(split_dir: str | Path, k: int, workers: int = 1, progress
 
 
 def _task(args):
-    split_dir, k, workers, epochs, min_count, dim = args
-    return build_fold_vectors(split_dir, k, workers, False, epochs, min_count, dim)
+    split_dir, k, workers, epochs, min_count, dim, window = args
+    return build_fold_vectors(split_dir, k, workers, False, epochs, min_count, dim, window)
 
 
 def cmd_build(args) -> int:
@@ -60,7 +60,7 @@ def cmd_build(args) -> int:
     split_dir = data / args.split if (data / args.split).is_dir() else data
     folds = parse_folds(args.folds, find_folds(split_dir))
     workers = 1  # deterministic: the vectors `ecpe train --embeddings corpus` computes and caches
-    tasks = [(str(split_dir), k, workers, args.epochs, args.min_count, args.dim) for k in folds]
+    tasks = [(str(split_dir), k, workers, args.epochs, args.min_count, args.dim, args.window) for k in folds]
     rows = []
     if args.jobs > 1 and len(tasks) > 1:
         # the corpora are segmented once, before the workers start (they then read the cache)
@@ -70,7 +70,8 @@ def cmd_build(args) -> int:
                 rows.append(row)
     else:
         for split_dir_, k, *_ in tasks:
-            rows.append(build_fold_vectors(split_dir_, k, workers, True, args.epochs, args.min_count, args.dim))
+            rows.append(build_fold_vectors(split_dir_, k, workers, True, args.epochs, args.min_count, args.dim,
+                                           args.window))
     for r in rows:
         print(f"{Path(split_dir).name} fold {r['fold']}: corpus {r['corpus_tokens']:,} tokens + fold {r['fold_tokens']:,}; "
               f"vocabulary {r['vocabulary']:,}; test tokens with a vector {r['coverage_test_tokens']:.1%} "
@@ -92,7 +93,10 @@ def add_subcommand(sub) -> None:
     b.add_argument("--split", default="split10", help="split folder name (default split10)")
     b.add_argument("--folds", default="all", help="'all' or a comma-separated list (default all)")
     b.add_argument("--jobs", type=int, default=1, help="folds built in parallel processes (default 1)")
-    b.add_argument("--epochs", type=int, default=5, help="word2vec epochs (default 5, as `ecpe train`)")
+    b.add_argument("--epochs", type=int, default=5,
+                   help="word2vec epochs (default 5, as `ecpe train`; match it with `ecpe train --corpus-epochs`)")
+    b.add_argument("--window", type=int, default=5,
+                   help="skip-gram context window (default 5, as `ecpe train`; match it with --corpus-window)")
     b.add_argument("--min-count", type=int, default=5, help="corpus words seen fewer times are dropped (default 5)")
     b.add_argument("--dim", type=int, default=200, help="vector size (default 200)")
     b.add_argument("--json", action="store_true", help="also print the facts as JSON")
