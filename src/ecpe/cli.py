@@ -77,6 +77,7 @@ def cmd_train(args) -> int:
     if args.seeds and args.model != "e2eecpe":
         raise CLIError(f"--seeds does not apply to model {args.model!r}: it trains an ensemble of E2EECPE models, "
                        "and two-stage models cannot be averaged")
+    cfg = TrainConfig(**train_config_kwargs(args))  # checked before the data is looked for
     data = resolve_data(args.data)
     split_dir = data / args.split if (data / args.split).is_dir() else data
     try:
@@ -84,7 +85,6 @@ def cmd_train(args) -> int:
     except FileNotFoundError as e:
         raise CLIError(str(e)) from None
     folds = parse_folds(args.folds, available)
-    cfg = TrainConfig(**train_config_kwargs(args))
     protocol = protocol_label(args.select_on)
     print(f"training {args.model} on {split_dir} folds {','.join(map(str, folds))} -> {args.out} [{protocol}]",
           file=sys.stderr)
