@@ -260,3 +260,25 @@ def test_corpus_word2vec_flags_reach_the_config_and_need_the_corpus_source():
     for flag in ("--corpus-epochs", "--corpus-window"):
         with pytest.raises(CLIError, match=f"{flag} applies to --embeddings corpus"):
             train_config_kwargs(build_parser().parse_args(["train", "--out", "x", flag, "3"]))
+
+
+def test_corpus_word2vec_trains_with_the_window_and_epochs_it_is_given(monkeypatch, corpus):
+    import numpy as np
+
+    from ecpe import embeddings, training
+    from ecpe.config import TrainConfig
+
+    external = [c for d in corpus[:20] for c in d.clauses]  # stands in for the packaged corpora
+    monkeypatch.setattr(embeddings, "corpus_sentences", lambda corpora, progress=False: external)
+    fold = [c for d in corpus[20:40] for c in d.clauses]
+    narrow, facts = embeddings.corpus_word2vec(fold, dim=8, epochs=2, min_count=1, window=1)
+    wide, wide_facts = embeddings.corpus_word2vec(fold, dim=8, epochs=2, min_count=1, window=4)
+    assert (facts["window"], facts["epochs"], wide_facts["window"]) == (1, 2, 4)
+    word = fold[0][0]
+    assert not np.allclose(narrow[word], wide[word])  # the window reached word2vec
+    # ecpe train's corpus source passes --corpus-epochs / --corpus-window the same way
+    cfg = TrainConfig(embeddings="corpus", corpus_w2v_epochs=2, corpus_window=1, corpus_min_count=1)
+    docs = corpus[20:40]
+    vectors, info = training.word_vectors(cfg, docs, docs, 8)
+    assert (info["window"], info["epochs"]) == (1, 2)
+    np.testing.assert_allclose(vectors[word], narrow[word])
