@@ -4,8 +4,8 @@
         --teacher docs/results/accuracy/best_seeds123_split10.json --single runs/corpus-open \\
         --out docs/results/distill/NAME.json [--note TEXT]
 
-``--student W=RUN``: one student run per distillation weight tried (``ecpe train --teacher ... --distill-weight W``);
-the weight is **chosen on dev** (the highest mean dev pair F1 over folds, as ``ecpe train`` recorded it), never
+``--student W=RUN``: one student run per distillation weight (or other student setting) tried (``ecpe train
+--teacher ... --distill-weight W``; W is a label, e.g. ``0.8`` or ``0.8,epochs50``); the setting is **chosen on dev** (the highest mean dev pair F1 over folds, as ``ecpe train`` recorded it), never
 on test. ``--teacher``: the ensemble's scores (the JSON of ``ecpe.inference.evaluate_runs``, e.g. written by
 ``ecpe train --seeds``), ``--single``: a single model of the student's size, trained without teachers. Prints
 and writes ``{"student": <results.json of the chosen student>, "teacher": ..., "single_same_size": ...,
@@ -45,7 +45,7 @@ def paired(a: dict[int, float], b: dict[int, float]) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--student", action="append", required=True, help="W=RUN, once per weight tried")
+    ap.add_argument("--student", action="append", required=True, help="W=RUN, once per weight (or setting) tried")
     ap.add_argument("--teacher", required=True, help="the teacher ensemble's JSON (evaluate_runs schema)")
     ap.add_argument("--single", required=True, help="a single model of the student's size (run folder)")
     ap.add_argument("--single-name", help="how to name --single in the JSON (default: its path)")
