@@ -296,8 +296,7 @@ def word_vectors(cfg: TrainConfig, train_docs: Sequence[Document], fold_train: S
         # one worker: deterministic, so every run (any --jobs) shares the cached vectors of a fold
         vectors, facts = corpus_word2vec([c for d in fold_train for c in d.clauses], dim=dim,
                                          epochs=cfg.corpus_w2v_epochs, min_count=cfg.corpus_min_count,
-                                         window=cfg.corpus_window,
-                                         workers=1, progress=progress)
+                                         window=cfg.corpus_window, workers=1, progress=progress)
         info.update(facts, source="corpus: word2vec on packaged corpora + the fold's training file")
     elif source in SOURCES:
         words, matrix = load_vectors(source)
