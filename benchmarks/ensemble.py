@@ -2,7 +2,8 @@
 
     python benchmarks/ensemble.py --runs runs/full10 runs/seed2 runs/seed3 [--data ../shared/data/ecpe-zh]
 
-Each run folder is an ``ecpe train --folds all`` run (one seed each, dev-selected). For every fold, the
+Each run folder is an ``ecpe train --folds all`` run (dev-selected): seeds of one configuration, or different
+configurations (other flags, vectors or sizes; each member reads the documents through its own vocabulary). For every fold, the
 members' test scores and the scores of their average (``ecpe.inference.Ensemble``) are printed, then the
 mean ± std over folds and a paired t-test over folds of the ensemble against the members' mean. The test
 fold is only scored: members were selected on their own dev sets. (``ecpe train --seeds 1,2,3`` trains
@@ -19,7 +20,7 @@ from pathlib import Path
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", nargs="+", required=True, help="run folders (foldK/model.pt), one per seed")
+    ap.add_argument("--runs", nargs="+", required=True, help="run folders (foldK/model.pt), one per seed or configuration")
     ap.add_argument("--data", default=os.environ.get("ECPE_DATA", "../shared/data/ecpe-zh"))
     ap.add_argument("--split", default="split10")
     ap.add_argument("--json", help="also write the per-fold figures here")

@@ -98,7 +98,7 @@ def test_cli_train_seeds_writes_each_seed_and_the_ensemble(tmp_path, corpus, spl
         assert r["seed"] == s and (out / f"seed{s}" / "fold1" / "model.pt").exists()
     res = json.loads((out / "ensemble.json").read_text())
     assert res["folds"] == [1] and len(res["per_fold"][0]["members"]) == 2
-    assert "ensemble of 2 seeds (members dev-selected), split10" in captured
+    assert "ensemble of 2 runs (members dev-selected), split10" in captured
     members = [Extractor.load(out / f"seed{s}" / "fold1" / "model.pt").model for s in (1, 2)]
     assert res["per_fold"][0]["ensemble"]["pair"] == Ensemble(members).evaluate(corpus[30:])["pair"]
     assert "--model" in captured  # how to predict with it

@@ -53,14 +53,14 @@ def print_metrics(title: str, metrics: dict, std: dict | None = None, out=None) 
 
 
 def print_ensemble(res: dict, out=None) -> None:
-    """The summary of :func:`ecpe.inference.evaluate_runs`: the ensemble, each seed, the test."""
+    """The summary of :func:`ecpe.inference.evaluate_runs`: the ensemble, each member run, the test."""
     out = out or sys.stdout
     n, folds = len(res["runs"]), ",".join(map(str, res["folds"]))
-    print_metrics(f"ensemble of {n} seeds (members {res['member_protocol']}), {res['split']}, test, mean ± std over "
+    print_metrics(f"ensemble of {n} runs (members {res['member_protocol']}), {res['split']}, test, mean ± std over "
                   f"folds {folds}:", res["mean"], res["std"], out=out)
     for task in ("pair", "emotion", "cause"):
         p = res.get("ttest_p", {}).get(task)
-        print(f"  {task:8s} F1 of the single seeds " + ", ".join(f"{x:.4f}" for x in res["members_f1"][task])
+        print(f"  {task:8s} F1 of the member runs " + ", ".join(f"{x:.4f}" for x in res["members_f1"][task])
               + f" (mean {res['members_mean_f1'][task]:.4f})"
               + (f"; ensemble against their mean: paired t-test over folds p = {p:.3g}" if p is not None else ""),
               file=out)
