@@ -49,6 +49,21 @@ def test_members_are_averaged_through_their_own_vocabularies(corpus, tiny_config
         assert e.emotions == [k for k in range(n) if emo[k] > 0.5]
 
 
+def test_members_of_different_configurations_are_averaged(corpus, tiny_config):
+    # as benchmarks/ensemble.py averages variants: another size, char backoff, another vocabulary
+    a = _model(corpus, tiny_config, 0)
+    b = _model(corpus, tiny_config, 1, docs=corpus[10:], hidden=tiny_config["hidden"] * 2, char_backoff=True)
+    docs = corpus[:6]
+    pa = predict(a, a.tensorize(docs), keep_matrix=True)
+    pb = predict(b, b.tensorize(docs), keep_matrix=True)
+    out = Ensemble([a, b]).predict_docs(docs, threshold=0.2, keep_matrix=True)
+    for x, y, e in zip(pa, pb, out):
+        mean = (torch.tensor(x.pair_prob, dtype=torch.float64) + torch.tensor(y.pair_prob, dtype=torch.float64)) / 2
+        assert torch.allclose(torch.tensor(e.pair_prob, dtype=torch.float64), mean, atol=1e-6)
+        cause = [(u + v) / 2 for u, v in zip(x.cause_prob, y.cause_prob)]
+        assert e.causes == [k for k, c in enumerate(cause) if c > 0.5]
+
+
 def test_ensemble_refuses_models_it_cannot_average(corpus, tiny_config):
     with pytest.raises(ValueError, match="at least one"):
         Ensemble([])
