@@ -5,8 +5,9 @@
         --out docs/results/distill/NAME.json [--note TEXT]
 
 ``--student W=RUN``: one student run per distillation weight (or other student setting) tried (``ecpe train
---teacher ... --distill-weight W``; W is a label, e.g. ``0.8`` or ``0.8,epochs50``); the setting is **chosen on dev** (the highest mean dev pair F1 over folds, as ``ecpe train`` recorded it), never
-on test. ``--teacher``: the ensemble's scores (the JSON of ``ecpe.inference.evaluate_runs``, e.g. written by
+--teacher ... --distill-weight W``; W is a label, e.g. ``0.8`` or ``0.8,epochs50``); the setting is **chosen on
+dev** (the highest mean dev pair F1 over folds, as ``ecpe train`` recorded it), never on test.
+``--teacher``: the ensemble's scores (the JSON of ``ecpe.inference.evaluate_runs``, e.g. written by
 ``ecpe train --seeds``), ``--single``: a single model of the student's size, trained without teachers. Prints
 and writes ``{"student": <results.json of the chosen student>, "teacher": ..., "single_same_size": ...,
 "weights_tried": ..., "student_vs_teacher": ..., "student_vs_single": ...}`` with paired two-sided t-tests of

@@ -1,13 +1,13 @@
-"""Accuracy of seed ensembles of E2EECPE over the folds of a split (beyond the paper).
+"""Accuracy of ensembles of E2EECPE runs (seeds or variants) over the folds of a split (beyond the paper).
 
     python benchmarks/ensemble.py --runs runs/full10 runs/seed2 runs/seed3 [--data ../shared/data/ecpe-zh]
 
 Each run folder is an ``ecpe train --folds all`` run (dev-selected): seeds of one configuration, or different
-configurations (other flags, vectors or sizes; each member reads the documents through its own vocabulary). For every fold, the
-members' test scores and the scores of their average (``ecpe.inference.Ensemble``) are printed, then the
-mean ± std over folds and a paired t-test over folds of the ensemble against the members' mean. The test
-fold is only scored: members were selected on their own dev sets. (``ecpe train --seeds 1,2,3`` trains
-the members and prints the same figures.)
+configurations (other flags, vectors or sizes; each member reads the documents through its own vocabulary).
+For every fold, the members' test scores and the scores of their average (``ecpe.inference.Ensemble``)
+are printed, then the mean ± std over folds and a paired t-test over folds of the ensemble against the
+members' mean. The test fold is only scored: members were selected on their own dev sets. (``ecpe train
+--seeds 1,2,3`` trains the members and prints the same figures.)
 """
 from __future__ import annotations
 

@@ -282,3 +282,19 @@ def test_corpus_word2vec_trains_with_the_window_and_epochs_it_is_given(monkeypat
     vectors, info = training.word_vectors(cfg, docs, docs, 8)
     assert (info["window"], info["epochs"]) == (1, 2)
     np.testing.assert_allclose(vectors[word], narrow[word])
+
+
+def test_vectors_build_passes_its_settings_to_each_fold(monkeypatch, tmp_path, corpus, split_writer, capsys):
+    import json
+
+    from ecpe import embeddings
+    from ecpe.cli import main
+
+    external = [c for d in corpus[:20] for c in d.clauses]  # stands in for the packaged corpora
+    monkeypatch.setattr(embeddings, "corpus_sentences", lambda corpora, progress=False: external)
+    split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
+    assert main(["vectors", "build", "--data", str(split), "--folds", "1", "--epochs", "2", "--window", "3",
+                 "--min-count", "1", "--dim", "8", "--json"]) == 0
+    out = capsys.readouterr().out
+    rows = json.loads(out[out.index("["):])
+    assert [(r["fold"], r["epochs"], r["window"], r["min_count"]) for r in rows] == [(1, 2, 3, 1)]

@@ -697,9 +697,8 @@ def predict_command(args) -> int:
                                 args.cpus_per_actor, quiet=args.quiet, meter=meter,
                                 precision=getattr(args, "precision", "fp32"), batch_size=getattr(args, "batch_size", 64))
         else:
-
-            stats.now = run_local(_local_extractor(args, limits), job, args.on_error, args.threshold, args.matrix, limits, quiet=args.quiet,
-                                  meter=meter)
+            stats.now = run_local(_local_extractor(args, limits), job, args.on_error, args.threshold, args.matrix,
+                                  limits, quiet=args.quiet, meter=meter)
     except BatchFailure as e:
         print(f"ecpe predict: error: {e}", file=sys.stderr)
         return EXIT_STOPPED

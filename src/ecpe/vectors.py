@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from .config import TrainConfig
 from .data.corpus import find_folds, load_fold
 from .embeddings import DEFAULT_CORPORA, corpus_word2vec
 from .options import parse_folds, resolve_data
@@ -50,9 +51,8 @@ def build_fold_vectors(split_dir: str | Path, k: int, workers: int = 1, progress
             "test_tokens_in_training_vocab": closed["tokens"]}
 
 
-def _task(args):
-    split_dir, k, workers, epochs, min_count, dim, window = args
-    return build_fold_vectors(split_dir, k, workers, False, epochs, min_count, dim, window)
+def _task(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return build_fold_vectors(**kwargs)
 
 
 def cmd_build(args) -> int:
@@ -60,7 +60,8 @@ def cmd_build(args) -> int:
     split_dir = data / args.split if (data / args.split).is_dir() else data
     folds = parse_folds(args.folds, find_folds(split_dir))
     workers = 1  # deterministic: the vectors `ecpe train --embeddings corpus` computes and caches
-    tasks = [(str(split_dir), k, workers, args.epochs, args.min_count, args.dim, args.window) for k in folds]
+    tasks = [dict(split_dir=str(split_dir), k=k, workers=workers, epochs=args.epochs, min_count=args.min_count,
+                  dim=args.dim, window=args.window) for k in folds]
     rows = []
     if args.jobs > 1 and len(tasks) > 1:
         # the corpora are segmented once, before the workers start (they then read the cache)
@@ -69,9 +70,8 @@ def cmd_build(args) -> int:
             for row in tqdm(pool.map(_task, tasks), total=len(tasks), desc="folds"):
                 rows.append(row)
     else:
-        for split_dir_, k, *_ in tasks:
-            rows.append(build_fold_vectors(split_dir_, k, workers, True, args.epochs, args.min_count, args.dim,
-                                           args.window))
+        for task in tasks:
+            rows.append(build_fold_vectors(**task, progress=True))
     for r in rows:
         print(f"{Path(split_dir).name} fold {r['fold']}: corpus {r['corpus_tokens']:,} tokens + fold {r['fold_tokens']:,}; "
               f"vocabulary {r['vocabulary']:,}; test tokens with a vector {r['coverage_test_tokens']:.1%} "
@@ -93,11 +93,15 @@ def add_subcommand(sub) -> None:
     b.add_argument("--split", default="split10", help="split folder name (default split10)")
     b.add_argument("--folds", default="all", help="'all' or a comma-separated list (default all)")
     b.add_argument("--jobs", type=int, default=1, help="folds built in parallel processes (default 1)")
-    b.add_argument("--epochs", type=int, default=5,
-                   help="word2vec epochs (default 5, as `ecpe train`; match it with `ecpe train --corpus-epochs`)")
-    b.add_argument("--window", type=int, default=5,
-                   help="skip-gram context window (default 5, as `ecpe train`; match it with --corpus-window)")
-    b.add_argument("--min-count", type=int, default=5, help="corpus words seen fewer times are dropped (default 5)")
+    train = TrainConfig()  # the settings `ecpe train --embeddings corpus` uses unless told otherwise
+    b.add_argument("--epochs", type=int, default=train.corpus_w2v_epochs,
+                   help=f"word2vec epochs (default {train.corpus_w2v_epochs}, as `ecpe train`; match it with "
+                        "`ecpe train --corpus-epochs`)")
+    b.add_argument("--window", type=int, default=train.corpus_window,
+                   help=f"skip-gram context window (default {train.corpus_window}, as `ecpe train`; match it with "
+                        "--corpus-window)")
+    b.add_argument("--min-count", type=int, default=train.corpus_min_count,
+                   help=f"corpus words seen fewer times are dropped (default {train.corpus_min_count})")
     b.add_argument("--dim", type=int, default=200, help="vector size (default 200)")
     b.add_argument("--json", action="store_true", help="also print the facts as JSON")
     b.set_defaults(func=cmd_build)
