@@ -6,6 +6,7 @@ import gzip
 import importlib.util
 import json
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -387,6 +388,19 @@ def test_corpus_word2vec_flags_reach_the_config_and_need_the_corpus_source():
     for flag in ("--corpus-epochs", "--corpus-window"):
         with pytest.raises(CLIError, match=f"{flag} applies to --embeddings corpus"):
             train_config_kwargs(build_parser().parse_args(["train", "--out", "x", flag, "3"]))
+
+
+def test_unknown_embeddings_source_is_a_one_line_error(tmp_path):
+    from ecpe.cli import build_parser
+    from ecpe.options import CLIError, train_config_kwargs
+
+    for value in ("cnsin", "corpus+cnsin"):     # a typo, alone or in a join: neither a source nor a file
+        with pytest.raises(CLIError, match=re.escape(f"--embeddings {value}: neither a vectors file nor a source")):
+            train_config_kwargs(build_parser().parse_args(["train", "--out", "x", "--embeddings", value]))
+    (tmp_path / "v+w.txt").write_text("1 2\n的 0.5 0.5\n", encoding="utf-8")
+    for value in ("corpus+cnsyn", "cnsyn", str(tmp_path / "v+w.txt")):
+        args = build_parser().parse_args(["train", "--out", "x", "--embeddings", value])
+        assert TrainConfig(**train_config_kwargs(args)).embeddings == value
 
 
 def test_corpus_word2vec_trains_with_the_window_and_epochs_it_is_given(monkeypatch, corpus):

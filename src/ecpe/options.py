@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .data.download import ensure_dataset
-from .embeddings import source_parts
+from .embeddings import SOURCES, source_parts
 from .models import MODELS, model_class
 
 __all__ = ["PRESETS", "CLIError", "resolve_data", "parse_folds", "add_device_argument", "add_precision_argument",
@@ -136,6 +136,10 @@ def train_config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             if "corpus" not in source_parts(args.embeddings):
                 raise CLIError(f"{flag} applies to --embeddings corpus (given: {args.embeddings or 'train'})")
             kwargs[field] = getattr(args, dest)
+    if args.embeddings and source_parts(args.embeddings) == [args.embeddings] and args.embeddings not in SOURCES \
+            and not Path(args.embeddings).exists():
+        raise CLIError(f"--embeddings {args.embeddings}: neither a vectors file nor a source ({', '.join(SOURCES)}, "
+                       "or several joined by +, e.g. corpus+cnsyn)")
     return {**kwargs, "seed": args.seed, "select_on": args.select_on, "embeddings": args.embeddings,
             "threads": args.threads, "min_freq": args.min_freq, "device": args.device, "open_vocab": args.open_vocab,
             "teachers": tuple(args.teacher or ()), **({"distill_weight": args.distill_weight}
