@@ -167,18 +167,18 @@ def concat_vectors(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarr
         raise ValueError("no vector sources to join")
     dims = [len(next(iter(p.values()))) if p else 0 for p in parts]
     norms = [float(np.mean([np.linalg.norm(v) for v in p.values()])) if p else 1.0 for p in parts]
+    scales = [norms[0] / n if n > 0 else 1.0 for n in norms]
+    starts = np.cumsum([0, *dims])
     order: dict[str, None] = {}
     for p in parts:
         order.update(dict.fromkeys(p))
     out = {}
     for w in order:
-        row = np.zeros(sum(dims), dtype=np.float32)
-        at = 0
-        for p, d, n in zip(parts, dims, norms):
+        row = np.zeros(starts[-1], dtype=np.float32)
+        for p, at, end, scale in zip(parts, starts, starts[1:], scales):
             v = p.get(w)
             if v is not None:
-                row[at:at + d] = v * (norms[0] / n if n > 0 else 1.0)
-            at += d
+                row[at:end] = v * scale
         out[w] = row
     return out
 

@@ -262,8 +262,8 @@ def _cnsyn() -> tuple[list[str], np.ndarray]:
     # {"model": BallTree over the vectors, "words": [...]}: the tree's state starts with its data array,
     # the vectors in the order of "words" (the tree's permutation is a separate array)
     data = load_joblib_arrays(package_file("cnsyn", "query/words_tree_mini.m", "cnsyn"))
-    words, tree = data.get("words") if isinstance(data, dict) else None, data.get("model") if isinstance(data, dict) else None
-    state = getattr(tree, "state", None)
+    data = data if isinstance(data, dict) else {}
+    words, state = data.get("words"), getattr(data.get("model"), "state", None)
     arrays = [a for a in (state if isinstance(state, tuple) else ()) if isinstance(a, np.ndarray)]
     if not (isinstance(words, list) and arrays and arrays[0].ndim == 2 and len(arrays[0]) == len(words)):
         raise ValueError("cnsyn: unexpected layout of query/words_tree_mini.m")
