@@ -37,6 +37,7 @@ import pytest  # noqa: E402
     ("indep", ["--word-dropout", "0.5"]), ("inter-ec", ["--filters", "3"]), ("inter-ec", ["--vertex-dim", "3"]),
     ("inter-ec", ["--freeze-embeddings"]), ("inter-ec", ["--lr", "0.1"]), ("indep", ["--batch-size", "8"]),
     ("inter-ce", ["--patience", "2"]), ("inter-ec", ["--l2", "0.1"]), ("e2eecpe", ["--no-filter"]),
+    ("indep", ["--ema", "0.99"]),
     ("inter-ec", ["--seeds", "1,2"]),
 ])
 def test_train_refuses_a_flag_the_model_does_not_read(model, flags, tmp_path, capsys):

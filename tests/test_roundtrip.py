@@ -427,3 +427,47 @@ def test_trainer_keeps_the_best_epoch_and_stops_on_patience(make_docs, tiny_conf
     assert any(not torch.equal(states[1][k], states[3][k]) for k in states[1])  # training moved on
     for k, v in model.state_dict().items():
         assert torch.equal(v, states[1][k]), k
+
+
+def test_trainer_with_ema_scores_and_keeps_the_moving_average(make_docs, tiny_config):
+    """--ema: after every step the averaged weights move by (1 - decay) towards the trained ones; they,
+    not the trained weights, are scored each epoch and the best epoch's average is what the model keeps."""
+    docs = make_docs(8, seed=2)
+    vocab = Vocab.build(c for d in docs for c in d.clauses)
+    torch.manual_seed(0)
+    model = build_model("e2eecpe", vocab, tiny_config)
+    train = model.tensorize(docs)
+    f1s = iter([0.1, 0.5, 0.3, 0.2])  # best at epoch 2
+    raw, scored = [], []
+    names = [n for n, _ in model.named_parameters()]
+
+    def fake_evaluate(m, _):
+        assert m is not model
+        raw.append({n: p.detach().clone() for n, p in model.named_parameters()})
+        scored.append({n: p.detach().clone() for n, p in m.named_parameters()})
+        return {"pair": {"f1": next(f1s)}}
+
+    decay = 0.6
+    history = Trainer(TrainConfig(epochs=4, patience=4, batch_size=len(docs), seed=1, ema=decay),
+                      progress=False).fit(model, train, train, evaluate_fn=fake_evaluate)  # one step per epoch
+    assert history.best_epoch == 2
+    expected = raw[0]  # the first update copies the weights
+    for k in range(1, 4):
+        expected = {n: decay * expected[n] + (1 - decay) * raw[k][n] for n in names}
+        for n in names:
+            assert torch.allclose(scored[k][n], expected[n], atol=1e-6), (k, n)
+    assert any(not torch.allclose(scored[3][n], raw[3][n]) for n in names)  # the average lags the training
+    for n, p in model.named_parameters():
+        assert torch.equal(p.detach(), scored[1][n]), n
+
+
+def test_ema_flag_reaches_the_config_and_is_checked():
+    from ecpe.cli import build_parser
+    from ecpe.options import CLIError, train_config_kwargs
+
+    parse = build_parser().parse_args
+    assert TrainConfig(**train_config_kwargs(parse(["train", "--out", "x", "--ema", "0.99"]))).ema == 0.99
+    assert TrainConfig(**train_config_kwargs(parse(["train", "--out", "x"]))).ema == 0.0  # the paper: off
+    for bad in ("1", "-0.1"):
+        with pytest.raises(CLIError, match="--ema is a decay per step"):
+            train_config_kwargs(parse(["train", "--out", "x", "--ema", bad]))

@@ -214,6 +214,10 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, help="E2EECPE: documents per batch (default 32, as the paper)")
     t.add_argument("--lr", type=float, help="E2EECPE: Adam learning rate (default 1e-3, as the paper)")
     t.add_argument("--l2", type=float, help="E2EECPE: L2 coefficient lambda (default 1e-5, as the paper)")
+    t.add_argument("--ema", type=float, metavar="DECAY",
+                   help="E2EECPE: score each epoch (and keep) an exponential moving average of the weights, "
+                        "updated after every step with this decay, e.g. 0.99 (default 0: the trained weights, "
+                        "as the paper)")
     t.add_argument("--seed", type=int, default=1,
                    help="random seed; it also draws split10's dev share (default 1). Models of several seeds, given "
                         "together to evaluate/predict/serve (--model A --model B), form an ensemble")

@@ -38,6 +38,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     l2: float = 1e-5              # lambda of eq. 17, on all weights except the word embeddings
+    ema: float = 0.0              # > 0: score and keep an exponential moving average of the weights (this decay per step)
     seed: int = 1
     select_on: str = "dev"        # "dev" (honest) or "test" (the paper's protocol)
     dev_fraction: float = 0.1     # split10 has no dev set: this share of training documents is held out

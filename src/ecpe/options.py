@@ -91,7 +91,8 @@ MODEL_FLAGS: dict[str, tuple[str, str, Any]] = {
 }
 # Trainer settings that only single-stage models read (a two-stage model's stages have their own batch
 # size, learning rate and L2 in its config, and train every epoch)
-TRAINER_FLAGS: dict[str, str] = {"--patience": "patience", "--batch-size": "batch_size", "--lr": "lr", "--l2": "l2"}
+TRAINER_FLAGS: dict[str, str] = {"--patience": "patience", "--batch-size": "batch_size", "--lr": "lr", "--l2": "l2",
+                                 "--ema": "ema"}
 
 
 def _given(args: argparse.Namespace, dest: str) -> bool:
@@ -130,6 +131,8 @@ def train_model_config(args: argparse.Namespace) -> dict[str, Any]:
 def train_config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """``TrainConfig`` keyword arguments of ``ecpe train``'s flags (flags not given keep the defaults)."""
     kwargs = {dest: getattr(args, dest) for dest in ("epochs", *TRAINER_FLAGS.values()) if getattr(args, dest) is not None}
+    if not 0 <= kwargs.get("ema", 0) < 1:
+        raise CLIError(f"--ema is a decay per step in [0, 1) (e.g. 0.99), got {kwargs['ema']}")
     for flag, dest, field in (("--corpus-epochs", "corpus_epochs", "corpus_w2v_epochs"),
                               ("--corpus-window", "corpus_window", "corpus_window")):
         if getattr(args, dest, None) is not None:

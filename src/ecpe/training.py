@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from .config import TrainConfig, from_dict, to_dict
@@ -142,8 +143,12 @@ def make_optimizer(groups: list[dict], lr: float) -> _Optimizers:
 class Trainer:
     """Trains one model, keeping the weights of the epoch that scores best on the selection set.
 
+    With ``config.ema`` > 0 the weights scored after each epoch (and so kept) are an exponential moving
+    average of the trained weights, updated after every step (``torch.optim.swa_utils.AveragedModel``);
+    the optimizer goes on training the raw weights.
+
     Args:
-        config: optimisation settings (epochs, patience, batch size, lr, l2, seed).
+        config: optimisation settings (epochs, patience, batch size, lr, l2, seed, ema).
         select_key: metrics -> number to maximise (pair F1 by default); its ``label`` attribute names it in
             the per-epoch line.
         progress: show tqdm bars.
@@ -163,6 +168,9 @@ class Trainer:
         history, best_state = StageHistory(), None
         bad = 0
         device = model_device(model)
+        # the averaged copy holds no buffers of its own worth averaging (they are constants of the model)
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
+        scored = ema.module if ema is not None else model
         n_batches = (len(train) + cfg.batch_size - 1) // cfg.batch_size
         for epoch in range(1, cfg.epochs + 1):
             model.train()
@@ -175,22 +183,24 @@ class Trainer:
                 loss = model.loss(model(batch), batch)
                 loss.backward()
                 optimizer.step()
+                if ema is not None:
+                    ema.update_parameters(model)
                 total, n = total + loss.item(), n + 1  # (on a GPU, .item() waits for the step: no queue builds up)
                 if n % 10 == 0:
                     bar.set_postfix(loss=f"{total / n:.4f}")
             seconds = time.perf_counter() - start
-            metrics = evaluate_fn(model, select)
+            metrics = evaluate_fn(scored, select)
             key = self.select_key(metrics)
             improved = key > history.best_score
             if improved:
                 history.best_score, history.best_epoch, bad = key, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = copy.deepcopy(scored.state_dict())
             else:
                 bad += 1
             history.epochs.append({"epoch": epoch, "loss": total / max(n, 1), "seconds": seconds,
                                    f"{select_name}_score": key, select_name: metrics})
             if self.monitor is not None and self.monitor is not select:
-                history.epochs[-1]["test"] = evaluate_fn(model, self.monitor)
+                history.epochs[-1]["test"] = evaluate_fn(scored, self.monitor)
             line = (f"{self.desc} epoch {epoch:2d} loss {total / max(n, 1):.4f} {select_name} {self.select_key.label} {key:.4f} "
                     f"(best {history.best_score:.4f} @ {history.best_epoch}) {seconds:.1f}s").strip()
             if self.progress:
