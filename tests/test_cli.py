@@ -17,6 +17,29 @@ def test_train_takes_the_model_sizes(tmp_path, corpus, split_writer):
     assert model.lstm.hidden_size == 8 and model.cnn.out_dim == 12 and model.emotion_vertex.out_features == 5
 
 
+import pytest  # noqa: E402
+
+
+def test_train_lstm_clause_encoder_saves_and_predicts(tmp_path, corpus, split_writer):
+    """--clause-encoder lstm (with --ema) trains, is saved in the model's config and reloads to the same
+    test scores that training wrote."""
+    import json
+
+    from ecpe.data.corpus import load_fold
+    from ecpe.inference import evaluate, load_models
+
+    split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
+    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "run"), "--epochs", "2", "--embed-dim", "16",
+               "--hidden", "8", "--clause-encoder", "lstm", "--ema", "0.9", "-q"])
+    assert rc == 0
+    from ecpe.models import load_model
+    model, _ = load_model(tmp_path / "run" / "fold1" / "model.pt")
+    assert model.config.clause_encoder == "lstm" and model.word_encoder.out_dim == 200
+    res = json.loads((tmp_path / "run" / "fold1" / "result.json").read_text())
+    loaded, _ = load_models([tmp_path / "run" / "fold1" / "model.pt"])
+    assert evaluate(loaded, loaded.tensorize(load_fold(split, 1).test))["pair"] == pytest.approx(res["pair"])
+
+
 def test_train_hidden_reaches_a_two_stage_model(tmp_path, corpus, split_writer):
     from ecpe.models import load_model
 
@@ -37,7 +60,7 @@ import pytest  # noqa: E402
     ("indep", ["--word-dropout", "0.5"]), ("inter-ec", ["--filters", "3"]), ("inter-ec", ["--vertex-dim", "3"]),
     ("inter-ec", ["--freeze-embeddings"]), ("inter-ec", ["--lr", "0.1"]), ("indep", ["--batch-size", "8"]),
     ("inter-ce", ["--patience", "2"]), ("inter-ec", ["--l2", "0.1"]), ("e2eecpe", ["--no-filter"]),
-    ("indep", ["--ema", "0.99"]),
+    ("indep", ["--ema", "0.99"]), ("inter-ec", ["--clause-encoder", "lstm"]),
     ("inter-ec", ["--seeds", "1,2"]),
 ])
 def test_train_refuses_a_flag_the_model_does_not_read(model, flags, tmp_path, capsys):

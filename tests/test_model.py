@@ -36,8 +36,10 @@ def naive_bce(logits, weights, gold):
 
 
 # ---- padding ---------------------------------------------------------------------------------------
-def test_padding_changes_no_prediction(tiny_config):
-    model = make_model(tiny_config)
+@pytest.mark.parametrize("over", [{}, {"clause_encoder": "lstm", "word_hidden": 5},
+                                  {"clause_encoder": "lstm", "word_hidden": 5, "char_backoff": True}])
+def test_padding_changes_no_prediction(tiny_config, over):
+    model = make_model(tiny_config, **over)
     alone = model.tensorize([DOC_A]).batch([0])
     both = model.tensorize(DOCS)
     ab, ba = both.batch([0, 1]), both.batch([1, 0])
@@ -421,3 +423,18 @@ def test_decode_never_returns_padding_cells_even_below_zero(tiny_config):
     for doc, pred in zip(DOCS, preds):
         n = len(doc)
         assert {(p, q) for p, q, _ in pred.pairs} == {(p, q) for p in range(n) for q in range(n)}
+
+
+def test_lstm_clause_encoder_reads_words_in_order_and_has_no_table(tiny_config):
+    """--clause-encoder lstm: clause vectors from a word BiLSTM + attention (2 x word_hidden, no CNN), so word
+    order matters (a CNN of width 2+ sees it too, but a bag of words would not); no word-projection table."""
+    model = make_model(tiny_config, clause_encoder="lstm", word_hidden=5)
+    assert not hasattr(model, "cnn") and model.lstm.input_size == 10
+    model.prepare_for_inference()
+    assert not model._cache_words
+    flipped = Document("a", [list(reversed(c)) for c in DOC_A.clauses], DOC_A.pairs)
+    with torch.no_grad():
+        a, b = (model(model.tensorize([d]).batch([0]))["pair_logits"] for d in (DOC_A, flipped))
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="clause_encoder must be one of cnn, lstm"):
+        make_model(tiny_config, clause_encoder="gru")

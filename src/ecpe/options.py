@@ -85,6 +85,7 @@ MODEL_FLAGS: dict[str, tuple[str, str, Any]] = {
     "--freeze-embeddings": ("freeze_embeddings", "freeze_embeddings", True),
     "--char-backoff": ("char_backoff", "char_backoff", True),
     "--lexicon": ("lexicon", "lexicon", None),
+    "--clause-encoder": ("clause_encoder", "clause_encoder", None),
     "--no-aux": ("no_aux", "use_aux", False),
     "--no-position": ("no_position", "use_position", False),
     "--no-filter": ("no_filter", "filter", False),

@@ -1,6 +1,6 @@
 """E2EECPE: end-to-end emotion-cause pair extraction via learning to link (Song et al., 2020, §3).
 
-word vectors -> CNN clause encoder (§3.3) -> BiLSTM (§3.4) -> emotion / cause vertices (eqs. 5-6)
+word vectors -> CNN clause encoder (§3.3; or, our option, a word-level BiLSTM + attention) -> BiLSTM (§3.4) -> emotion / cause vertices (eqs. 5-6)
 -> biaffine pair matrix (eq. 7) -> sigmoid (eq. 8) * position weights (eqs. 9-10) -> threshold (eq. 18),
 with auxiliary emotion and cause classifiers (eqs. 11-14) trained jointly (eqs. 15-17).
 """
@@ -20,9 +20,12 @@ from ..data.vocab import Vocab
 from ..lexicon import lexicon_classes
 from ..modules import Biaffine, ClauseCNN, Dropout, bilstm_padded, position_weights
 from ..modules.compat import tensor_version
+from ..modules.rnn import AttentionClauseEncoder, pack_clauses
 from .base import Decoded, ECPEModel
 
-__all__ = ["E2EECPE", "pair_loss"]
+__all__ = ["E2EECPE", "pair_loss", "CLAUSE_ENCODERS"]
+
+CLAUSE_ENCODERS = ("cnn", "lstm")
 
 
 def pair_loss(logits: torch.Tensor, weights: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
@@ -73,7 +76,14 @@ class E2EECPE(ECPEModel):
         if c.char_backoff:
             # ids of each vocabulary word's characters that are words too (multi-character words only)
             self.register_buffer("word_chars", char_id_matrix(vocab, vocab.itos), persistent=False)
-        self.cnn = ClauseCNN(c.embed_dim, c.kernel_sizes, c.filters)
+        if c.clause_encoder not in CLAUSE_ENCODERS:
+            raise ValueError(f"clause_encoder must be one of {', '.join(CLAUSE_ENCODERS)}, got {c.clause_encoder!r}")
+        if c.clause_encoder == "cnn":
+            self.cnn = ClauseCNN(c.embed_dim, c.kernel_sizes, c.filters)
+            clause_dim = self.cnn.out_dim
+        else:  # the two-stage baselines' clause encoder: all clauses of a batch in one packed pass
+            self.word_encoder = AttentionClauseEncoder(c.embed_dim, c.word_hidden)
+            clause_dim = self.word_encoder.out_dim
         n_lex = 0
         if c.lexicon:
             # [V, F] 0/1 lexicon classes of each vocabulary word (ecpe.lexicon), saved with the weights
@@ -82,7 +92,7 @@ class E2EECPE(ECPEModel):
             if feats.shape != (len(vocab), n_lex):
                 raise ValueError(f"lexicon features of shape {tuple(feats.shape)}, expected {(len(vocab), n_lex)}")
             self.register_buffer("lexicon_features", feats.float())
-        self.lstm = nn.LSTM(self.cnn.out_dim + n_lex, c.hidden, batch_first=True, bidirectional=True)
+        self.lstm = nn.LSTM(clause_dim + n_lex, c.hidden, batch_first=True, bidirectional=True)
         self.emotion_vertex = nn.Linear(2 * c.hidden, c.vertex_dim)  # W_e, b_e (eq. 5)
         self.cause_vertex = nn.Linear(2 * c.hidden, c.vertex_dim)    # W_c, b_c (eq. 6)
         self.biaffine = Biaffine(c.vertex_dim)                       # W_m, b_m (eq. 7)
@@ -138,9 +148,10 @@ class E2EECPE(ECPEModel):
         product. Same scores to float rounding. The table (``len(vocab)`` x 700 floats, 61 MB for NEWS
         fold 1) is built on first use and rebuilt when the embeddings or filters change; it is used only
         in ``eval()`` mode without gradients, so training is untouched. ``Extractor`` and ``ecpe evaluate``
-        turn it on (:meth:`prepare_for_inference`, called by ``ecpe.inference.load_models``).
+        turn it on (:meth:`prepare_for_inference`, called by ``ecpe.inference.load_models``). A model with
+        the LSTM clause encoder has no such table (its clause vectors are not linear in the words).
         """
-        self._cache_words = enabled
+        self._cache_words = enabled and self.config.clause_encoder == "cnn"
         if not enabled:
             self._word_table = None
         return self
@@ -182,6 +193,10 @@ class E2EECPE(ECPEModel):
                 ids = ids.masked_scatter(unknown, inverse + len(table))
             clauses = self.cnn.forward_projected(table, ids, batch.clause_starts, batch.clause_lens,
                                                  extra)  # dropout: identity
+        elif self.config.clause_encoder == "lstm":
+            packed = pack_clauses(batch.words, batch.clause_lens).map(
+                lambda ids: self.dropout(self.embed_words(ids, batch.unknown_chars)))
+            clauses = self.dropout(self.word_encoder(packed))  # [N, 2 * word_hidden]
         else:
             x = self.dropout(self.embed_words(batch.flat_words, batch.unknown_chars))  # [T, d_e], clauses end to end
             clauses = self.dropout(self.cnn.forward_flat(x, batch.clause_starts, batch.clause_lens))  # [N, |t| * d_c]
