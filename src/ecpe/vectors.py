@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .config import TrainConfig
+from .config import E2EConfig, TrainConfig
 from .data.corpus import find_folds, load_fold
 from .embeddings import DEFAULT_CORPORA, corpus_word2vec
 from .options import parse_folds, resolve_data
@@ -35,7 +35,8 @@ def coverage(vectors: dict, docs) -> dict[str, float]:
 
 
 def build_fold_vectors(split_dir: str | Path, k: int, workers: int = 1, progress: bool = False,
-                       epochs: int = 5, min_count: int = 5, dim: int = 200, window: int = 5) -> dict[str, Any]:
+                       epochs: int = TrainConfig.corpus_w2v_epochs, min_count: int = TrainConfig.corpus_min_count,
+                       dim: int = E2EConfig.embed_dim, window: int = TrainConfig.corpus_window) -> dict[str, Any]:
     """Corpus vectors for fold ``k`` (cached); returns facts: sizes and the coverage of the fold's
     training and test tokens (the test file is only counted, never read into the vectors)."""
     fold = load_fold(split_dir, k)
@@ -102,6 +103,7 @@ def add_subcommand(sub) -> None:
                         "--corpus-window)")
     b.add_argument("--min-count", type=int, default=train.corpus_min_count,
                    help=f"corpus words seen fewer times are dropped (default {train.corpus_min_count})")
-    b.add_argument("--dim", type=int, default=200, help="vector size (default 200)")
+    dim = E2EConfig.embed_dim  # what `ecpe train` trains for its model unless --embed-dim says otherwise
+    b.add_argument("--dim", type=int, default=dim, help=f"vector size (default {dim}, the model's --embed-dim)")
     b.add_argument("--json", action="store_true", help="also print the facts as JSON")
     b.set_defaults(func=cmd_build)
