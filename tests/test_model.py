@@ -37,7 +37,8 @@ def naive_bce(logits, weights, gold):
 
 # ---- padding ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("over", [{}, {"clause_encoder": "lstm", "word_hidden": 5},
-                                  {"clause_encoder": "lstm", "word_hidden": 5, "char_backoff": True}])
+                                  {"clause_encoder": "lstm", "word_hidden": 5, "char_backoff": True},
+                                  {"clause_encoder": "cnn+lstm", "word_hidden": 5}])
 def test_padding_changes_no_prediction(tiny_config, over):
     model = make_model(tiny_config, **over)
     alone = model.tensorize([DOC_A]).batch([0])
@@ -364,11 +365,12 @@ def test_char_backoff_word_dropout_composes_dropped_words(tiny_config):
 
 
 # ---- inference: word projections from a table -------------------------------------------------------
-@pytest.mark.parametrize("backoff", [False, True])
-def test_cached_word_projections_give_the_same_scores(tiny_config, backoff):
+@pytest.mark.parametrize("backoff, encoder", [(False, "cnn"), (True, "cnn"), (True, "cnn+lstm")])
+def test_cached_word_projections_give_the_same_scores(tiny_config, backoff, encoder):
     """cache_word_projections changes no score beyond float rounding (unknown words composed of their
-    characters included), is used only in eval mode without gradients, and follows weight updates."""
-    model = make_model(tiny_config, char_backoff=backoff)
+    characters included), is used only in eval mode without gradients, and follows weight updates
+    (with cnn+lstm the table serves the CNN half)."""
+    model = make_model(tiny_config, char_backoff=backoff, clause_encoder=encoder, word_hidden=5)
     batch = model.tensorize([*DOCS, DOC_UNKNOWN]).batch([0, 1, 2])
     if backoff:
         assert batch.unknown_chars is not None and len(batch.unknown_chars)
@@ -429,12 +431,14 @@ def test_lstm_clause_encoder_reads_words_in_order_and_has_no_table(tiny_config):
     """--clause-encoder lstm: clause vectors from a word BiLSTM + attention (2 x word_hidden, no CNN), so word
     order matters (a CNN of width 2+ sees it too, but a bag of words would not); no word-projection table."""
     model = make_model(tiny_config, clause_encoder="lstm", word_hidden=5)
-    assert not hasattr(model, "cnn") and model.lstm.input_size == 10
+    assert model.cnn is None and model.lstm.input_size == 10
     model.prepare_for_inference()
     assert not model._cache_words
     flipped = Document("a", [list(reversed(c)) for c in DOC_A.clauses], DOC_A.pairs)
     with torch.no_grad():
         a, b = (model(model.tensorize([d]).batch([0]))["pair_logits"] for d in (DOC_A, flipped))
     assert not torch.allclose(a, b)
-    with pytest.raises(ValueError, match="clause_encoder must be one of cnn, lstm"):
+    both = make_model(tiny_config, clause_encoder="cnn+lstm", word_hidden=5)
+    assert both.lstm.input_size == 10 + both.cnn.out_dim
+    with pytest.raises(ValueError, match="clause_encoder must be one of cnn, lstm, cnn\\+lstm"):
         make_model(tiny_config, clause_encoder="gru")

@@ -263,10 +263,10 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--lexicon", choices=["dutir"],
                    help="E2EECPE: per-clause emotion-lexicon indicators (DUTIR's 7 emotion classes, HowNet polarity, "
                         "negation and degree words) beside the clause encoder; needs ecpe[zh-resources]")
-    t.add_argument("--clause-encoder", choices=["cnn", "lstm"],
+    t.add_argument("--clause-encoder", choices=["cnn", "lstm", "cnn+lstm"],
                    help="E2EECPE: how a clause's words become its vector: cnn (default: the paper's CNN, kernels "
-                        "2-5) or lstm (a word-level BiLSTM, 100 units per direction, with attention pooling, as the "
-                        "two-stage baselines of Xia & Ding 2019; slower)")
+                        "2-5), lstm (a word-level BiLSTM, 100 units per direction, with attention pooling, as the "
+                        "two-stage baselines of Xia & Ding 2019; slower) or cnn+lstm (both vectors side by side)")
     t.add_argument("--no-aux", action="store_true", help="ablation: E2EECPE without the auxiliary tasks")
     t.add_argument("--no-position", action="store_true", help="ablation: E2EECPE without the position weight matrix")
     t.add_argument("--segmenter", choices=["jieba", "jieba-py", "whitespace"], default="jieba",

@@ -25,7 +25,7 @@ from .base import Decoded, ECPEModel
 
 __all__ = ["E2EECPE", "pair_loss", "CLAUSE_ENCODERS"]
 
-CLAUSE_ENCODERS = ("cnn", "lstm")
+CLAUSE_ENCODERS = ("cnn", "lstm", "cnn+lstm")
 
 
 def pair_loss(logits: torch.Tensor, weights: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
@@ -78,12 +78,13 @@ class E2EECPE(ECPEModel):
             self.register_buffer("word_chars", char_id_matrix(vocab, vocab.itos), persistent=False)
         if c.clause_encoder not in CLAUSE_ENCODERS:
             raise ValueError(f"clause_encoder must be one of {', '.join(CLAUSE_ENCODERS)}, got {c.clause_encoder!r}")
-        if c.clause_encoder == "cnn":
+        clause_dim, self.cnn, self.word_encoder = 0, None, None
+        if "cnn" in c.clause_encoder.split("+"):
             self.cnn = ClauseCNN(c.embed_dim, c.kernel_sizes, c.filters)
-            clause_dim = self.cnn.out_dim
-        else:  # the two-stage baselines' clause encoder: all clauses of a batch in one packed pass
+            clause_dim += self.cnn.out_dim
+        if "lstm" in c.clause_encoder.split("+"):  # the two-stage baselines' encoder: a batch's clauses in one packed pass
             self.word_encoder = AttentionClauseEncoder(c.embed_dim, c.word_hidden)
-            clause_dim = self.word_encoder.out_dim
+            clause_dim += self.word_encoder.out_dim
         n_lex = 0
         if c.lexicon:
             # [V, F] 0/1 lexicon classes of each vocabulary word (ecpe.lexicon), saved with the weights
@@ -148,10 +149,11 @@ class E2EECPE(ECPEModel):
         product. Same scores to float rounding. The table (``len(vocab)`` x 700 floats, 61 MB for NEWS
         fold 1) is built on first use and rebuilt when the embeddings or filters change; it is used only
         in ``eval()`` mode without gradients, so training is untouched. ``Extractor`` and ``ecpe evaluate``
-        turn it on (:meth:`prepare_for_inference`, called by ``ecpe.inference.load_models``). A model with
-        the LSTM clause encoder has no such table (its clause vectors are not linear in the words).
+        turn it on (:meth:`prepare_for_inference`, called by ``ecpe.inference.load_models``). Only the CNN
+        has such a table: the LSTM clause encoder's vectors are not linear in the words (with
+        ``cnn+lstm`` the table serves the CNN half).
         """
-        self._cache_words = enabled and self.config.clause_encoder == "cnn"
+        self._cache_words = enabled and self.cnn is not None
         if not enabled:
             self._word_table = None
         return self
@@ -180,6 +182,7 @@ class E2EECPE(ECPEModel):
 
     def encode(self, batch: DocBatch) -> torch.Tensor:
         """Contextual clause states h_i (eqs. 1-4). Returns [B, D, 2 * hidden]."""
+        parts = []  # clause vectors of each encoder, side by side ("cnn+lstm": [CNN's; LSTM's])
         if self._cache_words and not self.training and not torch.is_grad_enabled():
             table, ids, extra = self.word_table(), batch.flat_words, None
             # char backoff: an unknown word made of known characters has an id V + j past the table
@@ -191,15 +194,16 @@ class E2EECPE(ECPEModel):
                 chars = batch.unknown_chars[present - len(table)]
                 extra = table[chars].sum(1) / (chars > 0).sum(1, keepdim=True).clamp(min=1).to(table.dtype)
                 ids = ids.masked_scatter(unknown, inverse + len(table))
-            clauses = self.cnn.forward_projected(table, ids, batch.clause_starts, batch.clause_lens,
-                                                 extra)  # dropout: identity
-        elif self.config.clause_encoder == "lstm":
+            parts.append(self.cnn.forward_projected(table, ids, batch.clause_starts, batch.clause_lens,
+                                                    extra))  # dropout: identity
+        elif self.cnn is not None:
+            x = self.dropout(self.embed_words(batch.flat_words, batch.unknown_chars))  # [T, d_e], clauses end to end
+            parts.append(self.dropout(self.cnn.forward_flat(x, batch.clause_starts, batch.clause_lens)))  # [N, |t| * d_c]
+        if self.word_encoder is not None:  # (with both encoders, each draws its own word dropout)
             packed = pack_clauses(batch.words, batch.clause_lens).map(
                 lambda ids: self.dropout(self.embed_words(ids, batch.unknown_chars)))
-            clauses = self.dropout(self.word_encoder(packed))  # [N, 2 * word_hidden]
-        else:
-            x = self.dropout(self.embed_words(batch.flat_words, batch.unknown_chars))  # [T, d_e], clauses end to end
-            clauses = self.dropout(self.cnn.forward_flat(x, batch.clause_starts, batch.clause_lens))  # [N, |t| * d_c]
+            parts.append(self.dropout(self.word_encoder(packed)))  # [N, 2 * word_hidden]
+        clauses = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
         if self.config.lexicon:
             clauses = torch.cat([clauses, self.clause_lexicon(batch.words)], 1)
         B, D = batch.batch_size, batch.max_doc_len
