@@ -27,8 +27,8 @@ class E2EConfig:
     word_dropout: float = 1.0     # alpha: a training word seen n times becomes <unk> with probability alpha / (alpha + n)
     char_backoff: bool = False    # unknown (and word-dropped) words: mean of their characters' vectors, not <unk>
     lexicon: str | None = None    # "dutir": per-clause emotion-lexicon indicators beside the clause CNN (ecpe.lexicon)
-    clause_encoder: str = "cnn"   # "cnn" (the paper, eqs. 1-3) or "lstm": word-level BiLSTM + attention (Xia & Ding 2019)
-    word_hidden: int = 100        # clause_encoder="lstm": word LSTM units per direction (clause vectors 2x this)
+    clause_encoder: str = "cnn"   # "cnn" (the paper, eqs. 1-3), "lstm" (word BiLSTM + attention, Xia & Ding 2019), "cnn+lstm"
+    word_hidden: int = 100        # the "lstm" clause encoder: word LSTM units per direction (clause vectors 2x this)
 
 
 @dataclass

@@ -168,7 +168,7 @@ class Trainer:
         history, best_state = StageHistory(), None
         bad = 0
         device = model_device(model)
-        # the averaged copy holds no buffers of its own worth averaging (they are constants of the model)
+        # parameters only are averaged: the models' buffers are constants (vocabulary tables, lexicon features)
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
         scored = ema.module if ema is not None else model
         n_batches = (len(train) + cfg.batch_size - 1) // cfg.batch_size

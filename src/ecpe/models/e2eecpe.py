@@ -1,8 +1,8 @@
 """E2EECPE: end-to-end emotion-cause pair extraction via learning to link (Song et al., 2020, §3).
 
-word vectors -> CNN clause encoder (§3.3; or, our option, a word-level BiLSTM + attention) -> BiLSTM (§3.4) -> emotion / cause vertices (eqs. 5-6)
--> biaffine pair matrix (eq. 7) -> sigmoid (eq. 8) * position weights (eqs. 9-10) -> threshold (eq. 18),
-with auxiliary emotion and cause classifiers (eqs. 11-14) trained jointly (eqs. 15-17).
+word vectors -> CNN clause encoder (§3.3; our option: a word-level BiLSTM + attention, or both) -> BiLSTM (§3.4)
+-> emotion / cause vertices (eqs. 5-6) -> biaffine pair matrix (eq. 7) -> sigmoid (eq. 8) * position weights
+(eqs. 9-10) -> threshold (eq. 18), with auxiliary emotion and cause classifiers (eqs. 11-14) trained jointly (eqs. 15-17).
 """
 from __future__ import annotations
 
