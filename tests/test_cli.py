@@ -1,6 +1,8 @@
 """Command-line options that reach the model."""
 from __future__ import annotations
 
+import pytest
+
 from ecpe.cli import main
 
 
@@ -17,9 +19,6 @@ def test_train_takes_the_model_sizes(tmp_path, corpus, split_writer):
     assert model.lstm.hidden_size == 8 and model.cnn.out_dim == 12 and model.emotion_vertex.out_features == 5
 
 
-import pytest  # noqa: E402
-
-
 def test_train_lstm_clause_encoder_saves_and_predicts(tmp_path, corpus, split_writer):
     """--clause-encoder lstm (with --ema) trains, is saved in the model's config and reloads to the same
     test scores that training wrote."""
@@ -27,12 +26,12 @@ def test_train_lstm_clause_encoder_saves_and_predicts(tmp_path, corpus, split_wr
 
     from ecpe.data.corpus import load_fold
     from ecpe.inference import evaluate, load_models
+    from ecpe.models import load_model
 
     split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
     rc = main(["train", "--data", str(split), "--out", str(tmp_path / "run"), "--epochs", "2", "--embed-dim", "16",
                "--hidden", "8", "--clause-encoder", "lstm", "--ema", "0.9", "-q"])
     assert rc == 0
-    from ecpe.models import load_model
     model, _ = load_model(tmp_path / "run" / "fold1" / "model.pt")
     assert model.config.clause_encoder == "lstm" and model.word_encoder.out_dim == 200
     res = json.loads((tmp_path / "run" / "fold1" / "result.json").read_text())
@@ -52,9 +51,6 @@ def test_train_hidden_reaches_a_two_stage_model(tmp_path, corpus, split_writer):
 
 
 # ---- every flag applies to the chosen model or is refused ---------------------------------------------
-import pytest  # noqa: E402
-
-
 @pytest.mark.parametrize("model, flags", [
     ("indep", ["--no-aux"]), ("inter-ec", ["--char-backoff"]), ("inter-ce", ["--no-position"]),
     ("indep", ["--word-dropout", "0.5"]), ("inter-ec", ["--filters", "3"]), ("inter-ec", ["--vertex-dim", "3"]),

@@ -16,11 +16,12 @@ from typing import Sequence
 from . import compare, experiments, serve, stats, vectors
 from .batch import add_arguments as add_batch_arguments
 from .batch import predict_command
-from .config import TrainConfig
+from .config import E2EConfig, TrainConfig
 from .data.corpus import DataFormatError, find_folds, read_documents
 from .inference import Ensemble, Extractor, InputError, evaluate_runs, load_models, predict_documents
 from .metrics import score
 from .models import model_class
+from .models.e2eecpe import CLAUSE_ENCODERS
 from .resources import MissingResource
 from .options import PRESETS
 from .options import (CLIError, add_device_argument, add_precision_argument, parse_folds, resolve_data,
@@ -263,9 +264,10 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--lexicon", choices=["dutir"],
                    help="E2EECPE: per-clause emotion-lexicon indicators (DUTIR's 7 emotion classes, HowNet polarity, "
                         "negation and degree words) beside the clause encoder; needs ecpe[zh-resources]")
-    t.add_argument("--clause-encoder", choices=["cnn", "lstm", "cnn+lstm"],
+    t.add_argument("--clause-encoder", choices=CLAUSE_ENCODERS,
                    help="E2EECPE: how a clause's words become its vector: cnn (default: the paper's CNN, kernels "
-                        "2-5), lstm (a word-level BiLSTM, 100 units per direction, with attention pooling, as the "
+                        f"2-5), lstm (a word-level BiLSTM, {E2EConfig.word_hidden} units per direction, with attention "
+                        "pooling, as the "
                         "two-stage baselines of Xia & Ding 2019; slower) or cnn+lstm (both vectors side by side)")
     t.add_argument("--no-aux", action="store_true", help="ablation: E2EECPE without the auxiliary tasks")
     t.add_argument("--no-position", action="store_true", help="ablation: E2EECPE without the position weight matrix")

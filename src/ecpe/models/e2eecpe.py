@@ -78,11 +78,11 @@ class E2EECPE(ECPEModel):
             self.register_buffer("word_chars", char_id_matrix(vocab, vocab.itos), persistent=False)
         if c.clause_encoder not in CLAUSE_ENCODERS:
             raise ValueError(f"clause_encoder must be one of {', '.join(CLAUSE_ENCODERS)}, got {c.clause_encoder!r}")
-        clause_dim, self.cnn, self.word_encoder = 0, None, None
-        if "cnn" in c.clause_encoder.split("+"):
+        encoders, clause_dim, self.cnn, self.word_encoder = c.clause_encoder.split("+"), 0, None, None
+        if "cnn" in encoders:
             self.cnn = ClauseCNN(c.embed_dim, c.kernel_sizes, c.filters)
             clause_dim += self.cnn.out_dim
-        if "lstm" in c.clause_encoder.split("+"):  # the two-stage baselines' encoder: a batch's clauses in one packed pass
+        if "lstm" in encoders:  # the two-stage baselines' encoder: a batch's clauses in one packed pass
             self.word_encoder = AttentionClauseEncoder(c.embed_dim, c.word_hidden)
             clause_dim += self.word_encoder.out_dim
         n_lex = 0
