@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ecpe.cli import main
+from ecpe.cli import build_parser, main
 
 
 def test_train_takes_the_model_sizes(tmp_path, corpus, split_writer):
@@ -96,3 +96,28 @@ def test_model_configs_refuse_unknown_keys():
         build_model("e2eecpe", Vocab(["a"]), {"filter": False})
     with pytest.raises(ConfigError, match="use_aux"):
         build_model("inter-ec", Vocab(["a"]), {"use_aux": False})
+
+
+@pytest.mark.parametrize("field,bad", [("epochs", 0), ("patience", 0), ("batch_size", 0), ("lr", 0.0), ("l2", -1e-5),
+                                       ("ema", 1.0), ("ema", -0.1), ("select_on", "valid"), ("dev_fraction", 0.0),
+                                       ("min_freq", 0), ("open_vocab", -2), ("corpus_window", 0),
+                                       ("distill_weight", 1.5), ("threads", -1)])
+def test_train_config_refuses_values_its_fields_do_not_accept(field, bad):
+    from ecpe.config import ConfigError, TrainConfig, from_dict
+
+    for build in (lambda: TrainConfig(**{field: bad}), lambda: from_dict(TrainConfig, {field: bad})):
+        with pytest.raises(ConfigError, match=f"TrainConfig.{field} must be") as e:
+            build()
+        assert (e.value.field, e.value.value) == (field, bad)
+    TrainConfig(**{field: getattr(TrainConfig(), field)})  # the default is accepted
+
+
+@pytest.mark.parametrize("argv,message", [(["--epochs", "0"], "--epochs must be at least 1, got 0"),
+                                          (["--ema", "1"], r"--ema must be a decay per step in \[0, 1\)"),
+                                          (["--embeddings", "corpus", "--corpus-epochs", "0"],
+                                           "--corpus-epochs must be at least 1, got 0")])
+def test_train_refuses_bad_values_under_the_flags_name(argv, message):
+    from ecpe.options import CLIError, train_config
+
+    with pytest.raises(CLIError, match=message):
+        train_config(build_parser().parse_args(["train", "--out", "x", *argv]))

@@ -463,11 +463,11 @@ def test_trainer_with_ema_scores_and_keeps_the_moving_average(make_docs, tiny_co
 
 def test_ema_flag_reaches_the_config_and_is_checked():
     from ecpe.cli import build_parser
-    from ecpe.options import CLIError, train_config_kwargs
+    from ecpe.options import CLIError, train_config
 
     parse = build_parser().parse_args
-    assert TrainConfig(**train_config_kwargs(parse(["train", "--out", "x", "--ema", "0.99"]))).ema == 0.99
-    assert TrainConfig(**train_config_kwargs(parse(["train", "--out", "x"]))).ema == 0.0  # the paper: off
+    assert train_config(parse(["train", "--out", "x", "--ema", "0.99"])).ema == 0.99
+    assert train_config(parse(["train", "--out", "x"])).ema == 0.0  # the paper: off
     for bad in ("1", "-0.1"):
-        with pytest.raises(CLIError, match="--ema is a decay per step"):
-            train_config_kwargs(parse(["train", "--out", "x", "--ema", bad]))
+        with pytest.raises(CLIError, match="--ema must be a decay per step"):
+            train_config(parse(["train", "--out", "x", "--ema", bad]))

@@ -25,7 +25,7 @@ from .models.e2eecpe import CLAUSE_ENCODERS
 from .resources import MissingResource
 from .options import PRESETS
 from .options import (CLIError, add_device_argument, add_precision_argument, parse_folds, resolve_data,
-                      train_config_kwargs, train_model_config)
+                      train_config, train_model_config)
 from .training import protocol_label, train_run
 from .version import __version__
 
@@ -78,7 +78,7 @@ def cmd_train(args) -> int:
     if args.seeds and args.model != "e2eecpe":
         raise CLIError(f"--seeds does not apply to model {args.model!r}: it trains an ensemble of E2EECPE models, "
                        "and two-stage models cannot be averaged")
-    cfg = TrainConfig(**train_config_kwargs(args))  # checked before the data is looked for
+    cfg = train_config(args)  # checked before the data is looked for
     data = resolve_data(args.data)
     split_dir = data / args.split if (data / args.split).is_dir() else data
     try:

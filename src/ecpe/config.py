@@ -57,9 +57,43 @@ class TrainConfig:
     device: str = "cpu"           # "cpu", "cuda", "cuda:N" or "auto" (a GPU when there is one)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self):
+        for name, (ok, expected) in _TRAIN_CHECKS.items():
+            value = getattr(self, name)
+            if not ok(value):
+                raise ConfigError(f"TrainConfig.{name} must be {expected}, got {value!r}", field=name,
+                                  expected=expected, value=value)
+
+
+# what each TrainConfig field accepts: a value outside it would train something other than what was asked
+# (select_on="valid" would silently select on the test fold, ema=1 keep the first step's weights forever)
+_TRAIN_CHECKS: dict[str, tuple[Any, str]] = {
+    "epochs": (lambda v: v >= 1, "at least 1"),
+    "patience": (lambda v: v >= 1, "at least 1"),
+    "batch_size": (lambda v: v >= 1, "at least 1"),
+    "lr": (lambda v: v > 0, "positive"),
+    "l2": (lambda v: v >= 0, "zero or more"),
+    "ema": (lambda v: 0 <= v < 1, "a decay per step in [0, 1) (0: off)"),
+    "select_on": (lambda v: v in ("dev", "test"), "'dev' or 'test'"),
+    "dev_fraction": (lambda v: 0 < v < 1, "a share in (0, 1)"),
+    "min_freq": (lambda v: v >= 1, "at least 1"),
+    "w2v_epochs": (lambda v: v >= 1, "at least 1"),
+    "open_vocab": (lambda v: v >= -1, "a number of words, or -1 for all"),
+    "corpus_w2v_epochs": (lambda v: v >= 1, "at least 1"),
+    "corpus_min_count": (lambda v: v >= 1, "at least 1"),
+    "corpus_window": (lambda v: v >= 1, "at least 1"),
+    "distill_weight": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "threads": (lambda v: v >= 0, "zero (all cores) or more"),
+}
+
 
 class ConfigError(ValueError):
-    """A config dict with keys its dataclass does not have."""
+    """A config with keys its dataclass does not have, or a value its field does not accept (then ``field``
+    names the field, ``expected`` says what it accepts and ``value`` is what it was given)."""
+
+    def __init__(self, message: str, field: str | None = None, expected: str | None = None, value: Any = None):
+        super().__init__(message)
+        self.field, self.expected, self.value = field, expected, value
 
 
 def from_dict(cls, data: dict[str, Any]):

@@ -9,12 +9,13 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from .config import ConfigError, TrainConfig
 from .data.download import ensure_dataset
 from .embeddings import SOURCES, source_parts
 from .models import MODELS, model_class
 
 __all__ = ["PRESETS", "CLIError", "resolve_data", "parse_folds", "add_device_argument", "add_precision_argument",
-           "train_model_config", "train_config_kwargs", "MODEL_FLAGS", "TRAINER_FLAGS"]
+           "train_model_config", "train_config", "train_config_kwargs", "MODEL_FLAGS", "TRAINER_FLAGS"]
 
 
 # named configurations of `ecpe train`: defaults for these flags (argparse dests); flags given on the command
@@ -129,11 +130,21 @@ def train_model_config(args: argparse.Namespace) -> dict[str, Any]:
     return config
 
 
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The ``TrainConfig`` of ``ecpe train``'s flags; a value its field refuses is reported under the flag's name."""
+    try:
+        return TrainConfig(**train_config_kwargs(args))
+    except ConfigError as e:
+        flag = _TRAIN_FIELD_FLAGS.get(e.field, "--" + e.field.replace("_", "-"))
+        raise CLIError(f"{flag} must be {e.expected}, got {e.value!r}") from None
+
+
+_TRAIN_FIELD_FLAGS = {"corpus_w2v_epochs": "--corpus-epochs"}  # fields whose flag is not "--" + the field's name
+
+
 def train_config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """``TrainConfig`` keyword arguments of ``ecpe train``'s flags (flags not given keep the defaults)."""
     kwargs = {dest: getattr(args, dest) for dest in ("epochs", *TRAINER_FLAGS.values()) if getattr(args, dest) is not None}
-    if not 0 <= kwargs.get("ema", 0) < 1:
-        raise CLIError(f"--ema is a decay per step in [0, 1) (e.g. 0.99), got {kwargs['ema']}")
     for flag, dest, field in (("--corpus-epochs", "corpus_epochs", "corpus_w2v_epochs"),
                               ("--corpus-window", "corpus_window", "corpus_window")):
         if getattr(args, dest, None) is not None:
