@@ -39,6 +39,45 @@ def test_train_lstm_clause_encoder_saves_and_predicts(tmp_path, corpus, split_wr
     assert evaluate(loaded, loaded.tensorize(load_fold(split, 1).test))["pair"] == pytest.approx(res["pair"])
 
 
+def test_train_refit_retrains_on_train_and_dev_for_the_chosen_epochs(tmp_path, corpus, split_writer):
+    """--refit: the epoch count is chosen on dev, then a fresh model trains that many epochs on every
+    training document (the dev share included) and is the one saved and scored."""
+    import json
+
+    from ecpe.data.corpus import load_fold
+    from ecpe.inference import evaluate, load_models
+
+    import dataclasses
+
+    from ecpe.training import carve_dev
+
+    train = list(corpus[:30])
+    _, dev = carve_dev(train, 0.1, 1 * 1000 + 1)  # the dev share `ecpe train --seed 1` carves from fold 1
+    for i, d in enumerate(train):  # a word that only the dev share holds
+        if d in dev:
+            train[i] = dataclasses.replace(d, clauses=[d.clauses[0] + ["只在开发集"], *d.clauses[1:]])
+    split = split_writer(tmp_path / "split10", train, corpus[30:])
+    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "run"), "--epochs", "3", "--embed-dim", "16",
+               "--hidden", "8", "--refit", "-q"])
+    assert rc == 0
+    res = json.loads((tmp_path / "run" / "fold1" / "result.json").read_text())
+    refit = res["refit"]
+    assert refit["epochs"] == res["best_epoch"] == refit["selected_model"]["epoch"] >= 1
+    assert refit["n_train"] == 30 and res["n_train"] == 27 and res["n_dev"] == 3  # the dev share trains too
+    assert [e["epoch"] for e in refit["history"]] == list(range(1, refit["epochs"] + 1))
+    assert all("dev" not in e for e in refit["history"])  # nothing is selected in a refit
+    loaded, _ = load_models([tmp_path / "run" / "fold1" / "model.pt"])
+    assert evaluate(loaded, loaded.tensorize(load_fold(split, 1).test))["pair"] == pytest.approx(res["pair"])
+    assert "只在开发集" in loaded.vocab.itos  # the vocabulary covers the dev share's words as well
+
+
+@pytest.mark.parametrize("flags, message", [(["--select-on", "test"], "--refit needs --select-on dev"),
+                                            (["--teacher", "somewhere"], "--refit needs --select-on dev and no --teacher")])
+def test_train_refit_is_refused_where_it_cannot_apply(flags, message, tmp_path, capsys):
+    rc = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--refit", *flags, "-q"])
+    assert rc == 2 and message in capsys.readouterr().err
+
+
 def test_train_hidden_reaches_a_two_stage_model(tmp_path, corpus, split_writer):
     from ecpe.models import load_model
 
@@ -57,7 +96,7 @@ def test_train_hidden_reaches_a_two_stage_model(tmp_path, corpus, split_writer):
     ("inter-ec", ["--freeze-embeddings"]), ("inter-ec", ["--lr", "0.1"]), ("indep", ["--batch-size", "8"]),
     ("inter-ce", ["--patience", "2"]), ("inter-ec", ["--l2", "0.1"]), ("e2eecpe", ["--no-filter"]),
     ("indep", ["--ema", "0.99"]), ("inter-ec", ["--clause-encoder", "lstm"]),
-    ("inter-ec", ["--seeds", "1,2"]),
+    ("inter-ec", ["--seeds", "1,2"]), ("indep", ["--refit"]),
 ])
 def test_train_refuses_a_flag_the_model_does_not_read(model, flags, tmp_path, capsys):
     rc = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--model", model, *flags, "-q"])

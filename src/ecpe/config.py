@@ -41,6 +41,7 @@ class TrainConfig:
     lr: float = 1e-3
     l2: float = 1e-5              # lambda of eq. 17, on all weights except the word embeddings
     ema: float = 0.0              # > 0: score and keep an exponential moving average of the weights (this decay per step)
+    refit: bool = False           # True: retrain a fresh model on train + dev for the dev-chosen epoch count, keep it
     seed: int = 1
     select_on: str = "dev"        # "dev" (honest) or "test" (the paper's protocol)
     dev_fraction: float = 0.1     # split10 has no dev set: this share of training documents is held out

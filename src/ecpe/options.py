@@ -94,7 +94,7 @@ MODEL_FLAGS: dict[str, tuple[str, str, Any]] = {
 # Trainer settings that only single-stage models read (a two-stage model's stages have their own batch
 # size, learning rate and L2 in its config, and train every epoch)
 TRAINER_FLAGS: dict[str, str] = {"--patience": "patience", "--batch-size": "batch_size", "--lr": "lr", "--l2": "l2",
-                                 "--ema": "ema"}
+                                 "--ema": "ema", "--refit": "refit"}
 
 
 def _given(args: argparse.Namespace, dest: str) -> bool:

@@ -162,7 +162,10 @@ class Trainer:
 
     def fit(self, model, train, select, evaluate_fn: Callable = evaluate, select_name: str = "dev") -> StageHistory:
         """Train ``model`` (anything with ``forward``, ``loss`` and ``param_groups``: a model or one stage of
-        it) on ``train`` batches, scoring ``select`` with ``evaluate_fn`` after every epoch."""
+        it) on ``train`` batches, scoring ``select`` with ``evaluate_fn`` after every epoch.
+
+        ``select=None`` (a refit, whose epoch count was chosen before): every epoch is trained, nothing is
+        scored for selection, and the last epoch's weights (with ``ema``: their average) are kept."""
         cfg = self.config
         optimizer = make_optimizer(model.param_groups(cfg.l2), cfg.lr)
         history, best_state = StageHistory(), None
@@ -189,6 +192,16 @@ class Trainer:
                 if n % 10 == 0:
                     bar.set_postfix(loss=f"{total / n:.4f}")
             seconds = time.perf_counter() - start
+            if select is None:
+                history.best_epoch = epoch
+                history.epochs.append({"epoch": epoch, "loss": total / max(n, 1), "seconds": seconds})
+                if self.monitor is not None:
+                    history.epochs[-1]["test"] = evaluate_fn(scored, self.monitor)
+                line = f"{self.desc} epoch {epoch:2d} loss {total / max(n, 1):.4f} (refit) {seconds:.1f}s".strip()
+                if self.progress:
+                    tqdm.write(line)
+                log.info(line)
+                continue
             metrics = evaluate_fn(scored, select)
             key = self.select_key(metrics)
             improved = key > history.best_score
@@ -208,7 +221,9 @@ class Trainer:
             log.info(line)
             if bad >= cfg.patience:
                 break
-        if best_state is not None:
+        if select is None and ema is not None:
+            model.load_state_dict(ema.module.state_dict())
+        elif best_state is not None:
             model.load_state_dict(best_state)
         return history
 
@@ -399,16 +414,21 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
         train_docs, dev_docs = carve_dev(fold.train, cfg.dev_fraction, cfg.seed * 1000 + fold.index)
         dev_source = f"seeded {cfg.dev_fraction:.0%} of the training documents"
     dim = from_dict(model_class(model_name).config_class, model_config).embed_dim  # unknown keys: ConfigError
-    vectors, vec_info = word_vectors(cfg, train_docs, fold.train, dim, progress=progress)
-    vocab = build_vocab(train_docs, cfg, vectors)
-    matrix, emb_info = build_embeddings(vocab, dim, cfg, vectors, vec_info)
-    resources = {}
-    if model_config.get("lexicon"):
-        lexicon = load_lexicon(model_config["lexicon"])
-        resources["lexicon_features"] = word_features(vocab, lexicon, len(lexicon_classes(model_config["lexicon"])))
-        emb_info["lexicon"] = {"name": model_config["lexicon"], "words": len(lexicon),
-                               "vocab_words_in_lexicon": int((resources["lexicon_features"].sum(1) > 0).sum())}
-    model = build_model(model_name, vocab, model_config, matrix, **resources).to(device)
+
+    def fresh_model(docs: Sequence[Document]):
+        """A new model whose vocabulary (and, for "train" vectors, word2vec) comes from ``docs``."""
+        vectors, vec_info = word_vectors(cfg, docs, fold.train, dim, progress=progress)
+        vocab = build_vocab(docs, cfg, vectors)
+        matrix, emb_info = build_embeddings(vocab, dim, cfg, vectors, vec_info)
+        resources = {}
+        if model_config.get("lexicon"):
+            lexicon = load_lexicon(model_config["lexicon"])
+            resources["lexicon_features"] = word_features(vocab, lexicon, len(lexicon_classes(model_config["lexicon"])))
+            emb_info["lexicon"] = {"name": model_config["lexicon"], "words": len(lexicon),
+                                   "vocab_words_in_lexicon": int((resources["lexicon_features"].sum(1) > 0).sum())}
+        return build_model(model_name, vocab, model_config, matrix, **resources).to(device), vocab, emb_info
+
+    model, vocab, emb_info = fresh_model(train_docs)
     train_t, dev_t, test_t = (model.tensorize(x) for x in (train_docs, dev_docs, fold.test))
     if cfg.teachers:
         distill_info = set_teacher_targets(train_t, cfg, fold.index, device)
@@ -419,6 +439,23 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
                                         select_name="dev" if cfg.select_on == "dev" else "test")
     test_metrics = evaluate(model, test_t)
     dev_metrics = evaluate(model, dev_t)
+    refit_info = None
+    if cfg.refit:
+        # the epoch count was chosen on dev; a fresh model (same seed) now trains that many epochs on the
+        # training documents *and* the dev share, and replaces the selected one (its test score is reported)
+        selected = {"epoch": history.best_epoch, "test": {k: test_metrics[k] for k in ("pair", "emotion", "cause")},
+                    "dev": dev_metrics}
+        seed_everything(cfg.seed * 1000 + fold.index)
+        refit_docs = list(fold.train) + list(fold.dev or [])  # split10: the dev share is part of fold.train
+        model, vocab, emb_info = fresh_model(refit_docs)
+        refit_t, test_t = model.tensorize(refit_docs), model.tensorize(fold.test)
+        epochs = max(history.best_epoch, 1)
+        refit_history = Trainer(dataclasses.replace(cfg, epochs=epochs, patience=epochs), progress=progress,
+                                desc=f"fold {fold.index} refit", monitor=test_t).fit(model, refit_t, None)
+        test_metrics = evaluate(model, test_t)
+        refit_info = {"epochs": epochs, "n_train": len(refit_docs), "selected_model": selected,
+                      "history": refit_history.epochs,
+                      "note": "dev scores are those of the selected model: the refit model trained on the dev share"}
     result = {
         "fold": fold.index, **{k: test_metrics[k] for k in ("pair", "emotion", "cause")},
         "dev": dev_metrics, "protocol": protocol, "best_epoch": history.best_epoch,
@@ -427,6 +464,7 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
         "n_test": len(fold.test), "vocab_size": len(vocab), "embeddings": emb_info,
         "wall_seconds": time.perf_counter() - wall_start, "environment": environment(device),
         **({"distillation": distill_info} if cfg.teachers else {}),
+        **({"refit": refit_info} if refit_info else {}),
     }
     monitored = [e for e in history.epochs if "test" in e]
     if monitored:  # for comparison with the paper only: its protocol picked the epoch on the test fold
