@@ -160,3 +160,27 @@ def test_train_refuses_bad_values_under_the_flags_name(argv, message):
 
     with pytest.raises(CLIError, match=message):
         train_config(build_parser().parse_args(["train", "--out", "x", *argv]))
+
+
+def test_train_pair_scorer_is_saved_and_refused_for_two_stage(tmp_path, corpus, split_writer, capsys):
+    """--pair-scorer biaffine+mlp --max-distance 3 trains, is saved in the model's config, reloads to the
+    test scores training wrote; a two-stage model refuses the flag."""
+    import json
+
+    from ecpe.data.corpus import load_fold
+    from ecpe.inference import evaluate, load_models
+    from ecpe.modules import PairMLP
+
+    split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
+    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "run"), "--epochs", "2", "--embed-dim", "16",
+               "--hidden", "8", "--pair-scorer", "biaffine+mlp", "--max-distance", "3", "-q"])
+    assert rc == 0
+    loaded, _ = load_models([tmp_path / "run" / "fold1" / "model.pt"])
+    assert loaded.config.pair_scorer == "biaffine+mlp" and loaded.config.max_distance == 3
+    assert isinstance(loaded.pair_extra, PairMLP) and loaded.pair_extra.distance.num_embeddings == 7
+    assert loaded.pair_extra.out.weight.abs().sum() > 0  # trained off its zero start
+    res = json.loads((tmp_path / "run" / "fold1" / "result.json").read_text())
+    assert evaluate(loaded, loaded.tensorize(load_fold(split, 1).test))["pair"] == pytest.approx(res["pair"])
+    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "two"), "--model", "inter-ec",
+               "--pair-scorer", "biaffine+distance", "-q"])
+    assert rc != 0 and "--pair-scorer does not apply to model 'inter-ec'" in capsys.readouterr().err

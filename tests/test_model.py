@@ -442,3 +442,29 @@ def test_lstm_clause_encoder_reads_words_in_order_and_has_no_table(tiny_config):
     assert both.lstm.input_size == 10 + both.cnn.out_dim
     with pytest.raises(ValueError, match="clause_encoder must be one of cnn, lstm, cnn\\+lstm"):
         make_model(tiny_config, clause_encoder="gru")
+
+
+@pytest.mark.parametrize("scorer", ["biaffine+distance", "biaffine+mlp"])
+def test_pair_scorers_start_as_the_paper_and_keep_padding_out(tiny_config, scorer):
+    """--pair-scorer: untrained, the extra term is zero (same pair logits as eq. 7 alone, same seed); with
+    it moved off zero, padding still changes nothing, and one training step moves it."""
+    paper, model = make_model(tiny_config), make_model(tiny_config, pair_scorer=scorer, max_distance=2)
+    batch = model.tensorize(DOCS).batch([0, 1])
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch)["pair_logits"], paper(batch)["pair_logits"])
+        for p in model.pair_extra.parameters():
+            p.add_(torch.randn_like(p))
+        alone = model.tensorize([DOC_A]).batch([0])
+        a, ab = model(alone), model(batch)
+        torch.testing.assert_close(ab["pair_logits"][0, :3, :3], a["pair_logits"][0], rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(ab["pair_logits"], paper(batch)["pair_logits"])
+    model.train()
+    before = [p.detach().clone() for p in model.pair_extra.parameters()]
+    opt = torch.optim.SGD(model.pair_extra.parameters(), lr=0.1)
+    model.loss(model(batch), batch).backward()
+    opt.step()
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.pair_extra.parameters()))
+    with pytest.raises(ValueError, match="pair_scorer must be one of biaffine, biaffine\\+distance, biaffine\\+mlp"):
+        make_model(tiny_config, pair_scorer="bilinear")
+    with pytest.raises(ValueError, match="max_distance must be at least 1"):
+        make_model(tiny_config, pair_scorer=scorer, max_distance=0)

@@ -21,7 +21,7 @@ from .data.corpus import DataFormatError, find_folds, read_documents
 from .inference import Ensemble, Extractor, InputError, evaluate_runs, load_models, predict_documents
 from .metrics import score
 from .models import model_class
-from .models.e2eecpe import CLAUSE_ENCODERS
+from .models.e2eecpe import CLAUSE_ENCODERS, PAIR_SCORERS
 from .resources import MissingResource
 from .options import PRESETS
 from .options import (CLIError, add_device_argument, add_precision_argument, parse_folds, resolve_data,
@@ -276,6 +276,14 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                         f"2-5), lstm (a word-level BiLSTM, {E2EConfig.word_hidden} units per direction, with attention "
                         "pooling, as the "
                         "two-stage baselines of Xia & Ding 2019; slower) or cnn+lstm (both vectors side by side)")
+    t.add_argument("--pair-scorer", choices=PAIR_SCORERS,
+                   help="E2EECPE: how a pair (p, q) is scored before eq. 8: biaffine (default: the paper's eq. 7), "
+                        "biaffine+distance (plus a learned offset for each distance p - q) or biaffine+mlp (plus a "
+                        "hidden layer over both clauses and a learned distance vector, as later ECPE models score "
+                        "pairs with their relative position; slower). The position prior A of eq. 9 stays either way")
+    t.add_argument("--max-distance", type=int, metavar="K",
+                   help=f"E2EECPE with --pair-scorer biaffine+distance / biaffine+mlp: distances |p - q| beyond K "
+                        f"share one learned value (default {E2EConfig.max_distance})")
     t.add_argument("--no-aux", action="store_true", help="ablation: E2EECPE without the auxiliary tasks")
     t.add_argument("--no-position", action="store_true", help="ablation: E2EECPE without the position weight matrix")
     t.add_argument("--segmenter", choices=["jieba", "jieba-py", "whitespace"], default="jieba",

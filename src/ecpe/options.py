@@ -87,6 +87,8 @@ MODEL_FLAGS: dict[str, tuple[str, str, Any]] = {
     "--char-backoff": ("char_backoff", "char_backoff", True),
     "--lexicon": ("lexicon", "lexicon", None),
     "--clause-encoder": ("clause_encoder", "clause_encoder", None),
+    "--pair-scorer": ("pair_scorer", "pair_scorer", None),
+    "--max-distance": ("max_distance", "max_distance", None),
     "--no-aux": ("no_aux", "use_aux", False),
     "--no-position": ("no_position", "use_position", False),
     "--no-filter": ("no_filter", "filter", False),

@@ -1,7 +1,7 @@
 """E2EECPE: end-to-end emotion-cause pair extraction via learning to link (Song et al., 2020, §3).
 
 word vectors -> CNN clause encoder (§3.3; our option: a word-level BiLSTM + attention, or both) -> BiLSTM (§3.4)
--> emotion / cause vertices (eqs. 5-6) -> biaffine pair matrix (eq. 7) -> sigmoid (eq. 8) * position weights
+-> emotion / cause vertices (eqs. 5-6) -> biaffine pair matrix (eq. 7; our option: plus a distance-aware term) -> sigmoid (eq. 8) * position weights
 (eqs. 9-10) -> threshold (eq. 18), with auxiliary emotion and cause classifiers (eqs. 11-14) trained jointly (eqs. 15-17).
 """
 from __future__ import annotations
@@ -18,14 +18,15 @@ from ..data.batching import DocBatch, DocTensors, char_id_matrix
 from ..data.corpus import Document
 from ..data.vocab import Vocab
 from ..lexicon import lexicon_classes
-from ..modules import Biaffine, ClauseCNN, Dropout, bilstm_padded, position_weights
+from ..modules import Biaffine, ClauseCNN, DistanceBias, Dropout, PairMLP, bilstm_padded, position_weights
 from ..modules.compat import tensor_version
 from ..modules.rnn import AttentionClauseEncoder, pack_clauses
 from .base import Decoded, ECPEModel
 
-__all__ = ["E2EECPE", "pair_loss", "CLAUSE_ENCODERS"]
+__all__ = ["E2EECPE", "pair_loss", "CLAUSE_ENCODERS", "PAIR_SCORERS"]
 
 CLAUSE_ENCODERS = ("cnn", "lstm", "cnn+lstm")
+PAIR_SCORERS = ("biaffine", "biaffine+distance", "biaffine+mlp")
 
 
 def pair_loss(logits: torch.Tensor, weights: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
@@ -97,6 +98,14 @@ class E2EECPE(ECPEModel):
         self.emotion_vertex = nn.Linear(2 * c.hidden, c.vertex_dim)  # W_e, b_e (eq. 5)
         self.cause_vertex = nn.Linear(2 * c.hidden, c.vertex_dim)    # W_c, b_c (eq. 6)
         self.biaffine = Biaffine(c.vertex_dim)                       # W_m, b_m (eq. 7)
+        if c.pair_scorer not in PAIR_SCORERS:
+            raise ValueError(f"pair_scorer must be one of {', '.join(PAIR_SCORERS)}, got {c.pair_scorer!r}")
+        if c.pair_scorer != "biaffine" and c.max_distance < 1:
+            raise ValueError(f"max_distance must be at least 1, got {c.max_distance!r}")
+        # our option: a term added to M that knows the distance p - q (modules.pair); absent for "biaffine"
+        self.pair_extra = {"biaffine": lambda: None,
+                           "biaffine+distance": lambda: DistanceBias(c.max_distance),
+                           "biaffine+mlp": lambda: PairMLP(c.vertex_dim, c.vertex_dim, c.max_distance)}[c.pair_scorer]()
         if c.use_aux:
             self.emotion_hidden = nn.Linear(2 * c.hidden, c.vertex_dim)  # eq. 11
             self.cause_hidden = nn.Linear(2 * c.hidden, c.vertex_dim)    # eq. 12
@@ -231,7 +240,12 @@ class E2EECPE(ECPEModel):
         h = self.encode(batch)
         z_e = torch.relu(self.emotion_vertex(h))   # eq. 5
         z_c = torch.relu(self.cause_vertex(h))     # eq. 6
-        scores = {"pair_logits": self.biaffine(z_e, z_c)}  # eq. 7
+        logits = self.biaffine(z_e, z_c)  # eq. 7
+        if isinstance(self.pair_extra, PairMLP):
+            logits = logits + self.pair_extra(z_e, z_c)
+        elif self.pair_extra is not None:
+            logits = logits + self.pair_extra(logits.shape[1])
+        scores = {"pair_logits": logits}
         if self.config.use_position:
             scores["pair_weights"] = position_weights(batch.doc_lens, batch.max_doc_len, self.config.eps)
         else:
