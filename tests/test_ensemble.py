@@ -125,3 +125,43 @@ def test_cli_train_seeds_errors(tmp_path, corpus, split_writer, capsys, argv, me
     split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
     assert main(["train", "--data", str(split), "--out", str(tmp_path / "o"), "-q", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_clauses_heads_plus_pairs_adds_the_clauses_of_every_pair(corpus, tiny_config):
+    """clauses="heads+pairs": the emotion / cause lists are the heads' (probability > 1/2) plus the emotion /
+    cause clause of each predicted pair, for one model and for an ensemble; pairs and probabilities unchanged."""
+    docs = corpus[:8]
+    a, b = _model(corpus, tiny_config, 0), _model(corpus, tiny_config, 0)  # (seed 0's heads leave clauses out)
+    for model, run in ((a, lambda m: predict(m, m.tensorize(docs), threshold=-1.0)),
+                       (Ensemble([a, b]), lambda m: m.predict_docs(docs, threshold=-1.0))):
+        heads = run(model)
+        for m in (model.models if isinstance(model, Ensemble) else [model]):
+            m.config.clauses = "heads+pairs"
+        both = run(model)
+        for m in (model.models if isinstance(model, Ensemble) else [model]):
+            m.config.clauses = "heads"
+        grew = False
+        for h, x in zip(heads, both):
+            assert x.pairs == h.pairs and x.emotion_prob == h.emotion_prob
+            assert x.emotions == sorted(set(h.emotions) | {p for p, _, _ in h.pairs})
+            assert x.causes == sorted(set(h.causes) | {q for _, q, _ in h.pairs})
+            grew |= x.emotions != h.emotions or x.causes != h.causes
+        assert grew  # eta < 0: every cell is a pair, so clauses the heads leave out are added
+    with pytest.raises(ValueError, match="clauses must be one of heads, heads\\+pairs"):
+        _model(corpus, tiny_config, 0, clauses="pairs")
+
+
+def test_cli_evaluate_clauses_overrides_the_model(tmp_path, corpus, split_writer, capsys):
+    split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
+    assert main(["train", "--data", str(split), "--out", str(tmp_path / "run"), "--epochs", "1", "--embed-dim", "16",
+                 "--hidden", "8", "--threshold", "0.05", "-q"]) == 0
+    ckpt, test = str(tmp_path / "run" / "fold1" / "model.pt"), str(split / "fold1_test.txt")
+    capsys.readouterr()
+    out = {}
+    for rule in ("heads", "heads+pairs"):
+        assert main(["evaluate", "--model", ckpt, "--data", test, "--clauses", rule, "--json"]) == 0
+        out[rule] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["heads"]["pair"] == out["heads+pairs"]["pair"]
+    assert out["heads+pairs"]["cause"]["r"] >= out["heads"]["cause"]["r"]
+    assert out["heads+pairs"]["emotion"]["r"] >= out["heads"]["emotion"]["r"]
+    assert out["heads+pairs"] != out["heads"]

@@ -31,6 +31,8 @@ class E2EConfig:
     word_hidden: int = 100        # the "lstm" clause encoder: word LSTM units per direction (clause vectors 2x this)
     pair_scorer: str = "biaffine"  # "biaffine" (eq. 7), "biaffine+distance" (+ a learned offset per p - q), "biaffine+mlp"
     max_distance: int = 10        # the pair scorers' terms: |p - q| beyond this shares one value
+    clauses: str = "heads"        # emotion / cause clauses: "heads" (the auxiliary heads, as the paper's Table 2) or
+                                  # "heads+pairs" (also the two clauses of every predicted pair)
 
 
 @dataclass

@@ -89,6 +89,7 @@ MODEL_FLAGS: dict[str, tuple[str, str, Any]] = {
     "--clause-encoder": ("clause_encoder", "clause_encoder", None),
     "--pair-scorer": ("pair_scorer", "pair_scorer", None),
     "--max-distance": ("max_distance", "max_distance", None),
+    "--clauses": ("clauses", "clauses", None),
     "--no-aux": ("no_aux", "use_aux", False),
     "--no-position": ("no_position", "use_position", False),
     "--no-filter": ("no_filter", "filter", False),

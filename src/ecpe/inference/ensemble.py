@@ -84,8 +84,10 @@ class Ensemble:
             cp = np.mean([cau[i] for _, _, cau in per_model], axis=0).reshape(n)
             rows, cols = np.nonzero(matrix > eta)  # row-major, as a single model's decode
             pairs = [(int(r), int(c), float(matrix[r, c])) for r, c in zip(rows, cols)]
-            out.append(Prediction(pairs, [int(k) for k in np.nonzero(ep > 0.5)[0]],
-                                  [int(k) for k in np.nonzero(cp > 0.5)[0]], ep.tolist(), cp.tolist(),
+            emotions, causes = set(np.nonzero(ep > 0.5)[0].tolist()), set(np.nonzero(cp > 0.5)[0].tolist())
+            if getattr(self.config, "clauses", "heads") == "heads+pairs":
+                emotions, causes = emotions | set(rows.tolist()), causes | set(cols.tolist())
+            out.append(Prediction(pairs, sorted(emotions), sorted(causes), ep.tolist(), cp.tolist(),
                                   matrix.tolist() if keep_matrix else None))
         return out
 

@@ -136,3 +136,10 @@ class ECPEModel(nn.Module, ABC):
     def prepare_for_inference(self) -> "ECPEModel":
         """Turn on inference-only speed-ups (none by default). Returns the model."""
         return self
+
+
+def add_pair_clauses(emotions: torch.Tensor, causes: torch.Tensor, pairs: torch.Tensor) -> None:
+    """Mark, in place, the emotion and cause clause of each pair ([K, 3] rows (document, emotion, cause)) in the
+    [B, D] boolean ``emotions`` and ``causes`` (``clauses="heads+pairs"``)."""
+    emotions[pairs[:, 0], pairs[:, 1]] = True
+    causes[pairs[:, 0], pairs[:, 2]] = True

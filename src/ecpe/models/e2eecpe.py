@@ -21,12 +21,13 @@ from ..lexicon import lexicon_classes
 from ..modules import Biaffine, ClauseCNN, DistanceBias, Dropout, PairMLP, bilstm_padded, position_weights
 from ..modules.compat import tensor_version
 from ..modules.rnn import AttentionClauseEncoder, pack_clauses
-from .base import Decoded, ECPEModel
+from .base import Decoded, ECPEModel, add_pair_clauses
 
-__all__ = ["E2EECPE", "pair_loss", "CLAUSE_ENCODERS", "PAIR_SCORERS"]
+__all__ = ["E2EECPE", "pair_loss", "CLAUSE_ENCODERS", "PAIR_SCORERS", "CLAUSE_RULES"]
 
 CLAUSE_ENCODERS = ("cnn", "lstm", "cnn+lstm")
 PAIR_SCORERS = ("biaffine", "biaffine+distance", "biaffine+mlp")
+CLAUSE_RULES = ("heads", "heads+pairs")
 
 
 def pair_loss(logits: torch.Tensor, weights: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
@@ -98,6 +99,8 @@ class E2EECPE(ECPEModel):
         self.emotion_vertex = nn.Linear(2 * c.hidden, c.vertex_dim)  # W_e, b_e (eq. 5)
         self.cause_vertex = nn.Linear(2 * c.hidden, c.vertex_dim)    # W_c, b_c (eq. 6)
         self.biaffine = Biaffine(c.vertex_dim)                       # W_m, b_m (eq. 7)
+        if c.clauses not in CLAUSE_RULES:
+            raise ValueError(f"clauses must be one of {', '.join(CLAUSE_RULES)}, got {c.clauses!r}")
         if c.pair_scorer not in PAIR_SCORERS:
             raise ValueError(f"pair_scorer must be one of {', '.join(PAIR_SCORERS)}, got {c.pair_scorer!r}")
         if c.pair_scorer != "biaffine" and c.max_distance < 1:
@@ -287,7 +290,8 @@ class E2EECPE(ECPEModel):
     @torch.no_grad()
     def decode(self, scores: dict[str, torch.Tensor], batch: DocBatch, threshold: float | None = None) -> Decoded:
         """Pairs where M-hat > eta (eq. 18); emotions and causes from the auxiliary heads (probability > 1/2),
-        or, without them, the clauses that take part in a predicted pair."""
+        with ``clauses="heads+pairs"`` also the clauses of every predicted pair, and without heads the clauses
+        that take part in a predicted pair."""
         eta = self.config.threshold if threshold is None else threshold
         probs = self.pair_probs(scores)                                   # [B, D, D]
         inside = batch.mask[:, :, None] & batch.mask[:, None, :]          # cells of real clause pairs only
@@ -296,6 +300,8 @@ class E2EECPE(ECPEModel):
         if "emotion" in scores:
             emo, cau = scores["emotion"][..., 1].exp(), scores["cause"][..., 1].exp()  # [B, D]
             emotions, causes = (emo > 0.5) & batch.mask, (cau > 0.5) & batch.mask
+            if self.config.clauses == "heads+pairs":
+                add_pair_clauses(emotions, causes, pairs)
         else:
             emo = cau = None
             emotions, causes = torch.zeros_like(batch.mask), torch.zeros_like(batch.mask)
