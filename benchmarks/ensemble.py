@@ -23,13 +23,15 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", nargs="+", required=True, help="run folders (foldK/model.pt), one per seed or configuration")
     ap.add_argument("--data", default=os.environ.get("ECPE_DATA", "../shared/data/ecpe-zh"))
     ap.add_argument("--split", default="split10")
+    ap.add_argument("--clauses", choices=["heads", "heads+pairs"],
+                    help="emotion / cause lists: the heads only, or also every predicted pair's clauses (default: the models')")
     ap.add_argument("--json", help="also write the per-fold figures here")
     args = ap.parse_args(argv)
 
     from ecpe.cli import print_ensemble
     from ecpe.inference import evaluate_runs
 
-    res = evaluate_runs(args.runs, Path(args.data) / args.split, progress=True)
+    res = evaluate_runs(args.runs, Path(args.data) / args.split, progress=True, clauses=args.clauses)
     if not res["per_fold"]:
         print("no fold has a model in every run folder", file=sys.stderr)
         return 2

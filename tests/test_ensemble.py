@@ -165,3 +165,22 @@ def test_cli_evaluate_clauses_overrides_the_model(tmp_path, corpus, split_writer
     assert out["heads+pairs"]["cause"]["r"] >= out["heads"]["cause"]["r"]
     assert out["heads+pairs"]["emotion"]["r"] >= out["heads"]["emotion"]["r"]
     assert out["heads+pairs"] != out["heads"]
+
+
+def test_evaluate_runs_clauses_override(tmp_path, corpus, tiny_config, split_writer):
+    """benchmarks/ensemble.py --clauses: evaluate_runs applies the rule to every member and says so."""
+    from ecpe.inference import evaluate_runs
+
+    split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
+    runs = []
+    for s in (0, 1):
+        m = _model(corpus, tiny_config, s, threshold=-1.0)  # every cell a pair: the rule has clauses to add
+        save_model(m, tmp_path / f"run{s}" / "fold1" / "model.pt", {"segmenter": "jieba"})
+        runs.append(tmp_path / f"run{s}")
+    heads = evaluate_runs(runs, split)
+    both = evaluate_runs(runs, split, clauses="heads+pairs")
+    assert "clauses" not in heads and both["clauses"] == "heads+pairs"
+    for t in ("emotion", "cause"):  # every clause is now in a pair: recall 1 for members and ensemble
+        assert both["per_fold"][0]["ensemble"][t]["r"] == 1.0
+        assert all(m[t]["r"] == 1.0 for m in both["per_fold"][0]["members"])
+    assert both["per_fold"][0]["ensemble"]["pair"] == heads["per_fold"][0]["ensemble"]["pair"]

@@ -126,9 +126,10 @@ def load_models(paths: Sequence[str | Path], device=None, precision: str | None 
 
 
 def evaluate_runs(run_dirs: Sequence[str | Path], split_dir: str | Path, folds: Sequence[int] | None = None,
-                  progress: bool = False) -> dict[str, Any]:
+                  progress: bool = False, clauses: str | None = None) -> dict[str, Any]:
     """Score, on each fold's test documents, the models of several run folders (one per seed, each holding
-    ``foldK/model.pt``) one by one and averaged as an ensemble.
+    ``foldK/model.pt``) one by one and averaged as an ensemble; ``clauses`` (E2EECPE's "heads" or
+    "heads+pairs") overrides the models' own rule for the emotion and cause lists.
 
     Returns ``per_fold`` ({fold, members: [metrics per run], ensemble: metrics}), and ``mean`` / ``std`` over
     folds of the ensemble and of the members' mean F1, with a paired t-test over folds (``ttest_p``).
@@ -143,6 +144,8 @@ def evaluate_runs(run_dirs: Sequence[str | Path], split_dir: str | Path, folds: 
         for r in runs:
             model, ckpt = load_model(r / f"fold{k}" / "model.pt")
             protocols.add(ckpt.get("meta", {}).get("protocol", "?"))
+            if clauses is not None:
+                model.config.clauses = clauses
             members.append(model)
         single = [evaluate(m, m.tensorize(test)) for m in members]
         per_fold.append({"fold": k, "members": single, "ensemble": Ensemble(members).evaluate(test)})
@@ -151,6 +154,8 @@ def evaluate_runs(run_dirs: Sequence[str | Path], split_dir: str | Path, folds: 
                   + f" | ensemble {per_fold[-1]['ensemble']['pair']['f1']:.4f}", flush=True)
     out: dict[str, Any] = {"runs": [str(r) for r in runs], "split": split_dir.name, "folds": available,
                            "member_protocol": ", ".join(sorted(protocols)), "per_fold": per_fold}
+    if clauses is not None:
+        out["clauses"] = clauses
     if per_fold:
         out["mean"], out["std"] = mean_std([{**f["ensemble"], "fold": f["fold"]} for f in per_fold])
         tasks = ("pair", "emotion", "cause")
