@@ -1,8 +1,9 @@
 """Pair-scorer terms beside the biaffine of eq. 7: what the distance between two clauses adds.
 
-Later ECPE models all score a pair with its relative position (Ding et al. 2020's ECPE-2D, Wei et al. 2020's
-RankCP, Cheng et al. 2021's ECPE-MLL); E2EECPE has it only as the fixed prior A of eq. 9. Both terms here
-start at zero, so an untrained model scores pairs exactly as the paper's.
+Later ECPE models score a pair with its relative position (ECPE-2D, Ding et al. ACL 2020; RankCP, Wei et al.
+ACL 2020) or inside a window around the emotion clause (ECPE-MLL, Ding et al. EMNLP 2020); E2EECPE has it
+only as the fixed prior A of eq. 9. Both terms here start at zero, so an untrained model scores pairs exactly
+as the paper's.
 """
 from __future__ import annotations
 
