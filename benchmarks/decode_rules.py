@@ -3,7 +3,7 @@
     python benchmarks/decode_rules.py RUN [RUN ...] [--data ../shared/data/ecpe-zh] [--seed 1] [--json OUT]
 
 Every NEWS document has at least one emotion-cause pair, and ranking systems (RankCP) always keep their
-top-scored pair. Here, for each split10 fold, the run's dev documents (``carve_dev`` with the seed ``ecpe
+top-scored pair. Here, for each split10 fold, the run's dev documents (``ecpe.training.dev_split`` with the seed ``ecpe
 train`` used) and test documents are predicted once and decoded two ways: the paper's rule (pairs with
 M-hat > 0.3, eq. 18) and the same plus a fallback (a document with no pair above 0.3 gets its highest-
 scored pair). Emotion and cause clauses, which come from the auxiliary heads (probability > 1/2), are also
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     from ecpe.data import load_fold
     from ecpe.inference import load_models, predict_documents
     from ecpe.metrics import Prediction, score
-    from ecpe.training import carve_dev
+    from ecpe.training import dev_split
 
     torch.set_num_threads(1)
     eta = args.threshold
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     figures = {part: {r: [] for r in rules} for part in ("dev", "test")}
     for k in range(1, 11):
         fold = load_fold(os.path.join(args.data, "split10"), k)
-        _, dev = carve_dev(fold.train, args.dev_fraction, args.seed * 1000 + fold.index)
+        _, dev, _ = dev_split(fold, args.seed, args.dev_fraction)
         model, _ = load_models([os.path.join(r, f"fold{k}", "model.pt") for r in args.runs])
         line = [f"fold {k}:"]
         for part, docs in (("dev", dev), ("test", fold.test)):

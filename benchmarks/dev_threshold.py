@@ -2,7 +2,7 @@
 
     python benchmarks/dev_threshold.py RUN [RUN ...] [--data ../shared/data/ecpe-zh] [--seed 1]
 
-For each split10 fold: rebuild the run's dev documents (``carve_dev`` with the seed ``ecpe train`` used: the
+For each split10 fold: rebuild the run's dev documents (``ecpe.training.dev_split`` with the seed ``ecpe train`` used: the
 first run's seed), predict dev and test once, pick eta in 0.10, 0.15, ..., 0.70 by dev pair F1 (ties: the one
 nearest the paper's 0.3), and print the test pair F1 at 0.3 and at the dev-chosen eta, with a paired t-test
 over folds; then one eta for every fold, chosen on the dev pair F1 averaged over the folds (ten times the
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     from ecpe.data import load_fold
     from ecpe.inference import load_models, predict_documents
     from ecpe.metrics import Prediction, score
-    from ecpe.training import carve_dev
+    from ecpe.training import dev_split
 
     torch.set_num_threads(1)
     grid = [round(x, 2) for x in np.arange(0.10, 0.71, 0.05)]
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     rows, dev_curves, test_curves = [], [], []
     for k in range(1, 11):
         fold = load_fold(os.path.join(args.data, "split10"), k)
-        _, dev = carve_dev(fold.train, args.dev_fraction, args.seed * 1000 + fold.index)
+        _, dev, _ = dev_split(fold, args.seed, args.dev_fraction)
         model, _ = load_models([os.path.join(r, f"fold{k}", "model.pt") for r in args.runs])
         dev_pred = predict_documents(model, dev, threshold=grid[0] - 0.05)
         test_pred = predict_documents(model, fold.test, threshold=grid[0] - 0.05)

@@ -30,17 +30,14 @@ from ecpe.config import TrainConfig, from_dict
 from ecpe.data.corpus import load_fold
 from ecpe.metrics import mean_std
 from ecpe.models import load_model
-from ecpe.training import carve_dev, evaluate, word_vectors
+from ecpe.training import dev_split, evaluate, word_vectors
 
 
 def fold_variants(run: Path, split_dir: Path, k: int) -> dict:
     model, ckpt = load_model(run / f"fold{k}" / "model.pt")
     cfg = from_dict(TrainConfig, ckpt["meta"]["train_config"])
     fold = load_fold(split_dir, k)
-    if fold.dev is not None:
-        train_docs = fold.train
-    else:
-        train_docs, _ = carve_dev(fold.train, cfg.dev_fraction, cfg.seed * 1000 + fold.index)
+    train_docs, _, _ = dev_split(fold, cfg.seed, cfg.dev_fraction)
     trained = {w for d in train_docs for c in d.clauses for w in c}
     vocab = model.vocab
     extra = torch.tensor([i for i, w in enumerate(vocab.itos) if i > 1 and w not in trained], dtype=torch.long)

@@ -46,7 +46,7 @@ from .models import ECPEModel, build_model, model_class, pair_f1, save_model
 from .models.two_stage import CandidateTensors, TwoStageECPE, evaluate_filter, mean_clause_f1
 
 __all__ = ["Trainer", "History", "StageHistory", "train_single_stage", "train_two_stage", "SCHEDULES",
-           "protocol_label", "carve_dev", "train_fold", "train_run", "stage_seconds", "PROTOCOL_DEV",
+           "protocol_label", "carve_dev", "dev_split", "fold_seed", "train_fold", "train_run", "stage_seconds", "PROTOCOL_DEV",
            "PROTOCOL_PAPER", "SINGLE_STAGE", "predict", "evaluate"]
 
 log = logging.getLogger(__name__)
@@ -305,6 +305,21 @@ def carve_dev(docs: Sequence[Document], fraction: float, seed: int) -> tuple[lis
     return [d for i, d in enumerate(docs) if i not in dev_ids], [d for i, d in enumerate(docs) if i in dev_ids]
 
 
+def fold_seed(seed: int, fold: Fold) -> int:
+    """The seed of everything random in one fold's training (torch, the dev share): ``seed * 1000 + fold index``."""
+    return seed * 1000 + fold.index
+
+
+def dev_split(fold: Fold, seed: int, fraction: float) -> tuple[list[Document], list[Document], str]:
+    """(training documents, dev documents, where dev came from) of a fold as ``ecpe train`` selects on it: the
+    fold's valid file (split20), else the seeded ``fraction`` of its training documents (:func:`carve_dev`).
+    Benchmarks call it to rebuild a run's dev documents."""
+    if fold.dev is not None:
+        return list(fold.train), list(fold.dev), "valid file"
+    train, dev = carve_dev(fold.train, fraction, fold_seed(seed, fold))
+    return train, dev, f"seeded {fraction:.0%} of the training documents"
+
+
 def word_vectors(cfg: TrainConfig, train_docs: Sequence[Document], fold_train: Sequence[Document], dim: int,
                  progress: bool = False) -> tuple[dict, dict[str, Any]]:
     """The fold's word vectors and where they came from (see :data:`ecpe.embeddings.SOURCES`; sources
@@ -405,14 +420,10 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
     # denormal floats (tiny values in late epochs) slow CPU arithmetic 2-3x; flushing them to zero changes
     # no selected epoch or F1 measured (fold 1: 2.3 -> 6.0 s/epoch without, 2.4 -> 2.6 s with)
     torch.set_flush_denormal(True)
-    seed_everything(cfg.seed * 1000 + fold.index)
+    seed_everything(fold_seed(cfg.seed, fold))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if fold.dev is not None:
-        train_docs, dev_docs, dev_source = fold.train, fold.dev, "valid file"
-    else:
-        train_docs, dev_docs = carve_dev(fold.train, cfg.dev_fraction, cfg.seed * 1000 + fold.index)
-        dev_source = f"seeded {cfg.dev_fraction:.0%} of the training documents"
+    train_docs, dev_docs, dev_source = dev_split(fold, cfg.seed, cfg.dev_fraction)
     dim = from_dict(model_class(model_name).config_class, model_config).embed_dim  # unknown keys: ConfigError
 
     def fresh_model(docs: Sequence[Document]):
@@ -445,7 +456,7 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
         # training documents *and* the dev share, and replaces the selected one (its test score is reported)
         selected = {"epoch": history.best_epoch, "test": {k: test_metrics[k] for k in ("pair", "emotion", "cause")},
                     "dev": dev_metrics}
-        seed_everything(cfg.seed * 1000 + fold.index)
+        seed_everything(fold_seed(cfg.seed, fold))
         refit_docs = list(fold.train) + list(fold.dev or [])  # split10: the dev share is part of fold.train
         model, vocab, emb_info = fresh_model(refit_docs)
         refit_t, test_t = model.tensorize(refit_docs), model.tensorize(fold.test)

@@ -85,7 +85,7 @@ class Ensemble:
             rows, cols = np.nonzero(matrix > eta)  # row-major, as a single model's decode
             pairs = [(int(r), int(c), float(matrix[r, c])) for r, c in zip(rows, cols)]
             emotions, causes = set(np.nonzero(ep > 0.5)[0].tolist()), set(np.nonzero(cp > 0.5)[0].tolist())
-            if getattr(self.config, "clauses", "heads") == "heads+pairs":
+            if self.config.clauses == "heads+pairs":  # members are E2EECPE models (averageable)
                 emotions, causes = emotions | set(rows.tolist()), causes | set(cols.tolist())
             out.append(Prediction(pairs, sorted(emotions), sorted(causes), ep.tolist(), cp.tolist(),
                                   matrix.tolist() if keep_matrix else None))
