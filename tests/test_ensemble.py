@@ -184,3 +184,13 @@ def test_evaluate_runs_clauses_override(tmp_path, corpus, tiny_config, split_wri
         assert both["per_fold"][0]["ensemble"][t]["r"] == 1.0
         assert all(m[t]["r"] == 1.0 for m in both["per_fold"][0]["members"])
     assert both["per_fold"][0]["ensemble"]["pair"] == heads["per_fold"][0]["ensemble"]["pair"]
+
+
+def test_cli_evaluate_clauses_refused_for_two_stage(tmp_path, corpus, split_writer, capsys):
+    split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
+    assert main(["train", "--data", str(split), "--out", str(tmp_path / "run"), "--model", "inter-ec",
+                 "--epochs", "1", "--embed-dim", "16", "-q"]) == 0
+    capsys.readouterr()
+    rc = main(["evaluate", "--model", str(tmp_path / "run" / "fold1" / "model.pt"), "--data",
+               str(split / "fold1_test.txt"), "--clauses", "heads+pairs"])
+    assert rc != 0 and "--clauses applies to e2eecpe models, not 'inter-ec'" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from .batch import add_arguments as add_batch_arguments
 from .batch import predict_command
 from .config import E2EConfig, TrainConfig
 from .data.corpus import DataFormatError, find_folds, read_documents
-from .inference import Ensemble, Extractor, InputError, evaluate_runs, load_models, predict_documents
+from .inference import Ensemble, Extractor, InputError, evaluate_runs, load_models, predict_documents, set_clauses
 from .metrics import score
 from .models import model_class
 from .models.e2eecpe import CLAUSE_ENCODERS, CLAUSE_RULES, PAIR_SCORERS
@@ -150,11 +150,10 @@ def cmd_evaluate(args) -> int:
     model, ckpts = load_models(args.model, device=args.device, precision=args.precision)
     ckpt = ckpts[0]
     if args.clauses:
-        members = model.models if isinstance(model, Ensemble) else [model]
-        if not all(hasattr(m.config, "clauses") for m in members):
-            raise CLIError(f"--clauses applies to e2eecpe models, not {ckpt['model']!r}")
-        for m in members:
-            m.config.clauses = args.clauses
+        try:
+            set_clauses(model, args.clauses)
+        except ValueError:
+            raise CLIError(f"--clauses applies to e2eecpe models, not {ckpt['model']!r}") from None
     path = Path(args.data)
     files = sorted(path.glob("fold*_test.txt")) if path.is_dir() else [path]
     if not files:

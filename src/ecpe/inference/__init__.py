@@ -4,8 +4,8 @@ Never imports :mod:`ecpe.training`; ``ecpe predict``, ``ecpe evaluate``, ``ecpe 
 (``ecpe.Extractor``) all go through it.
 """
 from .core import PRECISIONS, decode_batches, evaluate, predict, predict_docs, set_precision, to_predictions
-from .ensemble import Ensemble, evaluate_runs, for_inference, load_models, predict_documents
+from .ensemble import Ensemble, evaluate_runs, for_inference, load_models, predict_documents, set_clauses
 from .extractor import Extractor, InputError
 
 __all__ = ["decode_batches", "evaluate", "predict", "predict_docs", "to_predictions", "Ensemble", "evaluate_runs",
-           "for_inference", "load_models", "predict_documents", "Extractor", "InputError", "PRECISIONS", "set_precision"]
+           "for_inference", "load_models", "predict_documents", "Extractor", "InputError", "PRECISIONS", "set_precision", "set_clauses"]

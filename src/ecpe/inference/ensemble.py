@@ -19,7 +19,7 @@ from ..metrics import Prediction, mean_std, score
 from ..models import ECPEModel, load_model
 from .core import decode_batches, evaluate, predict_docs, set_precision
 
-__all__ = ["Ensemble", "predict_documents", "for_inference", "load_models", "evaluate_runs"]
+__all__ = ["Ensemble", "predict_documents", "for_inference", "load_models", "evaluate_runs", "set_clauses"]
 
 
 class Ensemble:
@@ -125,6 +125,15 @@ def load_models(paths: Sequence[str | Path], device=None, precision: str | None 
             [ckpt for _, ckpt in loaded])
 
 
+def set_clauses(model, rule: str) -> None:
+    """Make a model, or every member of an :class:`Ensemble`, report emotion / cause clauses by ``rule``
+    (E2EECPE's ``clauses``: "heads" or "heads+pairs"). ValueError for a model without that setting."""
+    for m in (model.models if isinstance(model, Ensemble) else [model]):
+        if not hasattr(m.config, "clauses"):
+            raise ValueError(f"the clause rule applies to e2eecpe models, not {type(m).__name__}")
+        m.config.clauses = rule
+
+
 def evaluate_runs(run_dirs: Sequence[str | Path], split_dir: str | Path, folds: Sequence[int] | None = None,
                   progress: bool = False, clauses: str | None = None) -> dict[str, Any]:
     """Score, on each fold's test documents, the models of several run folders (one per seed, each holding
@@ -145,7 +154,7 @@ def evaluate_runs(run_dirs: Sequence[str | Path], split_dir: str | Path, folds: 
             model, ckpt = load_model(r / f"fold{k}" / "model.pt")
             protocols.add(ckpt.get("meta", {}).get("protocol", "?"))
             if clauses is not None:
-                model.config.clauses = clauses
+                set_clauses(model, clauses)
             members.append(model)
         single = [evaluate(m, m.tensorize(test)) for m in members]
         per_fold.append({"fold": k, "members": single, "ensemble": Ensemble(members).evaluate(test)})
