@@ -184,3 +184,20 @@ def test_train_pair_scorer_is_saved_and_refused_for_two_stage(tmp_path, corpus, 
     rc = main(["train", "--data", str(split), "--out", str(tmp_path / "two"), "--model", "inter-ec",
                "--pair-scorer", "biaffine+distance", "-q"])
     assert rc != 0 and "--pair-scorer does not apply to model 'inter-ec'" in capsys.readouterr().err
+
+
+def test_train_clause_context_is_saved_and_refused_for_two_stage(tmp_path, corpus, split_writer, capsys):
+    """--clause-context bilstm+emotion trains, is saved in the model's config and reloads with its trained
+    attention; a two-stage model refuses the flag."""
+    from ecpe.inference import load_models
+
+    split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
+    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "run"), "--epochs", "2", "--embed-dim", "16",
+               "--hidden", "8", "--clause-context", "bilstm+emotion", "-q"])
+    assert rc == 0
+    loaded, _ = load_models([tmp_path / "run" / "fold1" / "model.pt"])
+    assert loaded.config.clause_context == "bilstm+emotion"
+    assert loaded.context.out.weight.abs().sum() > 0  # trained off its zero start
+    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "two"), "--model", "inter-ec",
+               "--clause-context", "bilstm+attention", "-q"])
+    assert rc != 0 and "--clause-context does not apply to model 'inter-ec'" in capsys.readouterr().err

@@ -38,9 +38,12 @@ def naive_bce(logits, weights, gold):
 # ---- padding ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("over", [{}, {"clause_encoder": "lstm", "word_hidden": 5},
                                   {"clause_encoder": "lstm", "word_hidden": 5, "char_backoff": True},
-                                  {"clause_encoder": "cnn+lstm", "word_hidden": 5}])
+                                  {"clause_encoder": "cnn+lstm", "word_hidden": 5},
+                                  {"clause_context": "bilstm+attention"}, {"clause_context": "bilstm+emotion"}])
 def test_padding_changes_no_prediction(tiny_config, over):
     model = make_model(tiny_config, **over)
+    if model.context is not None:  # move the clause attention off its zero start, or it adds nothing to test
+        torch.nn.init.normal_(model.context.out.weight)
     alone = model.tensorize([DOC_A]).batch([0])
     both = model.tensorize(DOCS)
     ab, ba = both.batch([0, 1]), both.batch([1, 0])
@@ -468,3 +471,36 @@ def test_pair_scorers_start_as_the_paper_and_keep_padding_out(tiny_config, score
         make_model(tiny_config, pair_scorer="bilinear")
     with pytest.raises(ValueError, match="max_distance must be at least 1"):
         make_model(tiny_config, pair_scorer=scorer, max_distance=0)
+
+
+@pytest.mark.parametrize("context", ["bilstm+attention", "bilstm+emotion"])
+def test_clause_contexts_start_as_the_paper_and_learn(tiny_config, context):
+    """--clause-context: untrained, the attention adds zero (same scores as the paper's model, same seed);
+    one training step moves it; with bilstm+emotion the emotion head's scores are the paper's whatever the
+    attention does (it reads them, detached, and changes only the cause side)."""
+    paper, model = make_model(tiny_config), make_model(tiny_config, clause_context=context)
+    batch = model.tensorize(DOCS).batch([0, 1])
+    with torch.no_grad():
+        for key in ("pair_logits", "emotion", "cause"):
+            torch.testing.assert_close(model(batch)[key], paper(batch)[key])
+    model.train()
+    torch.manual_seed(1)
+    before = [p.detach().clone() for p in model.context.parameters()]
+    opt = torch.optim.SGD(model.context.parameters(), lr=0.1)
+    for _ in range(2):  # the first step moves the zero output layer, the second the queries, keys and values
+        opt.zero_grad()
+        model.loss(model(batch), batch).backward()
+        opt.step()
+    assert all(not torch.equal(b, p) for b, p in zip(before, model.context.parameters()))
+    model.eval()
+    with torch.no_grad():
+        moved, ref = model(batch), paper(batch)
+    assert not torch.allclose(moved["cause"], ref["cause"])
+    if context == "bilstm+emotion":
+        torch.testing.assert_close(moved["emotion"], ref["emotion"])
+    else:
+        assert not torch.allclose(moved["emotion"], ref["emotion"])
+    with pytest.raises(ValueError, match="clause_context must be one of bilstm, bilstm\\+attention, bilstm\\+emotion"):
+        make_model(tiny_config, clause_context="gnn")
+    with pytest.raises(ValueError, match="needs use_aux"):
+        make_model(tiny_config, clause_context="bilstm+emotion", use_aux=False)

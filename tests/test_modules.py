@@ -377,3 +377,28 @@ def test_pair_mlp_starts_at_zero_and_sees_distance_and_both_clauses():
     torch.testing.assert_close(s1[1], s2[1])
     # each document of a batch on its own
     torch.testing.assert_close(s1[1], mlp(ze[1:], zc[1:])[0])
+
+
+# ---- our clause attention (modules.context) -------------------------------------------------------
+def test_clause_attention_starts_as_identity_ignores_padding_and_follows_the_prior():
+    from ecpe.modules import ClauseAttention
+    torch.manual_seed(0)
+    att = ClauseAttention(6, 4, heads=2)
+    mask = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    h = torch.randn(2, 4, 6) * mask[..., None]
+    torch.testing.assert_close(att(h, mask), h)  # output projection at zero: the BiLSTM states untouched
+    torch.nn.init.normal_(att.out.weight)
+    out = att(h, mask)
+    assert not torch.allclose(out, h) and (out[0, 3] == 0).all()  # padding clauses stay zero
+    # what sits in a padding clause is never read
+    h2 = h.clone()
+    h2[0, 3] = 5.0
+    torch.testing.assert_close(att(h2, mask)[0, :3], out[0, :3])
+    # a prior that all but forbids every key except clause 1: every query reads clause 1's value alone
+    prior = torch.full((2, 4), -1e4)
+    prior[:, 1] = 0.0
+    v1 = att.qkv(h)[:, 1, 8:]                                   # values of clause 1, [B, 4]
+    want = (h + att.out(v1)[:, None]) * mask[..., None]
+    torch.testing.assert_close(att(h, mask, prior=prior), want)
+    with pytest.raises(ValueError, match="not a multiple of heads"):
+        ClauseAttention(6, 5, heads=2)

@@ -21,7 +21,7 @@ from .data.corpus import DataFormatError, find_folds, read_documents
 from .inference import Ensemble, Extractor, InputError, evaluate_runs, load_models, predict_documents, set_clauses
 from .metrics import score
 from .models import model_class
-from .models.e2eecpe import CLAUSE_ENCODERS, CLAUSE_RULES, PAIR_SCORERS
+from .models.e2eecpe import CLAUSE_CONTEXTS, CLAUSE_ENCODERS, CLAUSE_RULES, PAIR_SCORERS
 from .resources import MissingResource
 from .options import PRESETS
 from .options import (CLIError, add_device_argument, add_precision_argument, parse_folds, resolve_data,
@@ -281,6 +281,12 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                         f"2-5), lstm (a word-level BiLSTM, {E2EConfig.word_hidden} units per direction, with attention "
                         "pooling, as the "
                         "two-stage baselines of Xia & Ding 2019; slower) or cnn+lstm (both vectors side by side)")
+    t.add_argument("--clause-context", choices=CLAUSE_CONTEXTS,
+                   help="E2EECPE: what relates a document's clauses before the vertices of eqs. 5-6: bilstm (default: "
+                        "the paper's clause BiLSTM, eq. 4), bilstm+attention (plus a clause self-attention layer, "
+                        f"{E2EConfig.attention_heads} heads, as later models relate clauses by attention) or bilstm+emotion "
+                        "(the cause side also attends to the document's clauses, weighted by the emotion head's "
+                        "probabilities, as Inter-EC feeds emotion predictions to cause extraction)")
     t.add_argument("--pair-scorer", choices=PAIR_SCORERS,
                    help="E2EECPE: how a pair (p, q) is scored before eq. 8: biaffine (default: the paper's eq. 7), "
                         "biaffine+distance (plus a learned offset for each distance p - q) or biaffine+mlp (plus a "

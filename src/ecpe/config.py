@@ -29,6 +29,9 @@ class E2EConfig:
     lexicon: str | None = None    # "dutir": per-clause emotion-lexicon indicators beside the clause CNN (ecpe.lexicon)
     clause_encoder: str = "cnn"   # "cnn" (the paper, eqs. 1-3), "lstm" (word BiLSTM + attention, Xia & Ding 2019), "cnn+lstm"
     word_hidden: int = 100        # the "lstm" clause encoder: word LSTM units per direction (clause vectors 2x this)
+    clause_context: str = "bilstm"  # after eq. 4: "bilstm" (the paper), "bilstm+attention" (+ clause self-attention),
+                                    # "bilstm+emotion" (the cause side also attends towards likely emotion clauses)
+    attention_heads: int = 4      # the clause attention of clause_context != "bilstm" (size vertex_dim in all)
     pair_scorer: str = "biaffine"  # "biaffine" (eq. 7), "biaffine+distance" (+ a learned offset per p - q), "biaffine+mlp"
     max_distance: int = 10        # the pair scorers' terms: |p - q| beyond this shares one value
     clauses: str = "heads"        # emotion / cause clauses: "heads" (the auxiliary heads, as the paper's Table 2) or

@@ -87,6 +87,7 @@ MODEL_FLAGS: dict[str, tuple[str, str, Any]] = {
     "--char-backoff": ("char_backoff", "char_backoff", True),
     "--lexicon": ("lexicon", "lexicon", None),
     "--clause-encoder": ("clause_encoder", "clause_encoder", None),
+    "--clause-context": ("clause_context", "clause_context", None),
     "--pair-scorer": ("pair_scorer", "pair_scorer", None),
     "--max-distance": ("max_distance", "max_distance", None),
     "--clauses": ("clauses", "clauses", None),

@@ -1,6 +1,7 @@
 """E2EECPE: end-to-end emotion-cause pair extraction via learning to link (Song et al., 2020, §3).
 
-word vectors -> CNN clause encoder (§3.3; our option: a word-level BiLSTM + attention, or both) -> BiLSTM (§3.4)
+word vectors -> CNN clause encoder (§3.3; our option: a word-level BiLSTM + attention, or both) -> BiLSTM (§3.4;
+our option: plus a clause attention layer, over all clauses or, for the cause side, towards likely emotion clauses)
 -> emotion / cause vertices (eqs. 5-6) -> biaffine pair matrix (eq. 7; our option: plus a distance-aware term) -> sigmoid (eq. 8) * position weights
 (eqs. 9-10) -> threshold (eq. 18), with auxiliary emotion and cause classifiers (eqs. 11-14) trained jointly (eqs. 15-17).
 """
@@ -18,14 +19,16 @@ from ..data.batching import DocBatch, DocTensors, char_id_matrix
 from ..data.corpus import Document
 from ..data.vocab import Vocab
 from ..lexicon import lexicon_classes
-from ..modules import Biaffine, ClauseCNN, DistanceBias, Dropout, PairMLP, bilstm_padded, position_weights
+from ..modules import (Biaffine, ClauseAttention, ClauseCNN, DistanceBias, Dropout, PairMLP, bilstm_padded,
+                       position_weights)
 from ..modules.compat import tensor_version
 from ..modules.rnn import AttentionClauseEncoder, pack_clauses
 from .base import Decoded, ECPEModel, add_pair_clauses
 
-__all__ = ["E2EECPE", "pair_loss", "CLAUSE_ENCODERS", "PAIR_SCORERS", "CLAUSE_RULES"]
+__all__ = ["E2EECPE", "pair_loss", "CLAUSE_ENCODERS", "CLAUSE_CONTEXTS", "PAIR_SCORERS", "CLAUSE_RULES"]
 
 CLAUSE_ENCODERS = ("cnn", "lstm", "cnn+lstm")
+CLAUSE_CONTEXTS = ("bilstm", "bilstm+attention", "bilstm+emotion")
 PAIR_SCORERS = ("biaffine", "biaffine+distance", "biaffine+mlp")
 CLAUSE_RULES = ("heads", "heads+pairs")
 
@@ -114,6 +117,13 @@ class E2EECPE(ECPEModel):
             self.cause_hidden = nn.Linear(2 * c.hidden, c.vertex_dim)    # eq. 12
             self.emotion_out = nn.Linear(c.vertex_dim, 2)                # eq. 13
             self.cause_out = nn.Linear(c.vertex_dim, 2)                  # eq. 14
+        if c.clause_context not in CLAUSE_CONTEXTS:
+            raise ValueError(f"clause_context must be one of {', '.join(CLAUSE_CONTEXTS)}, got {c.clause_context!r}")
+        if c.clause_context == "bilstm+emotion" and not c.use_aux:
+            raise ValueError("clause_context 'bilstm+emotion' reads the auxiliary emotion head: it needs use_aux")
+        # our option: clause-level attention after eq. 4 (modules.context); "bilstm" (the paper) has none
+        self.context = (ClauseAttention(2 * c.hidden, c.vertex_dim, c.attention_heads)
+                        if c.clause_context != "bilstm" else None)
 
     # ---- data ------------------------------------------------------------------------------------
     def tensorize(self, docs: Sequence[Document]) -> DocTensors:
@@ -241,22 +251,31 @@ class E2EECPE(ECPEModel):
             ``emotion`` / ``cause`` [B, D, 2] log-probabilities of the auxiliary heads (when enabled).
         """
         h = self.encode(batch)
-        z_e = torch.relu(self.emotion_vertex(h))   # eq. 5
-        z_c = torch.relu(self.cause_vertex(h))     # eq. 6
+        if self.config.clause_context == "bilstm+attention":  # every clause reads the document's clauses
+            h = self.context(h, batch.mask)
+        scores = {}
+        if self.config.use_aux:
+            scores["emotion"] = F.log_softmax(self.emotion_out(torch.relu(self.emotion_hidden(h))), -1)  # eqs. 11, 13
+        h_c = h  # what the cause side (eq. 6, eqs. 12 and 14) reads
+        if self.config.clause_context == "bilstm+emotion":
+            # every clause reads the document's clauses weighted towards its likely emotion clauses (the emotion
+            # head's log-probabilities, not differentiated: the emotion head learns from its own loss only)
+            h_c = self.context(h, batch.mask, prior=scores["emotion"][..., 1].detach())
+        z_e = torch.relu(self.emotion_vertex(h))     # eq. 5
+        z_c = torch.relu(self.cause_vertex(h_c))     # eq. 6
         logits = self.biaffine(z_e, z_c)  # eq. 7
         if isinstance(self.pair_extra, PairMLP):
             logits = logits + self.pair_extra(z_e, z_c)
         elif self.pair_extra is not None:
             logits = logits + self.pair_extra(logits.shape[1])
-        scores = {"pair_logits": logits}
+        scores["pair_logits"] = logits
         if self.config.use_position:
             scores["pair_weights"] = position_weights(batch.doc_lens, batch.max_doc_len, self.config.eps)
         else:
             m = batch.mask.float()
             scores["pair_weights"] = m[:, :, None] * m[:, None, :]
         if self.config.use_aux:
-            scores["emotion"] = F.log_softmax(self.emotion_out(torch.relu(self.emotion_hidden(h))), -1)  # eqs. 11, 13
-            scores["cause"] = F.log_softmax(self.cause_out(torch.relu(self.cause_hidden(h))), -1)        # eqs. 12, 14
+            scores["cause"] = F.log_softmax(self.cause_out(torch.relu(self.cause_hidden(h_c))), -1)      # eqs. 12, 14
         return scores
 
     def loss(self, scores: dict[str, torch.Tensor], batch: DocBatch) -> torch.Tensor:
