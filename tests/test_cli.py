@@ -187,17 +187,20 @@ def test_train_pair_scorer_is_saved_and_refused_for_two_stage(tmp_path, corpus, 
 
 
 def test_train_clause_context_is_saved_and_refused_for_two_stage(tmp_path, corpus, split_writer, capsys):
-    """--clause-context bilstm+emotion trains, is saved in the model's config and reloads with its trained
+    """--clause-context bilstm+emotion (with --pair-loss bce+rank) trains, is saved in the model's config and reloads with its trained
     attention; a two-stage model refuses the flag."""
     from ecpe.inference import load_models
 
     split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
     rc = main(["train", "--data", str(split), "--out", str(tmp_path / "run"), "--epochs", "2", "--embed-dim", "16",
-               "--hidden", "8", "--clause-context", "bilstm+emotion", "-q"])
+               "--hidden", "8", "--clause-context", "bilstm+emotion", "--pair-loss", "bce+rank", "-q"])
     assert rc == 0
     loaded, _ = load_models([tmp_path / "run" / "fold1" / "model.pt"])
-    assert loaded.config.clause_context == "bilstm+emotion"
+    assert loaded.config.clause_context == "bilstm+emotion" and loaded.config.pair_loss == "bce+rank"
     assert loaded.context.out.weight.abs().sum() > 0  # trained off its zero start
     rc = main(["train", "--data", str(split), "--out", str(tmp_path / "two"), "--model", "inter-ec",
                "--clause-context", "bilstm+attention", "-q"])
     assert rc != 0 and "--clause-context does not apply to model 'inter-ec'" in capsys.readouterr().err
+    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "two"), "--model", "inter-ec",
+               "--pair-loss", "bce+rank", "-q"])
+    assert rc != 0 and "--pair-loss does not apply to model 'inter-ec'" in capsys.readouterr().err

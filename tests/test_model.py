@@ -504,3 +504,45 @@ def test_clause_contexts_start_as_the_paper_and_learn(tiny_config, context):
         make_model(tiny_config, clause_context="gnn")
     with pytest.raises(ValueError, match="needs use_aux"):
         make_model(tiny_config, clause_context="bilstm+emotion", use_aux=False)
+
+
+def test_rank_loss_is_the_cross_entropy_of_gold_pairs_among_their_documents_pairs():
+    """rank_loss: -mean over a document's gold pairs of log(M-hat_pq / sum of its real cells' M-hat),
+    summed over documents; padding cells and documents without gold pairs add nothing; finite gradients."""
+    from ecpe.models.e2eecpe import rank_loss
+    torch.manual_seed(0)
+    logits = torch.randn(3, 4, 4, requires_grad=True)
+    lens = torch.tensor([4, 2, 3])
+    weights = position_weights(lens, 4, 1.0)
+    real = torch.arange(4)[None] < lens[:, None]
+    cells = real[:, :, None] & real[:, None, :]
+    gold = torch.zeros(3, 4, 4)
+    gold[0, 2, 1] = gold[0, 2, 2] = 1.0
+    gold[1, 1, 0] = 1.0                                      # document 2 (index 2) has none
+    got = rank_loss(logits, weights, gold, cells)
+    mhat = torch.sigmoid(logits.detach().double()) * weights.double()
+    want = 0.0
+    for b in range(2):
+        n = int(lens[b])
+        total = mhat[b, :n, :n].sum()
+        golds = gold[b].nonzero().tolist()
+        want -= sum(math.log(mhat[b, p, q] / total) for p, q in golds) / len(golds)
+    assert got.item() == pytest.approx(float(want), rel=1e-5)
+    got.backward()
+    assert torch.isfinite(logits.grad).all() and (logits.grad[2] == 0).all() and (logits.grad[1, 2:] == 0).all()
+    assert rank_loss(logits, weights, torch.zeros(3, 4, 4), cells).item() == 0.0
+
+
+def test_pair_loss_bce_rank_adds_the_listwise_term(tiny_config):
+    """--pair-loss bce+rank: the loss is eq. 15's plus rank_weight times rank_loss, on the same scores."""
+    from ecpe.models.e2eecpe import rank_loss
+    paper, model = make_model(tiny_config), make_model(tiny_config, pair_loss="bce+rank", rank_weight=0.5)
+    batch = model.tensorize(DOCS).batch([0, 1])
+    with torch.no_grad():
+        s = model(batch)
+        cells = batch.mask[:, :, None] & batch.mask[:, None, :]
+        extra = 0.5 * rank_loss(s["pair_logits"], s["pair_weights"], batch.pairs, cells) / batch.mask.sum()
+        assert extra > 0
+        torch.testing.assert_close(model.loss(s, batch), paper.loss(paper(batch), batch) + extra)
+    with pytest.raises(ValueError, match="pair_loss must be one of bce, bce\\+rank"):
+        make_model(tiny_config, pair_loss="hinge")

@@ -21,7 +21,7 @@ from .data.corpus import DataFormatError, find_folds, read_documents
 from .inference import Ensemble, Extractor, InputError, evaluate_runs, load_models, predict_documents, set_clauses
 from .metrics import score
 from .models import model_class
-from .models.e2eecpe import CLAUSE_CONTEXTS, CLAUSE_ENCODERS, CLAUSE_RULES, PAIR_SCORERS
+from .models.e2eecpe import CLAUSE_CONTEXTS, CLAUSE_ENCODERS, CLAUSE_RULES, PAIR_LOSSES, PAIR_SCORERS
 from .resources import MissingResource
 from .options import PRESETS
 from .options import (CLIError, add_device_argument, add_precision_argument, parse_folds, resolve_data,
@@ -292,6 +292,10 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                         "biaffine+distance (plus a learned offset for each distance p - q) or biaffine+mlp (plus a "
                         "hidden layer over both clauses and a learned distance vector, as later ECPE models score "
                         "pairs with their relative position; slower). The position prior A of eq. 9 stays either way")
+    t.add_argument("--pair-loss", choices=PAIR_LOSSES,
+                   help="E2EECPE: bce (default: the paper's eq. 15, each pair cell judged alone) or bce+rank (plus a "
+                        "listwise term per document: its gold pairs should hold the mass of softmax(log M-hat) over the "
+                        "document's pairs, as RankCP ranks candidate pairs)")
     t.add_argument("--max-distance", type=int, metavar="K",
                    help=f"E2EECPE with --pair-scorer biaffine+distance / biaffine+mlp: distances |p - q| beyond K "
                         f"share one learned value (default {E2EConfig.max_distance})")

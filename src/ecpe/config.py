@@ -34,6 +34,8 @@ class E2EConfig:
     attention_heads: int = 4      # the clause attention of clause_context != "bilstm" (size vertex_dim in all)
     pair_scorer: str = "biaffine"  # "biaffine" (eq. 7), "biaffine+distance" (+ a learned offset per p - q), "biaffine+mlp"
     max_distance: int = 10        # the pair scorers' terms: |p - q| beyond this shares one value
+    pair_loss: str = "bce"        # "bce" (eq. 15) or "bce+rank" (+ a listwise term per document, models.e2eecpe.rank_loss)
+    rank_weight: float = 1.0      # weight of that listwise term
     clauses: str = "heads"        # emotion / cause clauses: "heads" (the auxiliary heads, as the paper's Table 2) or
                                   # "heads+pairs" (also the two clauses of every predicted pair)
 

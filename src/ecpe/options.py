@@ -89,6 +89,7 @@ MODEL_FLAGS: dict[str, tuple[str, str, Any]] = {
     "--clause-encoder": ("clause_encoder", "clause_encoder", None),
     "--clause-context": ("clause_context", "clause_context", None),
     "--pair-scorer": ("pair_scorer", "pair_scorer", None),
+    "--pair-loss": ("pair_loss", "pair_loss", None),
     "--max-distance": ("max_distance", "max_distance", None),
     "--clauses": ("clauses", "clauses", None),
     "--no-aux": ("no_aux", "use_aux", False),

@@ -25,12 +25,13 @@ from ..modules.compat import tensor_version
 from ..modules.rnn import AttentionClauseEncoder, pack_clauses
 from .base import Decoded, ECPEModel, add_pair_clauses
 
-__all__ = ["E2EECPE", "pair_loss", "CLAUSE_ENCODERS", "CLAUSE_CONTEXTS", "PAIR_SCORERS", "CLAUSE_RULES"]
+__all__ = ["E2EECPE", "pair_loss", "rank_loss", "PAIR_LOSSES", "CLAUSE_ENCODERS", "CLAUSE_CONTEXTS", "PAIR_SCORERS", "CLAUSE_RULES"]
 
 CLAUSE_ENCODERS = ("cnn", "lstm", "cnn+lstm")
 CLAUSE_CONTEXTS = ("bilstm", "bilstm+attention", "bilstm+emotion")
 PAIR_SCORERS = ("biaffine", "biaffine+distance", "biaffine+mlp")
 CLAUSE_RULES = ("heads", "heads+pairs")
+PAIR_LOSSES = ("bce", "bce+rank")
 
 
 def pair_loss(logits: torch.Tensor, weights: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
@@ -46,6 +47,29 @@ def pair_loss(logits: torch.Tensor, weights: torch.Tensor, gold: torch.Tensor) -
     log_p = ls_pos + torch.log(weights)
     log_not_p = torch.logaddexp(ls_neg, torch.log1p(-weights) + ls_pos)
     return -(gold * log_p + (1 - gold) * log_not_p).sum()
+
+
+def rank_loss(logits: torch.Tensor, weights: torch.Tensor, target: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """Listwise loss of each document's pair probabilities: cross-entropy between the target pairs, as a
+    distribution over the document's cells, and softmax(log M-hat) = M-hat / sum of the document's M-hat.
+
+    E2EECPE's eq. 15 judges every cell alone; this term asks the gold pairs to outrank the other pairs of
+    their document, as RankCP (Wei et al., ACL 2020) ranks a document's candidate pairs. Documents without a
+    target pair add nothing. Summed over documents.
+
+    Args:
+        logits, weights, target: [B, D, D] M, A and the (0/1 or soft) pair targets.
+        cells: [B, D, D] bool, the real (p, q) cells.
+    """
+    log_mhat = (F.logsigmoid(logits) + torch.log(weights)).masked_fill(~cells, float("-inf")).flatten(1)  # [B, D * D]
+    t = (target * cells).flatten(1)
+    mass = t.sum(1)
+    has = mass > 0
+    if not bool(has.any()):
+        return logits.new_zeros(())
+    log_p = log_mhat[has] - torch.logsumexp(log_mhat[has], 1, keepdim=True)
+    t = t[has] / mass[has, None]
+    return -(t * log_p.masked_fill(t == 0, 0.0)).sum()
 
 
 class E2EECPE(ECPEModel):
@@ -104,6 +128,8 @@ class E2EECPE(ECPEModel):
         self.biaffine = Biaffine(c.vertex_dim)                       # W_m, b_m (eq. 7)
         if c.clauses not in CLAUSE_RULES:
             raise ValueError(f"clauses must be one of {', '.join(CLAUSE_RULES)}, got {c.clauses!r}")
+        if c.pair_loss not in PAIR_LOSSES:
+            raise ValueError(f"pair_loss must be one of {', '.join(PAIR_LOSSES)}, got {c.pair_loss!r}")
         if c.pair_scorer not in PAIR_SCORERS:
             raise ValueError(f"pair_scorer must be one of {', '.join(PAIR_SCORERS)}, got {c.pair_scorer!r}")
         if c.pair_scorer != "biaffine" and c.max_distance < 1:
@@ -288,6 +314,9 @@ class E2EECPE(ECPEModel):
         m = batch.mask
         pair_mask = m[:, :, None] & m[:, None, :]
         loss = pair_loss(scores["pair_logits"][pair_mask], scores["pair_weights"][pair_mask], batch.pairs[pair_mask])
+        if self.config.pair_loss == "bce+rank":  # our option: the gold pairs should also outrank their document's others
+            loss = loss + self.config.rank_weight * rank_loss(scores["pair_logits"], scores["pair_weights"],
+                                                              batch.pairs, pair_mask)
         if self.config.use_aux and batch.emotion_target is not None:  # soft targets (distillation)
             def soft_nll(logp, t):
                 return -(t * logp[..., 1] + (1 - t) * logp[..., 0]).sum()
