@@ -1,4 +1,5 @@
-"""Would forcing one pair into every document, or reading emotions and causes off the pairs, help? (issue 13)
+"""Would forcing one pair into every document, filtering pairs by the heads, or reading emotions and causes off
+the pairs, help? (issue 13)
 
     python benchmarks/decode_rules.py RUN [RUN ...] [--data ../shared/data/ecpe-zh] [--seed 1] [--json OUT]
 
@@ -6,7 +7,9 @@ Every NEWS document has at least one emotion-cause pair, and ranking systems (Ra
 top-scored pair. Here, for each split10 fold, the run's dev documents (``ecpe.training.dev_split`` with the seed ``ecpe
 train`` used) and test documents are predicted once and decoded two ways: the paper's rule (pairs with
 M-hat > 0.3, eq. 18) and the same plus a fallback (a document with no pair above 0.3 gets its highest-
-scored pair). Emotion and cause clauses, which come from the auxiliary heads (probability > 1/2), are also
+scored pair), and two filters that keep a pair above 0.3 only if the auxiliary emotion head also calls its
+emotion clause an emotion clause (probability > 1/2), or the emotion head its emotion clause and the cause
+head its cause clause. Emotion and cause clauses, which come from the auxiliary heads (probability > 1/2), are also
 read three ways: the heads alone (the default), the heads or the clauses of a pair above 0.3 (union), the
 heads and such a clause (intersection). Dev and test F1 are printed per fold, then the means over folds and
 paired t-tests over folds against the defaults. Dev decides (the test fold is only scored). Several runs are
@@ -41,8 +44,12 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     eta = args.threshold
 
-    def decode(pred, fallback, clauses="heads"):
+    def decode(pred, fallback, clauses="heads", pair_filter=""):
         kept = [x for x in pred.pairs if x[2] > eta]
+        if "emotion" in pair_filter:
+            kept = [x for x in kept if x[0] in set(pred.emotions)]
+        if "cause" in pair_filter:
+            kept = [x for x in kept if x[1] in set(pred.causes)]
         if fallback and not kept and pred.pairs:
             kept = [max(pred.pairs, key=lambda x: x[2])]
         emotions, causes = set(pred.emotions), set(pred.causes)
@@ -53,10 +60,12 @@ def main(argv=None) -> int:
             emotions, causes = emotions & in_pairs_e, causes & in_pairs_c
         return Prediction(pairs=kept, emotions=sorted(emotions), causes=sorted(causes))
 
-    # rule -> (task it changes, top-1 fallback, clause rule); the first rule of a task is its default
-    rules = {"threshold": ("pair", False, "heads"), "threshold+top1": ("pair", True, "heads"),
-             "heads": ("clauses", False, "heads"), "heads|pairs": ("clauses", False, "heads|pairs"),
-             "heads&pairs": ("clauses", False, "heads&pairs")}
+    # rule -> (task it changes, top-1 fallback, clause rule, pair filter); the first rule of a task is its default
+    rules = {"threshold": ("pair", False, "heads", ""), "threshold+top1": ("pair", True, "heads", ""),
+             "threshold&emotion-head": ("pair", False, "heads", "emotion"),
+             "threshold&both-heads": ("pair", False, "heads", "emotion+cause"),
+             "heads": ("clauses", False, "heads", ""), "heads|pairs": ("clauses", False, "heads|pairs", ""),
+             "heads&pairs": ("clauses", False, "heads&pairs", "")}
     figures = {part: {r: [] for r in rules} for part in ("dev", "test")}
     for k in range(1, 11):
         fold = load_fold(os.path.join(args.data, "split10"), k)
@@ -65,8 +74,8 @@ def main(argv=None) -> int:
         line = [f"fold {k}:"]
         for part, docs in (("dev", dev), ("test", fold.test)):
             preds = predict_documents(model, docs, threshold=1e-3)  # every candidate a rule may keep
-            for rule, (task, fallback, clauses) in rules.items():
-                s = score(docs, [decode(p, fallback, clauses) for p in preds])
+            for rule, (task, fallback, clauses, pair_filter) in rules.items():
+                s = score(docs, [decode(p, fallback, clauses, pair_filter) for p in preds])
                 figures[part][rule].append({t: [s[t]["p"], s[t]["r"], s[t]["f1"]] for t in ("pair", "emotion", "cause")})
                 if task == "pair":
                     line.append(f"{part} {rule} pair F1 {s['pair']['f1']:.4f}")
@@ -75,7 +84,7 @@ def main(argv=None) -> int:
         print(" ".join(line), flush=True)
     summary = {}
     for part, by_rule in figures.items():
-        for rule, (task, _, _) in rules.items():
+        for rule, (task, _, _, _) in rules.items():
             default = "threshold" if task == "pair" else "heads"
             for t in (("pair",) if task == "pair" else ("emotion", "cause")):
                 x = np.array([f[t] for f in by_rule[rule]])
@@ -91,7 +100,7 @@ def main(argv=None) -> int:
         import json
         with open(args.json, "w") as f:
             json.dump({"protocol": f"split10, 10 folds; pairs with M-hat > {eta}, and the same with each document's "
-                                   "top pair kept when none passes; emotion / cause clauses from the heads, their union or "
+                                   "top pair kept when none passes, and with only the pairs whose emotion clause (and cause clause) the heads also name; emotion / cause clauses from the heads, their union or "
                                    "intersection with the clauses of the pairs above eta; dev = the run's own dev share (decides), "
                                    "test = the fold's test documents (only scored)", "runs": args.runs,
                        "per_fold": figures, "summary": summary}, f, indent=1)

@@ -204,3 +204,6 @@ def test_train_clause_context_is_saved_and_refused_for_two_stage(tmp_path, corpu
     rc = main(["train", "--data", str(split), "--out", str(tmp_path / "two"), "--model", "inter-ec",
                "--pair-loss", "bce+rank", "-q"])
     assert rc != 0 and "--pair-loss does not apply to model 'inter-ec'" in capsys.readouterr().err
+    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "two"), "--model", "inter-ec",
+               "--towers", "separate", "-q"])
+    assert rc != 0 and "--towers does not apply to model 'inter-ec'" in capsys.readouterr().err

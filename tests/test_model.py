@@ -39,7 +39,8 @@ def naive_bce(logits, weights, gold):
 @pytest.mark.parametrize("over", [{}, {"clause_encoder": "lstm", "word_hidden": 5},
                                   {"clause_encoder": "lstm", "word_hidden": 5, "char_backoff": True},
                                   {"clause_encoder": "cnn+lstm", "word_hidden": 5},
-                                  {"clause_context": "bilstm+attention"}, {"clause_context": "bilstm+emotion"}])
+                                  {"clause_context": "bilstm+attention"}, {"clause_context": "bilstm+emotion"},
+                                  {"towers": "separate"}, {"towers": "separate", "clause_encoder": "cnn+lstm", "word_hidden": 5}])
 def test_padding_changes_no_prediction(tiny_config, over):
     model = make_model(tiny_config, **over)
     if model.context is not None:  # move the clause attention off its zero start, or it adds nothing to test
@@ -546,3 +547,27 @@ def test_pair_loss_bce_rank_adds_the_listwise_term(tiny_config):
         torch.testing.assert_close(model.loss(s, batch), paper.loss(paper(batch), batch) + extra)
     with pytest.raises(ValueError, match="pair_loss must be one of bce, bce\\+rank"):
         make_model(tiny_config, pair_loss="hinge")
+
+
+def test_separate_towers_give_the_cause_side_its_own_encoder(tiny_config):
+    """--towers separate: the emotion side is the paper's model (same seed, same scores), the cause side reads
+    a second clause encoder and BiLSTM (other scores, trained by the loss); the inference table of the shared
+    CNN gives the same scores."""
+    paper, model = make_model(tiny_config), make_model(tiny_config, towers="separate")
+    assert set(model.cause_tower) == {"cnn", "lstm"}
+    batch = model.tensorize(DOCS).batch([0, 1])
+    with torch.no_grad():
+        s, ref = model(batch), paper(batch)
+        torch.testing.assert_close(s["emotion"], ref["emotion"])
+        assert not torch.allclose(s["cause"], ref["cause"]) and not torch.allclose(s["pair_logits"], ref["pair_logits"])
+        model.prepare_for_inference()
+        cached = model(batch)
+        for key in ("pair_logits", "emotion", "cause"):
+            torch.testing.assert_close(cached[key], s[key], rtol=1e-5, atol=1e-5)
+    model.train()
+    model.loss(model(batch), batch).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.cause_tower.parameters())
+    with pytest.raises(ValueError, match="towers must be one of shared, separate"):
+        make_model(tiny_config, towers="two")
+    with pytest.raises(ValueError, match="takes clause_context 'bilstm' only"):
+        make_model(tiny_config, towers="separate", clause_context="bilstm+emotion")

@@ -21,7 +21,7 @@ from .data.corpus import DataFormatError, find_folds, read_documents
 from .inference import Ensemble, Extractor, InputError, evaluate_runs, load_models, predict_documents, set_clauses
 from .metrics import score
 from .models import model_class
-from .models.e2eecpe import CLAUSE_CONTEXTS, CLAUSE_ENCODERS, CLAUSE_RULES, PAIR_LOSSES, PAIR_SCORERS
+from .models.e2eecpe import CLAUSE_CONTEXTS, CLAUSE_ENCODERS, CLAUSE_RULES, PAIR_LOSSES, PAIR_SCORERS, TOWERS
 from .resources import MissingResource
 from .options import PRESETS
 from .options import (CLIError, add_device_argument, add_precision_argument, parse_folds, resolve_data,
@@ -287,6 +287,10 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                         f"{E2EConfig.attention_heads} heads, as later models relate clauses by attention) or bilstm+emotion "
                         "(the cause side also attends to the document's clauses, weighted by the emotion head's "
                         "probabilities, as Inter-EC feeds emotion predictions to cause extraction)")
+    t.add_argument("--towers", choices=TOWERS,
+                   help="E2EECPE: shared (default: the paper's one clause encoder and clause BiLSTM for both sides) or "
+                        "separate (the cause side, eq. 6 and the cause head, reads its own clause encoder and BiLSTM, "
+                        "as Inter-EC and ECPE-MLL give emotions and causes separate encoders; about twice the encoder cost)")
     t.add_argument("--pair-scorer", choices=PAIR_SCORERS,
                    help="E2EECPE: how a pair (p, q) is scored before eq. 8: biaffine (default: the paper's eq. 7), "
                         "biaffine+distance (plus a learned offset for each distance p - q) or biaffine+mlp (plus a "

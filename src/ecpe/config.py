@@ -31,6 +31,7 @@ class E2EConfig:
     word_hidden: int = 100        # the "lstm" clause encoder: word LSTM units per direction (clause vectors 2x this)
     clause_context: str = "bilstm"  # after eq. 4: "bilstm" (the paper), "bilstm+attention" (+ clause self-attention),
                                     # "bilstm+emotion" (the cause side also attends towards likely emotion clauses)
+    towers: str = "shared"        # "shared" (the paper: one clause encoder + BiLSTM) or "separate" (the cause side has its own)
     attention_heads: int = 4      # the clause attention of clause_context != "bilstm" (size vertex_dim in all)
     pair_scorer: str = "biaffine"  # "biaffine" (eq. 7), "biaffine+distance" (+ a learned offset per p - q), "biaffine+mlp"
     max_distance: int = 10        # the pair scorers' terms: |p - q| beyond this shares one value

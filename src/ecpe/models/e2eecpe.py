@@ -25,13 +25,14 @@ from ..modules.compat import tensor_version
 from ..modules.rnn import AttentionClauseEncoder, pack_clauses
 from .base import Decoded, ECPEModel, add_pair_clauses
 
-__all__ = ["E2EECPE", "pair_loss", "rank_loss", "PAIR_LOSSES", "CLAUSE_ENCODERS", "CLAUSE_CONTEXTS", "PAIR_SCORERS", "CLAUSE_RULES"]
+__all__ = ["E2EECPE", "pair_loss", "rank_loss", "PAIR_LOSSES", "TOWERS", "CLAUSE_ENCODERS", "CLAUSE_CONTEXTS", "PAIR_SCORERS", "CLAUSE_RULES"]
 
 CLAUSE_ENCODERS = ("cnn", "lstm", "cnn+lstm")
 CLAUSE_CONTEXTS = ("bilstm", "bilstm+attention", "bilstm+emotion")
 PAIR_SCORERS = ("biaffine", "biaffine+distance", "biaffine+mlp")
 CLAUSE_RULES = ("heads", "heads+pairs")
 PAIR_LOSSES = ("bce", "bce+rank")
+TOWERS = ("shared", "separate")
 
 
 def pair_loss(logits: torch.Tensor, weights: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
@@ -143,6 +144,21 @@ class E2EECPE(ECPEModel):
             self.cause_hidden = nn.Linear(2 * c.hidden, c.vertex_dim)    # eq. 12
             self.emotion_out = nn.Linear(c.vertex_dim, 2)                # eq. 13
             self.cause_out = nn.Linear(c.vertex_dim, 2)                  # eq. 14
+        if c.towers not in TOWERS:
+            raise ValueError(f"towers must be one of {', '.join(TOWERS)}, got {c.towers!r}")
+        if c.towers == "separate" and c.clause_context != "bilstm":
+            raise ValueError("towers 'separate' takes clause_context 'bilstm' only")
+        # our option: the cause side (eq. 6, eqs. 12 and 14) reads its own clause encoder and BiLSTM, as the
+        # two-stage models (Inter-EC, ECPE-MLL) give emotions and causes separate encoders; absent when shared
+        self.cause_tower = None
+        if c.towers == "separate":
+            tower = {}
+            if "cnn" in encoders:
+                tower["cnn"] = ClauseCNN(c.embed_dim, c.kernel_sizes, c.filters)
+            if "lstm" in encoders:
+                tower["word_encoder"] = AttentionClauseEncoder(c.embed_dim, c.word_hidden)
+            tower["lstm"] = nn.LSTM(clause_dim + n_lex, c.hidden, batch_first=True, bidirectional=True)
+            self.cause_tower = nn.ModuleDict(tower)
         if c.clause_context not in CLAUSE_CONTEXTS:
             raise ValueError(f"clause_context must be one of {', '.join(CLAUSE_CONTEXTS)}, got {c.clause_context!r}")
         if c.clause_context == "bilstm+emotion" and not c.use_aux:
@@ -228,10 +244,20 @@ class E2EECPE(ECPEModel):
             self._word_table = cached
         return cached[1]
 
-    def encode(self, batch: DocBatch) -> torch.Tensor:
-        """Contextual clause states h_i (eqs. 1-4). Returns [B, D, 2 * hidden]."""
+    def encode(self, batch: DocBatch, side: str = "shared") -> torch.Tensor:
+        """Contextual clause states h_i (eqs. 1-4). Returns [B, D, 2 * hidden].
+
+        ``side="cause"`` (with ``towers="separate"``): the states of the cause side's own clause encoder and
+        BiLSTM, over the same word vectors; otherwise the shared (or, separate, the emotion side's) ones.
+        """
+        if side == "cause":
+            tower = self.cause_tower
+            cnn, word_encoder, lstm = (tower[k] if k in tower else None for k in ("cnn", "word_encoder", "lstm"))
+            cached = False  # the projection table is the shared CNN's
+        else:
+            cnn, word_encoder, lstm, cached = self.cnn, self.word_encoder, self.lstm, self._cache_words
         parts = []  # clause vectors of each encoder, side by side ("cnn+lstm": [CNN's; LSTM's])
-        if self._cache_words and not self.training and not torch.is_grad_enabled():
+        if cached and not self.training and not torch.is_grad_enabled():
             table, ids, extra = self.word_table(), batch.flat_words, None
             # char backoff: an unknown word made of known characters has an id V + j past the table
             unknown = ids >= len(table) if batch.unknown_chars is not None else None
@@ -244,19 +270,19 @@ class E2EECPE(ECPEModel):
                 ids = ids.masked_scatter(unknown, inverse + len(table))
             parts.append(self.cnn.forward_projected(table, ids, batch.clause_starts, batch.clause_lens,
                                                     extra))  # dropout: identity
-        elif self.cnn is not None:
+        elif cnn is not None:
             x = self.dropout(self.embed_words(batch.flat_words, batch.unknown_chars))  # [T, d_e], clauses end to end
-            parts.append(self.dropout(self.cnn.forward_flat(x, batch.clause_starts, batch.clause_lens)))  # [N, |t| * d_c]
-        if self.word_encoder is not None:  # (with both encoders, each draws its own word dropout)
+            parts.append(self.dropout(cnn.forward_flat(x, batch.clause_starts, batch.clause_lens)))  # [N, |t| * d_c]
+        if word_encoder is not None:  # (with both encoders, each draws its own word dropout)
             packed = pack_clauses(batch.words, batch.clause_lens).map(
                 lambda ids: self.dropout(self.embed_words(ids, batch.unknown_chars)))
-            parts.append(self.dropout(self.word_encoder(packed)))  # [N, 2 * word_hidden]
+            parts.append(self.dropout(word_encoder(packed)))  # [N, 2 * word_hidden]
         clauses = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
         if self.config.lexicon:
             clauses = torch.cat([clauses, self.clause_lexicon(batch.words)], 1)
         B, D = batch.batch_size, batch.max_doc_len
         grid = clauses.new_zeros(B * D, clauses.shape[1]).index_copy(0, batch.clause_pos, clauses)
-        return bilstm_padded(self.lstm, grid.view(B, D, -1), batch.doc_lens)  # eq. 4: [B, D, 2 * d_h], 0 on padding
+        return bilstm_padded(lstm, grid.view(B, D, -1), batch.doc_lens)  # eq. 4: [B, D, 2 * d_h], 0 on padding
 
     def clause_lexicon(self, words: torch.Tensor) -> torch.Tensor:
         """[N, F]: for each clause ([N, L] word ids), which lexicon classes any of its words belongs to.
@@ -282,7 +308,7 @@ class E2EECPE(ECPEModel):
         scores = {}
         if self.config.use_aux:
             scores["emotion"] = F.log_softmax(self.emotion_out(torch.relu(self.emotion_hidden(h))), -1)  # eqs. 11, 13
-        h_c = h  # what the cause side (eq. 6, eqs. 12 and 14) reads
+        h_c = h if self.cause_tower is None else self.encode(batch, "cause")  # what the cause side (eq. 6, eqs. 12, 14) reads
         if self.config.clause_context == "bilstm+emotion":
             # every clause reads the document's clauses weighted towards its likely emotion clauses (the emotion
             # head's log-probabilities, not differentiated: the emotion head learns from its own loss only)
