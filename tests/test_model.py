@@ -40,7 +40,8 @@ def naive_bce(logits, weights, gold):
                                   {"clause_encoder": "lstm", "word_hidden": 5, "char_backoff": True},
                                   {"clause_encoder": "cnn+lstm", "word_hidden": 5},
                                   {"clause_context": "bilstm+attention"}, {"clause_context": "bilstm+emotion"},
-                                  {"towers": "separate"}, {"towers": "separate", "clause_encoder": "cnn+lstm", "word_hidden": 5}])
+                                  {"towers": "separate"}, {"towers": "separate", "clause_encoder": "cnn+lstm", "word_hidden": 5},
+                                  {"towers": "separate+emotion"}])
 def test_padding_changes_no_prediction(tiny_config, over):
     model = make_model(tiny_config, **over)
     if model.context is not None:  # move the clause attention off its zero start, or it adds nothing to test
@@ -549,12 +550,15 @@ def test_pair_loss_bce_rank_adds_the_listwise_term(tiny_config):
         make_model(tiny_config, pair_loss="hinge")
 
 
-def test_separate_towers_give_the_cause_side_its_own_encoder(tiny_config):
+@pytest.mark.parametrize("towers", ["separate", "separate+emotion"])
+def test_separate_towers_give_the_cause_side_its_own_encoder(tiny_config, towers):
     """--towers separate: the emotion side is the paper's model (same seed, same scores), the cause side reads
     a second clause encoder and BiLSTM (other scores, trained by the loss); the inference table of the shared
     CNN gives the same scores."""
-    paper, model = make_model(tiny_config), make_model(tiny_config, towers="separate")
+    paper, model = make_model(tiny_config), make_model(tiny_config, towers=towers)
     assert set(model.cause_tower) == {"cnn", "lstm"}
+    # "separate+emotion": the cause BiLSTM reads one more input per clause, the emotion head's P(emotion)
+    assert model.cause_tower["lstm"].input_size == model.lstm.input_size + (towers == "separate+emotion")
     batch = model.tensorize(DOCS).batch([0, 1])
     with torch.no_grad():
         s, ref = model(batch), paper(batch)
@@ -564,10 +568,17 @@ def test_separate_towers_give_the_cause_side_its_own_encoder(tiny_config):
         cached = model(batch)
         for key in ("pair_logits", "emotion", "cause"):
             torch.testing.assert_close(cached[key], s[key], rtol=1e-5, atol=1e-5)
+        # the cause side hears the emotion head only with "separate+emotion"
+        model.emotion_out.bias.add_(torch.tensor([-2.0, 2.0]))
+        moved = model(batch)["cause"]
+        assert torch.allclose(moved, cached["cause"]) == (towers == "separate")
     model.train()
     model.loss(model(batch), batch).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.cause_tower.parameters())
-    with pytest.raises(ValueError, match="towers must be one of shared, separate"):
+    with pytest.raises(ValueError, match="towers must be one of shared, separate, separate\\+emotion"):
         make_model(tiny_config, towers="two")
     with pytest.raises(ValueError, match="takes clause_context 'bilstm' only"):
-        make_model(tiny_config, towers="separate", clause_context="bilstm+emotion")
+        make_model(tiny_config, towers=towers, clause_context="bilstm+emotion")
+    if towers == "separate+emotion":
+        with pytest.raises(ValueError, match="needs use_aux"):
+            make_model(tiny_config, towers=towers, use_aux=False)

@@ -290,7 +290,9 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--towers", choices=TOWERS,
                    help="E2EECPE: shared (default: the paper's one clause encoder and clause BiLSTM for both sides) or "
                         "separate (the cause side, eq. 6 and the cause head, reads its own clause encoder and BiLSTM, "
-                        "as Inter-EC and ECPE-MLL give emotions and causes separate encoders; about twice the encoder cost)")
+                        "as Inter-EC and ECPE-MLL give emotions and causes separate encoders; about twice the encoder cost) or "
+                        "separate+emotion (its clause BiLSTM also reads the emotion head's probability of each clause, as "
+                        "Inter-EC feeds emotion predictions to the cause extractor)")
     t.add_argument("--pair-scorer", choices=PAIR_SCORERS,
                    help="E2EECPE: how a pair (p, q) is scored before eq. 8: biaffine (default: the paper's eq. 7), "
                         "biaffine+distance (plus a learned offset for each distance p - q) or biaffine+mlp (plus a "

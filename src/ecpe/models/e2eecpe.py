@@ -32,7 +32,7 @@ CLAUSE_CONTEXTS = ("bilstm", "bilstm+attention", "bilstm+emotion")
 PAIR_SCORERS = ("biaffine", "biaffine+distance", "biaffine+mlp")
 CLAUSE_RULES = ("heads", "heads+pairs")
 PAIR_LOSSES = ("bce", "bce+rank")
-TOWERS = ("shared", "separate")
+TOWERS = ("shared", "separate", "separate+emotion")
 
 
 def pair_loss(logits: torch.Tensor, weights: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
@@ -146,18 +146,22 @@ class E2EECPE(ECPEModel):
             self.cause_out = nn.Linear(c.vertex_dim, 2)                  # eq. 14
         if c.towers not in TOWERS:
             raise ValueError(f"towers must be one of {', '.join(TOWERS)}, got {c.towers!r}")
-        if c.towers == "separate" and c.clause_context != "bilstm":
-            raise ValueError("towers 'separate' takes clause_context 'bilstm' only")
+        if c.towers != "shared" and c.clause_context != "bilstm":
+            raise ValueError(f"towers {c.towers!r} takes clause_context 'bilstm' only")
+        if c.towers == "separate+emotion" and not c.use_aux:
+            raise ValueError("towers 'separate+emotion' reads the auxiliary emotion head: it needs use_aux")
         # our option: the cause side (eq. 6, eqs. 12 and 14) reads its own clause encoder and BiLSTM, as the
-        # two-stage models (Inter-EC, ECPE-MLL) give emotions and causes separate encoders; absent when shared
+        # two-stage models (Inter-EC, ECPE-MLL) give emotions and causes separate encoders; absent when shared.
+        # "separate+emotion": its clause BiLSTM also reads the emotion head's P(emotion) of each clause (Inter-EC)
         self.cause_tower = None
-        if c.towers == "separate":
+        if c.towers != "shared":
             tower = {}
             if "cnn" in encoders:
                 tower["cnn"] = ClauseCNN(c.embed_dim, c.kernel_sizes, c.filters)
             if "lstm" in encoders:
                 tower["word_encoder"] = AttentionClauseEncoder(c.embed_dim, c.word_hidden)
-            tower["lstm"] = nn.LSTM(clause_dim + n_lex, c.hidden, batch_first=True, bidirectional=True)
+            n_emo = 1 if c.towers == "separate+emotion" else 0
+            tower["lstm"] = nn.LSTM(clause_dim + n_lex + n_emo, c.hidden, batch_first=True, bidirectional=True)
             self.cause_tower = nn.ModuleDict(tower)
         if c.clause_context not in CLAUSE_CONTEXTS:
             raise ValueError(f"clause_context must be one of {', '.join(CLAUSE_CONTEXTS)}, got {c.clause_context!r}")
@@ -244,11 +248,12 @@ class E2EECPE(ECPEModel):
             self._word_table = cached
         return cached[1]
 
-    def encode(self, batch: DocBatch, side: str = "shared") -> torch.Tensor:
+    def encode(self, batch: DocBatch, side: str = "shared", extra: torch.Tensor | None = None) -> torch.Tensor:
         """Contextual clause states h_i (eqs. 1-4). Returns [B, D, 2 * hidden].
 
         ``side="cause"`` (with ``towers="separate"``): the states of the cause side's own clause encoder and
         BiLSTM, over the same word vectors; otherwise the shared (or, separate, the emotion side's) ones.
+        ``extra`` ([B, D, F], optional): features of each clause appended to its vector before the BiLSTM.
         """
         if side == "cause":
             tower = self.cause_tower
@@ -281,8 +286,10 @@ class E2EECPE(ECPEModel):
         if self.config.lexicon:
             clauses = torch.cat([clauses, self.clause_lexicon(batch.words)], 1)
         B, D = batch.batch_size, batch.max_doc_len
-        grid = clauses.new_zeros(B * D, clauses.shape[1]).index_copy(0, batch.clause_pos, clauses)
-        return bilstm_padded(lstm, grid.view(B, D, -1), batch.doc_lens)  # eq. 4: [B, D, 2 * d_h], 0 on padding
+        grid = clauses.new_zeros(B * D, clauses.shape[1]).index_copy(0, batch.clause_pos, clauses).view(B, D, -1)
+        if extra is not None:
+            grid = torch.cat([grid, extra * batch.mask[..., None].to(extra.dtype)], -1)
+        return bilstm_padded(lstm, grid, batch.doc_lens)  # eq. 4: [B, D, 2 * d_h], 0 on padding
 
     def clause_lexicon(self, words: torch.Tensor) -> torch.Tensor:
         """[N, F]: for each clause ([N, L] word ids), which lexicon classes any of its words belongs to.
@@ -308,7 +315,10 @@ class E2EECPE(ECPEModel):
         scores = {}
         if self.config.use_aux:
             scores["emotion"] = F.log_softmax(self.emotion_out(torch.relu(self.emotion_hidden(h))), -1)  # eqs. 11, 13
-        h_c = h if self.cause_tower is None else self.encode(batch, "cause")  # what the cause side (eq. 6, eqs. 12, 14) reads
+        h_c = h  # what the cause side (eq. 6, eqs. 12 and 14) reads
+        if self.cause_tower is not None:  # its own encoder; with "separate+emotion" also reading P(emotion), not differentiated
+            emo = scores["emotion"][..., 1:].exp().detach() if self.config.towers == "separate+emotion" else None
+            h_c = self.encode(batch, "cause", extra=emo)
         if self.config.clause_context == "bilstm+emotion":
             # every clause reads the document's clauses weighted towards its likely emotion clauses (the emotion
             # head's log-probabilities, not differentiated: the emotion head learns from its own loss only)
