@@ -263,7 +263,7 @@ class E2EECPE(ECPEModel):
             cnn, word_encoder, lstm, cached = self.cnn, self.word_encoder, self.lstm, self._cache_words
         parts = []  # clause vectors of each encoder, side by side ("cnn+lstm": [CNN's; LSTM's])
         if cached and not self.training and not torch.is_grad_enabled():
-            table, ids, extra = self.word_table(), batch.flat_words, None
+            table, ids, unknown_rows = self.word_table(), batch.flat_words, None
             # char backoff: an unknown word made of known characters has an id V + j past the table
             unknown = ids >= len(table) if batch.unknown_chars is not None else None
             if unknown is not None and bool(unknown.any()):
@@ -271,10 +271,10 @@ class E2EECPE(ECPEModel):
                 # characters' rows, as their vector is the mean of their characters' vectors
                 present, inverse = torch.unique(ids[unknown], return_inverse=True)
                 chars = batch.unknown_chars[present - len(table)]
-                extra = table[chars].sum(1) / (chars > 0).sum(1, keepdim=True).clamp(min=1).to(table.dtype)
+                unknown_rows = table[chars].sum(1) / (chars > 0).sum(1, keepdim=True).clamp(min=1).to(table.dtype)
                 ids = ids.masked_scatter(unknown, inverse + len(table))
             parts.append(self.cnn.forward_projected(table, ids, batch.clause_starts, batch.clause_lens,
-                                                    extra))  # dropout: identity
+                                                    unknown_rows))  # dropout: identity
         elif cnn is not None:
             x = self.dropout(self.embed_words(batch.flat_words, batch.unknown_chars))  # [T, d_e], clauses end to end
             parts.append(self.dropout(cnn.forward_flat(x, batch.clause_starts, batch.clause_lens)))  # [N, |t| * d_c]
