@@ -193,10 +193,11 @@ def test_train_clause_context_is_saved_and_refused_for_two_stage(tmp_path, corpu
 
     split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
     rc = main(["train", "--data", str(split), "--out", str(tmp_path / "run"), "--epochs", "2", "--embed-dim", "16",
-               "--hidden", "8", "--clause-context", "bilstm+emotion", "--pair-loss", "bce+rank", "-q"])
+               "--hidden", "8", "--clause-context", "bilstm+emotion", "--pair-loss", "bce+rank", "--beta", "2", "-q"])
     assert rc == 0
     loaded, _ = load_models([tmp_path / "run" / "fold1" / "model.pt"])
     assert loaded.config.clause_context == "bilstm+emotion" and loaded.config.pair_loss == "bce+rank"
+    assert loaded.config.beta == 2.0
     assert loaded.context.out.weight.abs().sum() > 0  # trained off its zero start
     rc = main(["train", "--data", str(split), "--out", str(tmp_path / "two"), "--model", "inter-ec",
                "--clause-context", "bilstm+attention", "-q"])

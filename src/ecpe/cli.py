@@ -267,6 +267,9 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--threshold", type=float,
                    help="E2EECPE: pair threshold eta on M-hat (default 0.3, as the paper); two-stage models: the "
                         "filter keeps a candidate pair whose probability is above it (default 0.5)")
+    t.add_argument("--beta", type=float,
+                   help="E2EECPE: weight of the auxiliary emotion and cause losses against the pair loss (eq. 17; "
+                        "default 1.0, as the paper)")
     t.add_argument("--word-dropout", type=float, metavar="ALPHA",
                    help="E2EECPE: a training word seen n times is replaced by <unk> with probability "
                         "ALPHA / (ALPHA + n) (default 1.0; 0 = off, as in the paper)")

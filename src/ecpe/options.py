@@ -80,6 +80,7 @@ MODEL_FLAGS: dict[str, tuple[str, str, Any]] = {
     "--embed-dim": ("embed_dim", "embed_dim", None),
     "--hidden": ("hidden", "hidden", None),
     "--threshold": ("threshold", "threshold", None),
+    "--beta": ("beta", "beta", None),
     "--filters": ("filters", "filters", None),
     "--vertex-dim": ("vertex_dim", "vertex_dim", None),
     "--word-dropout": ("word_dropout", "word_dropout", None),

@@ -129,6 +129,8 @@ class E2EECPE(ECPEModel):
         self.biaffine = Biaffine(c.vertex_dim)                       # W_m, b_m (eq. 7)
         if c.clauses not in CLAUSE_RULES:
             raise ValueError(f"clauses must be one of {', '.join(CLAUSE_RULES)}, got {c.clauses!r}")
+        if c.beta < 0:
+            raise ValueError(f"beta (the auxiliary losses' weight) must be at least 0, got {c.beta!r}")
         if c.pair_loss not in PAIR_LOSSES:
             raise ValueError(f"pair_loss must be one of {', '.join(PAIR_LOSSES)}, got {c.pair_loss!r}")
         if c.pair_scorer not in PAIR_SCORERS:
