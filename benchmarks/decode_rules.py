@@ -46,13 +46,13 @@ def main(argv=None) -> int:
 
     def decode(pred, fallback, clauses="heads", pair_filter=""):
         kept = [x for x in pred.pairs if x[2] > eta]
+        emotions, causes = set(pred.emotions), set(pred.causes)
         if "emotion" in pair_filter:
-            kept = [x for x in kept if x[0] in set(pred.emotions)]
+            kept = [x for x in kept if x[0] in emotions]
         if "cause" in pair_filter:
-            kept = [x for x in kept if x[1] in set(pred.causes)]
+            kept = [x for x in kept if x[1] in causes]
         if fallback and not kept and pred.pairs:
             kept = [max(pred.pairs, key=lambda x: x[2])]
-        emotions, causes = set(pred.emotions), set(pred.causes)
         in_pairs_e, in_pairs_c = {x[0] for x in kept}, {x[1] for x in kept}
         if clauses == "heads|pairs":
             emotions, causes = emotions | in_pairs_e, causes | in_pairs_c

@@ -108,13 +108,19 @@ class E2EECPE(ECPEModel):
             self.register_buffer("word_chars", char_id_matrix(vocab, vocab.itos), persistent=False)
         if c.clause_encoder not in CLAUSE_ENCODERS:
             raise ValueError(f"clause_encoder must be one of {', '.join(CLAUSE_ENCODERS)}, got {c.clause_encoder!r}")
-        encoders, clause_dim, self.cnn, self.word_encoder = c.clause_encoder.split("+"), 0, None, None
-        if "cnn" in encoders:
-            self.cnn = ClauseCNN(c.embed_dim, c.kernel_sizes, c.filters)
-            clause_dim += self.cnn.out_dim
-        if "lstm" in encoders:  # the two-stage baselines' encoder: a batch's clauses in one packed pass
-            self.word_encoder = AttentionClauseEncoder(c.embed_dim, c.word_hidden)
-            clause_dim += self.word_encoder.out_dim
+        encoders = c.clause_encoder.split("+")
+
+        def clause_encoders() -> dict[str, nn.Module]:  # words -> clause vector: the shared ones, and a cause tower's
+            made = {}
+            if "cnn" in encoders:
+                made["cnn"] = ClauseCNN(c.embed_dim, c.kernel_sizes, c.filters)
+            if "lstm" in encoders:  # the two-stage baselines' encoder: a batch's clauses in one packed pass
+                made["word_encoder"] = AttentionClauseEncoder(c.embed_dim, c.word_hidden)
+            return made
+
+        shared = clause_encoders()
+        self.cnn, self.word_encoder = shared.get("cnn"), shared.get("word_encoder")
+        clause_dim = sum(m.out_dim for m in shared.values())
         n_lex = 0
         if c.lexicon:
             # [V, F] 0/1 lexicon classes of each vocabulary word (ecpe.lexicon), saved with the weights
@@ -157,11 +163,7 @@ class E2EECPE(ECPEModel):
         # "separate+emotion": its clause BiLSTM also reads the emotion head's P(emotion) of each clause (Inter-EC)
         self.cause_tower = None
         if c.towers != "shared":
-            tower = {}
-            if "cnn" in encoders:
-                tower["cnn"] = ClauseCNN(c.embed_dim, c.kernel_sizes, c.filters)
-            if "lstm" in encoders:
-                tower["word_encoder"] = AttentionClauseEncoder(c.embed_dim, c.word_hidden)
+            tower = clause_encoders()
             n_emo = 1 if c.towers == "separate+emotion" else 0
             tower["lstm"] = nn.LSTM(clause_dim + n_lex + n_emo, c.hidden, batch_first=True, bidirectional=True)
             self.cause_tower = nn.ModuleDict(tower)
