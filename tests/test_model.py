@@ -451,7 +451,7 @@ def test_lstm_clause_encoder_reads_words_in_order_and_has_no_table(tiny_config):
         make_model(tiny_config, clause_encoder="gru")
 
 
-@pytest.mark.parametrize("scorer", ["biaffine+distance", "biaffine+mlp"])
+@pytest.mark.parametrize("scorer", ["biaffine+distance", "biaffine+mlp", "biaffine+window"])
 def test_pair_scorers_start_as_the_paper_and_keep_padding_out(tiny_config, scorer):
     """--pair-scorer: untrained, the extra term is zero (same pair logits as eq. 7 alone, same seed); with
     it moved off zero, padding still changes nothing, and one training step moves it."""

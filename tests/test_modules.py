@@ -348,6 +348,26 @@ def test_distance_bias_reads_one_value_per_clipped_distance():
     torch.testing.assert_close(m, want)
 
 
+def test_window_scorer_is_one_classifier_per_offset_from_each_pivot():
+    """Cell (p, q) = u_k . h^e_p + b_k + v_k . h^c_q with k = p - q clipped to the window: checked cell by
+    cell against that formula; zero before training."""
+    from ecpe.modules import WindowScorer
+    torch.manual_seed(0)
+    ws = WindowScorer(3, max_distance=2)
+    he, hc = torch.randn(2, 6, 3), torch.randn(2, 6, 3)
+    assert (ws(he, hc) == 0).all()
+    for w in ws.parameters():
+        torch.nn.init.normal_(w)
+    s = ws(he, hc)
+    u, b, v = ws.emotion.weight, ws.emotion.bias, ws.cause.weight  # [5, 3], [5], [5, 3]: offsets -2 .. 2
+    for n in range(2):
+        for p in range(6):
+            for q in range(6):
+                k = max(-2, min(2, p - q)) + 2
+                want = u[k] @ he[n, p] + b[k] + v[k] @ hc[n, q]
+                torch.testing.assert_close(s[n, p, q], want)
+
+
 def test_pair_mlp_starts_at_zero_and_sees_distance_and_both_clauses():
     from ecpe.modules import PairMLP
     torch.manual_seed(0)

@@ -300,13 +300,15 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                    help="E2EECPE: how a pair (p, q) is scored before eq. 8: biaffine (default: the paper's eq. 7), "
                         "biaffine+distance (plus a learned offset for each distance p - q) or biaffine+mlp (plus a "
                         "hidden layer over both clauses and a learned distance vector, as later ECPE models score "
-                        "pairs with their relative position; slower). The position prior A of eq. 9 stays either way")
+                        "pairs with their relative position; slower) or biaffine+window (plus ECPE-MLL's window "
+                        "multi-label heads: each clause, as emotion and as cause, has one linear classifier per "
+                        "offset of its window, --max-distance K; ECPE-MLL used K = 3). The position prior A of eq. 9 stays either way")
     t.add_argument("--pair-loss", choices=PAIR_LOSSES,
                    help="E2EECPE: bce (default: the paper's eq. 15, each pair cell judged alone) or bce+rank (plus a "
                         "listwise term per document: its gold pairs should hold the mass of softmax(log M-hat) over the "
                         "document's pairs, as RankCP ranks candidate pairs)")
     t.add_argument("--max-distance", type=int, metavar="K",
-                   help=f"E2EECPE with --pair-scorer biaffine+distance / biaffine+mlp: distances |p - q| beyond K "
+                   help=f"E2EECPE with --pair-scorer biaffine+distance / biaffine+mlp / biaffine+window: distances |p - q| beyond K "
                         f"share one learned value (default {E2EConfig.max_distance})")
     t.add_argument("--clauses", choices=CLAUSE_RULES,
                    help="E2EECPE: which clauses are reported as emotion and cause clauses: heads (default: the "

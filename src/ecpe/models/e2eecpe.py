@@ -19,8 +19,8 @@ from ..data.batching import DocBatch, DocTensors, char_id_matrix
 from ..data.corpus import Document
 from ..data.vocab import Vocab
 from ..lexicon import lexicon_classes
-from ..modules import (Biaffine, ClauseAttention, ClauseCNN, DistanceBias, Dropout, PairMLP, bilstm_padded,
-                       position_weights)
+from ..modules import (Biaffine, ClauseAttention, ClauseCNN, DistanceBias, Dropout, PairMLP, WindowScorer,
+                       bilstm_padded, position_weights)
 from ..modules.compat import tensor_version
 from ..modules.rnn import AttentionClauseEncoder, pack_clauses
 from .base import Decoded, ECPEModel, add_pair_clauses
@@ -29,7 +29,7 @@ __all__ = ["E2EECPE", "pair_loss", "rank_loss", "PAIR_LOSSES", "TOWERS", "CLAUSE
 
 CLAUSE_ENCODERS = ("cnn", "lstm", "cnn+lstm")
 CLAUSE_CONTEXTS = ("bilstm", "bilstm+attention", "bilstm+emotion")
-PAIR_SCORERS = ("biaffine", "biaffine+distance", "biaffine+mlp")
+PAIR_SCORERS = ("biaffine", "biaffine+distance", "biaffine+mlp", "biaffine+window")
 CLAUSE_RULES = ("heads", "heads+pairs")
 PAIR_LOSSES = ("bce", "bce+rank")
 TOWERS = ("shared", "separate", "separate+emotion")
@@ -146,7 +146,8 @@ class E2EECPE(ECPEModel):
         # our option: a term added to M that knows the distance p - q (modules.pair); absent for "biaffine"
         self.pair_extra = {"biaffine": lambda: None,
                            "biaffine+distance": lambda: DistanceBias(c.max_distance),
-                           "biaffine+mlp": lambda: PairMLP(c.vertex_dim, c.vertex_dim, c.max_distance)}[c.pair_scorer]()
+                           "biaffine+mlp": lambda: PairMLP(c.vertex_dim, c.vertex_dim, c.max_distance),
+                           "biaffine+window": lambda: WindowScorer(2 * c.hidden, c.max_distance)}[c.pair_scorer]()
         if c.use_aux:
             self.emotion_hidden = nn.Linear(2 * c.hidden, c.vertex_dim)  # eq. 11
             self.cause_hidden = nn.Linear(2 * c.hidden, c.vertex_dim)    # eq. 12
@@ -332,6 +333,8 @@ class E2EECPE(ECPEModel):
         logits = self.biaffine(z_e, z_c)  # eq. 7
         if isinstance(self.pair_extra, PairMLP):
             logits = logits + self.pair_extra(z_e, z_c)
+        elif isinstance(self.pair_extra, WindowScorer):  # per-offset classifiers of each pivot's clause state
+            logits = logits + self.pair_extra(h, h_c)
         elif self.pair_extra is not None:
             logits = logits + self.pair_extra(logits.shape[1])
         scores["pair_logits"] = logits
