@@ -186,6 +186,30 @@ def test_train_pair_scorer_is_saved_and_refused_for_two_stage(tmp_path, corpus, 
     assert rc != 0 and "--pair-scorer does not apply to model 'inter-ec'" in capsys.readouterr().err
 
 
+def test_train_window_scorer_and_exchange_are_saved(tmp_path, corpus, split_writer, capsys):
+    """--pair-scorer biaffine+window --max-distance 3 --exchange 1 trains, is saved in the model's config and
+    reloads to the test scores training wrote; a two-stage model refuses --exchange."""
+    import json
+
+    from ecpe.data.corpus import load_fold
+    from ecpe.inference import evaluate, load_models
+    from ecpe.modules import WindowScorer
+
+    split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
+    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "run"), "--epochs", "2", "--embed-dim", "16",
+               "--hidden", "8", "--pair-scorer", "biaffine+window", "--max-distance", "3", "--exchange", "1", "-q"])
+    assert rc == 0
+    loaded, _ = load_models([tmp_path / "run" / "fold1" / "model.pt"])
+    assert loaded.config.exchange == 1 and len(loaded.exchange_lstms) == 1
+    assert isinstance(loaded.pair_extra, WindowScorer) and loaded.pair_extra.emotion.out_features == 7
+    assert loaded.pair_extra.emotion.weight.abs().sum() > 0  # trained off its zero start
+    res = json.loads((tmp_path / "run" / "fold1" / "result.json").read_text())
+    assert evaluate(loaded, loaded.tensorize(load_fold(split, 1).test))["pair"] == pytest.approx(res["pair"])
+    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "two"), "--model", "inter-ec",
+               "--exchange", "2", "-q"])
+    assert rc != 0 and "--exchange does not apply to model 'inter-ec'" in capsys.readouterr().err
+
+
 def test_train_clause_context_is_saved_and_refused_for_two_stage(tmp_path, corpus, split_writer, capsys):
     """--clause-context bilstm+emotion (with --pair-loss bce+rank) trains, is saved in the model's config and reloads with its trained
     attention; a two-stage model refuses the flag."""

@@ -585,3 +585,47 @@ def test_separate_towers_give_the_cause_side_its_own_encoder(tiny_config, towers
         with pytest.raises(ValueError, match="needs use_aux"):
             make_model(tiny_config, towers=towers, use_aux=False)
 
+
+
+def test_exchange_passes_reread_the_clauses_with_earlier_head_probabilities(tiny_config):
+    """--exchange 2: two more clause BiLSTMs, pass k reading the clause vectors and the 2k head probabilities
+    of passes 0 .. k - 1; the earlier passes' heads are scored (and trained by eq. 16, the loss is their sum);
+    a document scores the same alone and in a batch; the inference table of the CNN gives the same scores."""
+    import torch.nn.functional as F
+
+    model = make_model(tiny_config, exchange=2)
+    assert [l.input_size - model.lstm.input_size for l in model.exchange_lstms] == [2, 4]
+    batch = model.tensorize(DOCS).batch([0, 1])
+    with torch.no_grad():
+        s = model(batch)
+        assert s["earlier_emotion"].shape == s["earlier_cause"].shape == (2, 2, batch.max_doc_len, 2)
+        alone = model(model.tensorize([DOC_A]).batch([0]))
+        torch.testing.assert_close(s["pair_logits"][0, :3, :3], alone["pair_logits"][0], rtol=1e-5, atol=1e-5)
+        for key in ("emotion", "cause"):
+            torch.testing.assert_close(s[key][0, :3], alone[key][0], rtol=1e-5, atol=1e-5)
+        model.prepare_for_inference()
+        cached = model(batch)
+        for key in ("pair_logits", "emotion", "cause", "earlier_emotion"):
+            torch.testing.assert_close(cached[key], s[key], rtol=1e-5, atol=1e-5)
+        # the loss adds beta * every earlier pass's emotion and cause NLL, over the N real clauses
+        m = batch.mask
+        earlier = sum(F.nll_loss(lp[m], gold[m], reduction="sum")
+                      for lp, gold in [*((e, batch.emotion) for e in s["earlier_emotion"]),
+                                       *((c, batch.cause) for c in s["earlier_cause"])])
+        last_only = {k: v for k, v in s.items() if not k.startswith("earlier_")}
+        torch.testing.assert_close(model.loss(s, batch) - model.loss(last_only, batch),
+                                   model.config.beta * earlier / m.sum())
+        # the last pass hears the first pass's heads
+        model.exchange_heads[0]["emotion_out"].bias.add_(torch.tensor([-3.0, 3.0]))
+        assert not torch.allclose(model(batch)["pair_logits"], cached["pair_logits"])
+    model.train()
+    model.loss(model(batch), batch).backward()
+    for part in (model.exchange_lstms, model.exchange_heads):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+    assert len(list(make_model(tiny_config).exchange_lstms.parameters())) == 0  # default: the paper's model
+    with pytest.raises(ValueError, match="at least 0"):
+        make_model(tiny_config, exchange=-1)
+    with pytest.raises(ValueError, match="need use_aux"):
+        make_model(tiny_config, exchange=1, use_aux=False)
+    with pytest.raises(ValueError, match="towers 'shared' and clause_context 'bilstm' only"):
+        make_model(tiny_config, exchange=1, towers="separate")

@@ -296,6 +296,12 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                         "as Inter-EC and ECPE-MLL give emotions and causes separate encoders; about twice the encoder cost) or "
                         "separate+emotion (its clause BiLSTM also reads the emotion head's probability of each clause, as "
                         "Inter-EC feeds emotion predictions to the cause extractor)")
+    t.add_argument("--exchange", type=int, metavar="N",
+                   help="E2EECPE: N passes of ECPE-MLL's iterative emotion-cause exchange (ISML): after the clause "
+                        "BiLSTM of eq. 4, N more clause BiLSTMs, each reading the clause vectors and the emotion and "
+                        "cause probabilities of every earlier pass (each pass has its own auxiliary heads, all trained "
+                        "by eq. 16); the last pass's states make the vertices and the heads' output. "
+                        "Default 0: the paper's one BiLSTM (ECPE-MLL used 6 on split20)")
     t.add_argument("--pair-scorer", choices=PAIR_SCORERS,
                    help="E2EECPE: how a pair (p, q) is scored before eq. 8: biaffine (default: the paper's eq. 7), "
                         "biaffine+distance (plus a learned offset for each distance p - q) or biaffine+mlp (plus a "

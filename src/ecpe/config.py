@@ -32,6 +32,7 @@ class E2EConfig:
     clause_context: str = "bilstm"  # after eq. 4: "bilstm" (the paper), "bilstm+attention" (+ clause self-attention),
                                     # "bilstm+emotion" (the cause side also attends towards likely emotion clauses)
     towers: str = "shared"        # "shared" (the paper: one clause encoder + BiLSTM) or "separate" (the cause side has its own)
+    exchange: int = 0             # ISML-style passes (ECPE-MLL): clause BiLSTMs reading earlier passes' head probabilities
     attention_heads: int = 4      # the clause attention of clause_context != "bilstm" (size vertex_dim in all)
     pair_scorer: str = "biaffine"  # "biaffine" (eq. 7), "biaffine+distance" (+ a learned offset per p - q), "biaffine+mlp"
     max_distance: int = 10        # the pair scorers' terms: |p - q| beyond this shares one value

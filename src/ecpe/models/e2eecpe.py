@@ -1,7 +1,8 @@
 """E2EECPE: end-to-end emotion-cause pair extraction via learning to link (Song et al., 2020, §3).
 
 word vectors -> CNN clause encoder (§3.3; our option: a word-level BiLSTM + attention, or both) -> BiLSTM (§3.4;
-our option: plus a clause attention layer, over all clauses or, for the cause side, towards likely emotion clauses)
+our options: plus a clause attention layer, over all clauses or, for the cause side, towards likely emotion clauses;
+or ISML-style exchange passes, BiLSTMs that re-read the clauses with the heads' probabilities)
 -> emotion / cause vertices (eqs. 5-6) -> biaffine pair matrix (eq. 7; our option: plus a distance-aware term) -> sigmoid (eq. 8) * position weights
 (eqs. 9-10) -> threshold (eq. 18), with auxiliary emotion and cause classifiers (eqs. 11-14) trained jointly (eqs. 15-17).
 """
@@ -172,6 +173,23 @@ class E2EECPE(ECPEModel):
             raise ValueError(f"clause_context must be one of {', '.join(CLAUSE_CONTEXTS)}, got {c.clause_context!r}")
         if c.clause_context == "bilstm+emotion" and not c.use_aux:
             raise ValueError("clause_context 'bilstm+emotion' reads the auxiliary emotion head: it needs use_aux")
+        if c.exchange < 0:
+            raise ValueError(f"exchange (the number of exchange passes) must be at least 0, got {c.exchange!r}")
+        if c.exchange and not c.use_aux:
+            raise ValueError("exchange passes read the auxiliary heads' probabilities: they need use_aux")
+        if c.exchange and (c.towers != "shared" or c.clause_context != "bilstm"):
+            raise ValueError("exchange passes take towers 'shared' and clause_context 'bilstm' only")
+        # our option (ISML, ECPE-MLL): pass k = 1 .. N is a clause BiLSTM over the clause vectors and the emotion
+        # and cause probabilities of passes 0 .. k - 1; passes 0 .. N - 1 have their own heads (eqs. 11-14), the
+        # last uses the model's. Absent when 0.
+        self.exchange_lstms = nn.ModuleList(
+            nn.LSTM(clause_dim + n_lex + 2 * k, c.hidden, batch_first=True, bidirectional=True)
+            for k in range(1, c.exchange + 1))
+        self.exchange_heads = nn.ModuleList(
+            nn.ModuleDict({"emotion_hidden": nn.Linear(2 * c.hidden, c.vertex_dim),
+                           "cause_hidden": nn.Linear(2 * c.hidden, c.vertex_dim),
+                           "emotion_out": nn.Linear(c.vertex_dim, 2), "cause_out": nn.Linear(c.vertex_dim, 2)})
+            for _ in range(c.exchange))
         # our option: clause-level attention after eq. 4 (modules.context); "bilstm" (the paper) has none
         self.context = (ClauseAttention(2 * c.hidden, c.vertex_dim, c.attention_heads)
                         if c.clause_context != "bilstm" else None)
@@ -260,12 +278,24 @@ class E2EECPE(ECPEModel):
         BiLSTM, over the same word vectors; otherwise the shared (or, separate, the emotion side's) ones.
         ``extra`` ([B, D, F], optional): features of each clause appended to its vector before the BiLSTM.
         """
+        lstm = self.cause_tower["lstm"] if side == "cause" else self.lstm
+        return self.contextualize(lstm, self.clause_grid(batch, side), batch, extra)
+
+    @staticmethod
+    def contextualize(lstm: nn.LSTM, grid: torch.Tensor, batch: DocBatch, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """eq. 4: a clause BiLSTM over the clause vectors [B, D, F] (with ``extra`` features appended)."""
+        if extra is not None:
+            grid = torch.cat([grid, extra * batch.mask[..., None].to(extra.dtype)], -1)
+        return bilstm_padded(lstm, grid, batch.doc_lens)  # [B, D, 2 * d_h], 0 on padding
+
+    def clause_grid(self, batch: DocBatch, side: str = "shared") -> torch.Tensor:
+        """Clause vectors (eqs. 1-3, with the lexicon features when enabled) laid out [B, D, F], 0 on padding."""
         if side == "cause":
             tower = self.cause_tower
-            cnn, word_encoder, lstm = (tower[k] if k in tower else None for k in ("cnn", "word_encoder", "lstm"))
+            cnn, word_encoder = (tower[k] if k in tower else None for k in ("cnn", "word_encoder"))
             cached = False  # the projection table is the shared CNN's
         else:
-            cnn, word_encoder, lstm, cached = self.cnn, self.word_encoder, self.lstm, self._cache_words
+            cnn, word_encoder, cached = self.cnn, self.word_encoder, self._cache_words
         parts = []  # clause vectors of each encoder, side by side ("cnn+lstm": [CNN's; LSTM's])
         if cached and not self.training and not torch.is_grad_enabled():
             table, ids, unknown_rows = self.word_table(), batch.flat_words, None
@@ -291,10 +321,7 @@ class E2EECPE(ECPEModel):
         if self.config.lexicon:
             clauses = torch.cat([clauses, self.clause_lexicon(batch.words)], 1)
         B, D = batch.batch_size, batch.max_doc_len
-        grid = clauses.new_zeros(B * D, clauses.shape[1]).index_copy(0, batch.clause_pos, clauses).view(B, D, -1)
-        if extra is not None:
-            grid = torch.cat([grid, extra * batch.mask[..., None].to(extra.dtype)], -1)
-        return bilstm_padded(lstm, grid, batch.doc_lens)  # eq. 4: [B, D, 2 * d_h], 0 on padding
+        return clauses.new_zeros(B * D, clauses.shape[1]).index_copy(0, batch.clause_pos, clauses).view(B, D, -1)
 
     def clause_lexicon(self, words: torch.Tensor) -> torch.Tensor:
         """[N, F]: for each clause ([N, L] word ids), which lexicon classes any of its words belongs to.
@@ -314,10 +341,13 @@ class E2EECPE(ECPEModel):
             ``pair_weights`` [B, D, D] A (eq. 9, or 1 without the position matrix), 0 outside documents;
             ``emotion`` / ``cause`` [B, D, 2] log-probabilities of the auxiliary heads (when enabled).
         """
-        h = self.encode(batch)
+        scores = {}
+        if self.config.exchange:
+            h = self.exchange(batch, scores)
+        else:
+            h = self.encode(batch)
         if self.config.clause_context == "bilstm+attention":  # every clause reads the document's clauses
             h = self.context(h, batch.mask)
-        scores = {}
         if self.config.use_aux:
             scores["emotion"] = F.log_softmax(self.emotion_out(torch.relu(self.emotion_hidden(h))), -1)  # eqs. 11, 13
         h_c = h  # what the cause side (eq. 6, eqs. 12 and 14) reads
@@ -347,6 +377,22 @@ class E2EECPE(ECPEModel):
             scores["cause"] = F.log_softmax(self.cause_out(torch.relu(self.cause_hidden(h_c))), -1)      # eqs. 12, 14
         return scores
 
+    def exchange(self, batch: DocBatch, scores: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The clause states of the last exchange pass ([B, D, 2 * hidden]); the earlier passes' head
+        log-probabilities go to ``scores`` as ``earlier_emotion`` / ``earlier_cause`` [N, B, D, 2]."""
+        grid = self.clause_grid(batch)  # one clause encoding (and one dropout draw) read by every pass
+        h = self.contextualize(self.lstm, grid, batch)
+        probs, emotions, causes = [], [], []
+        for heads, lstm in zip(self.exchange_heads, self.exchange_lstms):
+            emo = F.log_softmax(heads["emotion_out"](torch.relu(heads["emotion_hidden"](h))), -1)
+            cau = F.log_softmax(heads["cause_out"](torch.relu(heads["cause_hidden"](h))), -1)
+            emotions.append(emo)
+            causes.append(cau)
+            probs += [emo[..., 1:].exp(), cau[..., 1:].exp()]
+            h = self.contextualize(lstm, grid, batch, torch.cat(probs, -1))
+        scores["earlier_emotion"], scores["earlier_cause"] = torch.stack(emotions), torch.stack(causes)
+        return h
+
     def loss(self, scores: dict[str, torch.Tensor], batch: DocBatch) -> torch.Tensor:
         """(L_pair + beta * L_aux) / N (eqs. 15-17; the L2 term is applied by the optimizer).
 
@@ -366,10 +412,15 @@ class E2EECPE(ECPEModel):
 
             aux = (soft_nll(scores["emotion"][m], batch.emotion_target[m])
                    + soft_nll(scores["cause"][m], batch.cause_target[m]))
+            for emo, cau in zip(scores.get("earlier_emotion", ()), scores.get("earlier_cause", ())):  # exchange
+                aux = aux + soft_nll(emo[m], batch.emotion_target[m]) + soft_nll(cau[m], batch.cause_target[m])
             loss = loss + self.config.beta * aux
         elif self.config.use_aux:
             aux = (F.nll_loss(scores["emotion"][m], batch.emotion[m], reduction="sum")
                    + F.nll_loss(scores["cause"][m], batch.cause[m], reduction="sum"))
+            for emo, cau in zip(scores.get("earlier_emotion", ()), scores.get("earlier_cause", ())):  # exchange
+                aux = (aux + F.nll_loss(emo[m], batch.emotion[m], reduction="sum")
+                       + F.nll_loss(cau[m], batch.cause[m], reduction="sum"))
             loss = loss + self.config.beta * aux
         return loss / m.sum()
 
