@@ -17,7 +17,7 @@ $(BIN)/ecpe: pyproject.toml
 
 install: $(BIN)/ecpe
 
-# Train the best single E2EECPE (--preset best: vectors from the packaged corpora, open vocabulary) on split10
+# Train the best single E2EECPE (--preset best: vectors from the packaged corpora, open vocabulary, window heads) on split10
 # fold 1 (dev-selected), then extract pairs from sample texts. `make demo PRESET=paper` trains the paper's model.
 demo: install
 	@if [ -d "$(DATA)" ]; then export ECPE_DATA="$(DATA)"; fi; \

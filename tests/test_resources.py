@@ -365,8 +365,12 @@ def test_preset_sets_defaults_and_flags_win():
     args = build_parser("best").parse_args(["train", "--out", "x", "--preset", "best"])
     for dest, value in PRESETS["best"].items():
         assert getattr(args, dest) == value
-    args = build_parser("best").parse_args(["train", "--out", "x", "--preset", "best", "--open-vocab", "0"])
-    assert args.open_vocab == 0
+    from ecpe.options import train_model_config
+    assert {k: train_model_config(args)[k] for k in ("pair_scorer", "max_distance")} == {
+        "pair_scorer": "biaffine+window", "max_distance": 3}  # the model's settings of the preset reach its config
+    args = build_parser("best").parse_args(["train", "--out", "x", "--preset", "best", "--open-vocab", "0",
+                                            "--max-distance", "5"])
+    assert args.open_vocab == 0 and args.max_distance == 5 and args.pair_scorer == "biaffine+window"
     plain = build_parser().parse_args(["train", "--out", "x"])
     assert plain.embeddings is None and plain.open_vocab == 0
 
