@@ -406,21 +406,21 @@ class E2EECPE(ECPEModel):
         if self.config.pair_loss == "bce+rank":  # our option: the gold pairs should also outrank their document's others
             loss = loss + self.config.rank_weight * rank_loss(scores["pair_logits"], scores["pair_weights"],
                                                               batch.pairs, pair_mask)
-        if self.config.use_aux and batch.emotion_target is not None:  # soft targets (distillation)
-            def soft_nll(logp, t):
-                return -(t * logp[..., 1] + (1 - t) * logp[..., 0]).sum()
+        if self.config.use_aux:
+            # the heads' (emotion, cause) log-probabilities: the model's, and every earlier exchange pass's
+            heads = [(scores["emotion"], scores["cause"]),
+                     *zip(scores.get("earlier_emotion", ()), scores.get("earlier_cause", ()))]
+            if batch.emotion_target is not None:  # soft targets (distillation)
+                def nll(logp, t):
+                    return -(t * logp[..., 1] + (1 - t) * logp[..., 0]).sum()
 
-            aux = (soft_nll(scores["emotion"][m], batch.emotion_target[m])
-                   + soft_nll(scores["cause"][m], batch.cause_target[m]))
-            for emo, cau in zip(scores.get("earlier_emotion", ()), scores.get("earlier_cause", ())):  # exchange
-                aux = aux + soft_nll(emo[m], batch.emotion_target[m]) + soft_nll(cau[m], batch.cause_target[m])
-            loss = loss + self.config.beta * aux
-        elif self.config.use_aux:
-            aux = (F.nll_loss(scores["emotion"][m], batch.emotion[m], reduction="sum")
-                   + F.nll_loss(scores["cause"][m], batch.cause[m], reduction="sum"))
-            for emo, cau in zip(scores.get("earlier_emotion", ()), scores.get("earlier_cause", ())):  # exchange
-                aux = (aux + F.nll_loss(emo[m], batch.emotion[m], reduction="sum")
-                       + F.nll_loss(cau[m], batch.cause[m], reduction="sum"))
+                targets = batch.emotion_target[m], batch.cause_target[m]
+            else:
+                def nll(logp, t):
+                    return F.nll_loss(logp, t, reduction="sum")
+
+                targets = batch.emotion[m], batch.cause[m]
+            aux = sum(nll(emo[m], targets[0]) + nll(cau[m], targets[1]) for emo, cau in heads)
             loss = loss + self.config.beta * aux
         return loss / m.sum()
 
