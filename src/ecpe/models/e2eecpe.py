@@ -74,6 +74,11 @@ def rank_loss(logits: torch.Tensor, weights: torch.Tensor, target: torch.Tensor,
     return -(t * log_p.masked_fill(t == 0, 0.0)).sum()
 
 
+def head(hidden: nn.Linear, out: nn.Linear, h: torch.Tensor) -> torch.Tensor:
+    """An auxiliary classifier's log-probabilities [..., 2]: log_softmax(out(relu(hidden(h)))) (eqs. 11-14)."""
+    return F.log_softmax(out(torch.relu(hidden(h))), -1)
+
+
 class E2EECPE(ECPEModel):
     """The E2EECPE model.
 
@@ -149,11 +154,16 @@ class E2EECPE(ECPEModel):
                            "biaffine+distance": lambda: DistanceBias(c.max_distance),
                            "biaffine+mlp": lambda: PairMLP(c.vertex_dim, c.vertex_dim, c.max_distance),
                            "biaffine+window": lambda: WindowScorer(2 * c.hidden, c.max_distance)}[c.pair_scorer]()
+
+        def aux_heads() -> dict[str, nn.Module]:  # the auxiliary classifiers: the model's, and each exchange pass's
+            return {"emotion_hidden": nn.Linear(2 * c.hidden, c.vertex_dim),  # eq. 11
+                    "cause_hidden": nn.Linear(2 * c.hidden, c.vertex_dim),    # eq. 12
+                    "emotion_out": nn.Linear(c.vertex_dim, 2),                # eq. 13
+                    "cause_out": nn.Linear(c.vertex_dim, 2)}                  # eq. 14
+
         if c.use_aux:
-            self.emotion_hidden = nn.Linear(2 * c.hidden, c.vertex_dim)  # eq. 11
-            self.cause_hidden = nn.Linear(2 * c.hidden, c.vertex_dim)    # eq. 12
-            self.emotion_out = nn.Linear(c.vertex_dim, 2)                # eq. 13
-            self.cause_out = nn.Linear(c.vertex_dim, 2)                  # eq. 14
+            for name, layer in aux_heads().items():
+                setattr(self, name, layer)
         if c.towers not in TOWERS:
             raise ValueError(f"towers must be one of {', '.join(TOWERS)}, got {c.towers!r}")
         if c.towers != "shared" and c.clause_context != "bilstm":
@@ -185,11 +195,7 @@ class E2EECPE(ECPEModel):
         self.exchange_lstms = nn.ModuleList(
             nn.LSTM(clause_dim + n_lex + 2 * k, c.hidden, batch_first=True, bidirectional=True)
             for k in range(1, c.exchange + 1))
-        self.exchange_heads = nn.ModuleList(
-            nn.ModuleDict({"emotion_hidden": nn.Linear(2 * c.hidden, c.vertex_dim),
-                           "cause_hidden": nn.Linear(2 * c.hidden, c.vertex_dim),
-                           "emotion_out": nn.Linear(c.vertex_dim, 2), "cause_out": nn.Linear(c.vertex_dim, 2)})
-            for _ in range(c.exchange))
+        self.exchange_heads = nn.ModuleList(nn.ModuleDict(aux_heads()) for _ in range(c.exchange))
         # our option: clause-level attention after eq. 4 (modules.context); "bilstm" (the paper) has none
         self.context = (ClauseAttention(2 * c.hidden, c.vertex_dim, c.attention_heads)
                         if c.clause_context != "bilstm" else None)
@@ -349,7 +355,7 @@ class E2EECPE(ECPEModel):
         if self.config.clause_context == "bilstm+attention":  # every clause reads the document's clauses
             h = self.context(h, batch.mask)
         if self.config.use_aux:
-            scores["emotion"] = F.log_softmax(self.emotion_out(torch.relu(self.emotion_hidden(h))), -1)  # eqs. 11, 13
+            scores["emotion"] = head(self.emotion_hidden, self.emotion_out, h)  # eqs. 11, 13
         h_c = h  # what the cause side (eq. 6, eqs. 12 and 14) reads
         if self.cause_tower is not None:  # its own encoder; with "separate+emotion" also reading P(emotion), not differentiated
             emo = scores["emotion"][..., 1:].exp().detach() if self.config.towers == "separate+emotion" else None
@@ -374,7 +380,7 @@ class E2EECPE(ECPEModel):
             m = batch.mask.float()
             scores["pair_weights"] = m[:, :, None] * m[:, None, :]
         if self.config.use_aux:
-            scores["cause"] = F.log_softmax(self.cause_out(torch.relu(self.cause_hidden(h_c))), -1)      # eqs. 12, 14
+            scores["cause"] = head(self.cause_hidden, self.cause_out, h_c)  # eqs. 12, 14
         return scores
 
     def exchange(self, batch: DocBatch, scores: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -384,8 +390,8 @@ class E2EECPE(ECPEModel):
         h = self.contextualize(self.lstm, grid, batch)
         probs, emotions, causes = [], [], []
         for heads, lstm in zip(self.exchange_heads, self.exchange_lstms):
-            emo = F.log_softmax(heads["emotion_out"](torch.relu(heads["emotion_hidden"](h))), -1)
-            cau = F.log_softmax(heads["cause_out"](torch.relu(heads["cause_hidden"](h))), -1)
+            emo = head(heads["emotion_hidden"], heads["emotion_out"], h)
+            cau = head(heads["cause_hidden"], heads["cause_out"], h)
             emotions.append(emo)
             causes.append(cau)
             probs += [emo[..., 1:].exp(), cau[..., 1:].exp()]
