@@ -162,52 +162,44 @@ def test_train_refuses_bad_values_under_the_flags_name(argv, message):
         train_config(build_parser().parse_args(["train", "--out", "x", *argv]))
 
 
-def test_train_pair_scorer_is_saved_and_refused_for_two_stage(tmp_path, corpus, split_writer, capsys):
-    """--pair-scorer biaffine+mlp --max-distance 3 trains, is saved in the model's config, reloads to the
-    test scores training wrote; a two-stage model refuses the flag."""
-    import json
-
-    from ecpe.data.corpus import load_fold
-    from ecpe.inference import evaluate, load_models
+def _saved_pair_mlp(model):
     from ecpe.modules import PairMLP
-
-    split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
-    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "run"), "--epochs", "2", "--embed-dim", "16",
-               "--hidden", "8", "--pair-scorer", "biaffine+mlp", "--max-distance", "3", "-q"])
-    assert rc == 0
-    loaded, _ = load_models([tmp_path / "run" / "fold1" / "model.pt"])
-    assert loaded.config.pair_scorer == "biaffine+mlp" and loaded.config.max_distance == 3
-    assert isinstance(loaded.pair_extra, PairMLP) and loaded.pair_extra.distance.num_embeddings == 7
-    assert loaded.pair_extra.out.weight.abs().sum() > 0  # trained off its zero start
-    res = json.loads((tmp_path / "run" / "fold1" / "result.json").read_text())
-    assert evaluate(loaded, loaded.tensorize(load_fold(split, 1).test))["pair"] == pytest.approx(res["pair"])
-    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "two"), "--model", "inter-ec",
-               "--pair-scorer", "biaffine+distance", "-q"])
-    assert rc != 0 and "--pair-scorer does not apply to model 'inter-ec'" in capsys.readouterr().err
+    assert model.config.pair_scorer == "biaffine+mlp" and model.config.max_distance == 3
+    assert isinstance(model.pair_extra, PairMLP) and model.pair_extra.distance.num_embeddings == 7
+    assert model.pair_extra.out.weight.abs().sum() > 0  # trained off its zero start
 
 
-def test_train_window_scorer_and_exchange_are_saved(tmp_path, corpus, split_writer, capsys):
-    """--pair-scorer biaffine+window --max-distance 3 --exchange 1 trains, is saved in the model's config and
-    reloads to the test scores training wrote; a two-stage model refuses --exchange."""
+def _saved_window_exchange(model):
+    from ecpe.modules import WindowScorer
+    assert model.config.exchange == 1 and len(model.exchange_lstms) == 1
+    assert isinstance(model.pair_extra, WindowScorer) and model.pair_extra.emotion.out_features == 7
+    assert model.pair_extra.emotion.weight.abs().sum() > 0  # trained off its zero start
+
+
+@pytest.mark.parametrize("flags, check, refused", [
+    (["--pair-scorer", "biaffine+mlp", "--max-distance", "3"], _saved_pair_mlp, ["--pair-scorer", "biaffine+distance"]),
+    (["--pair-scorer", "biaffine+window", "--max-distance", "3", "--exchange", "1"], _saved_window_exchange,
+     ["--exchange", "2"]),
+])
+def test_train_pair_scorer_is_saved_and_refused_for_two_stage(tmp_path, corpus, split_writer, capsys, flags, check,
+                                                              refused):
+    """--pair-scorer biaffine+mlp --max-distance 3 (and biaffine+window with --exchange 1) trains, is saved in the
+    model's config, reloads to the test scores training wrote; a two-stage model refuses the flag."""
     import json
 
     from ecpe.data.corpus import load_fold
     from ecpe.inference import evaluate, load_models
-    from ecpe.modules import WindowScorer
 
     split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
     rc = main(["train", "--data", str(split), "--out", str(tmp_path / "run"), "--epochs", "2", "--embed-dim", "16",
-               "--hidden", "8", "--pair-scorer", "biaffine+window", "--max-distance", "3", "--exchange", "1", "-q"])
+               "--hidden", "8", *flags, "-q"])
     assert rc == 0
     loaded, _ = load_models([tmp_path / "run" / "fold1" / "model.pt"])
-    assert loaded.config.exchange == 1 and len(loaded.exchange_lstms) == 1
-    assert isinstance(loaded.pair_extra, WindowScorer) and loaded.pair_extra.emotion.out_features == 7
-    assert loaded.pair_extra.emotion.weight.abs().sum() > 0  # trained off its zero start
+    check(loaded)
     res = json.loads((tmp_path / "run" / "fold1" / "result.json").read_text())
     assert evaluate(loaded, loaded.tensorize(load_fold(split, 1).test))["pair"] == pytest.approx(res["pair"])
-    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "two"), "--model", "inter-ec",
-               "--exchange", "2", "-q"])
-    assert rc != 0 and "--exchange does not apply to model 'inter-ec'" in capsys.readouterr().err
+    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "two"), "--model", "inter-ec", *refused, "-q"])
+    assert rc != 0 and f"{refused[0]} does not apply to model 'inter-ec'" in capsys.readouterr().err
 
 
 def test_train_clause_context_is_saved_and_refused_for_two_stage(tmp_path, corpus, split_writer, capsys):
