@@ -17,16 +17,20 @@ What a bad line does is the ``on_error`` policy: ``record`` (default; the error 
 in the output, so output line k is still input line k), ``skip`` (left out, reported on stderr) or ``fail``
 (the job stops at the first bad line; in a directory job, the shard being written is discarded).
 Exit status of the command: 0 when every line was extracted, 1 when some lines failed (``record``/``skip``),
-2 when the job stopped (``fail``, or a usage error).
+2 when the job stopped (``fail``, or a usage error), 3 when it crashed (the output could not be written: a full
+disk, a read-only folder; or an unexpected error), with one line on stderr that says how far it got.
 """
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import logging
+import math
 import os
 import sys
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 import tempfile
@@ -36,17 +40,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data.text import split_clauses
-from .inference import Extractor, InputError
+from .inference import MAX_CLAUSES, Extractor, InputError, check_document
 
 __all__ = ["Limits", "Output", "ShardStats", "JobStats", "BatchFailure", "parse_line", "extract_lines",
            "find_shards", "ShardWriter", "run_local", "run_ray", "add_arguments", "predict_command",
-           "EXIT_OK", "EXIT_ERRORS", "EXIT_STOPPED", "SHARD_SUFFIXES", "STATE_DIR"]
+           "EXIT_OK", "EXIT_ERRORS", "EXIT_STOPPED", "EXIT_CRASHED", "SHARD_SUFFIXES", "STATE_DIR"]
 
 log = logging.getLogger("ecpe.batch")
 
 ON_ERROR = ("record", "skip", "fail")
-EXIT_OK, EXIT_ERRORS, EXIT_STOPPED = 0, 1, 2
+EXIT_OK, EXIT_ERRORS, EXIT_STOPPED, EXIT_CRASHED = 0, 1, 2, 3
 SHARD_SUFFIXES = (".jsonl", ".jsonl.gz")
 STATE_DIR = ".ecpe"       # inside the output directory: per-shard counts and the job summary
 GROUP = 1024              # lines handed to Extractor.extract_many at once (it pipelines them in its own chunks)
@@ -77,78 +80,109 @@ class Output(NamedTuple):
 
 
 # ---- one line ---------------------------------------------------------------------------------------
-def _check_item(item: Any, limits: Limits) -> None:
-    """The shapes Extractor takes, and the size limits; raises InputError naming what is wrong."""
+class Unreadable(NamedTuple):
+    """Where a line should be, the reason the shard could not be read further (a truncated or false gzip
+    file, an I/O error): it becomes one error record, and the job goes on with the next shard."""
 
-    if isinstance(item, str):
-        text = item
-    elif isinstance(item, dict) and "clauses" in item:
-        clauses = item["clauses"]
-        ok = isinstance(clauses, list) and (all(isinstance(c, str) for c in clauses) or all(
-            isinstance(c, list) and all(isinstance(w, str) for w in c) for c in clauses))
-        if not ok:
-            raise InputError("'clauses' must be a list of strings or a list of word lists")
-        if len(clauses) > limits.max_clauses:
-            raise InputError(f"document has {len(clauses)} clauses; the limit is {limits.max_clauses}")
-        n_chars = sum(len(c) if isinstance(c, str) else sum(map(len, c)) for c in clauses)
-        if n_chars > limits.max_chars:
-            raise InputError(f"document has {n_chars} characters; the limit is {limits.max_chars}")
-        return
-    elif isinstance(item, dict) and "text" in item:
-        text = item["text"]
-        if not isinstance(text, str):
-            raise InputError("'text' must be a string")
-    elif isinstance(item, dict):
-        raise InputError("an input object needs a 'text' or a 'clauses' field")
-    else:
-        raise InputError(f"expected text or an object with 'text' or 'clauses', got {type(item).__name__}")
-    if len(text) > limits.max_chars:
-        raise InputError(f"document has {len(text)} characters; the limit is {limits.max_chars}")
-    if len(text) > limits.max_clauses:  # a text shorter than the limit cannot have more clauses than it
-        n = len(split_clauses(text))
-        if n > limits.max_clauses:
-            raise InputError(f"document has {n} clauses; the limit is {limits.max_clauses}")
+    reason: str
 
 
-def parse_line(raw: bytes | str, limits: Limits = Limits()) -> tuple[Any, Any, str | None]:
+class _NotJSON(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJSON(f"{name} is not valid JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotJSON(f"number {text[:20]} is out of range")
+    return value
+
+
+def _strict_loads(line: str) -> Any:
+    """JSON as RFC 8259 has it: no NaN or Infinity, no number beyond float range; raises ValueError with the
+    reason. (A lone surrogate, ``\\ud800``, is valid JSON syntax but no Unicode text: the strings that are read
+    are checked by :func:`check_document`, the id by :func:`parse_line`.)"""
+    try:
+        obj = json.loads(line, parse_constant=_no_constant, parse_float=_finite)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{e.msg} at column {e.colno}") from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except _NotJSON as e:
+        raise ValueError(str(e)) from None
+    except ValueError as e:  # e.g. an integer of more digits than Python converts
+        raise ValueError(str(e).split(";")[0]) from None
+    return obj
+
+
+def parse_line(raw: bytes | str | Unreadable, limits: Limits = Limits()) -> tuple[Any, Any, str | None]:
     """One input line -> ``(item for Extractor, id or None, error or None)``.
 
     A line starting with ``{`` is a JSON object (``{"text": ...}``, ``{"clauses": [...]}``, with an optional
     ``"id"`` copied to the output); any other line is a raw text, as in ``ecpe predict --input``."""
 
+    if isinstance(raw, Unreadable):
+        return None, None, raw.reason
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             return None, _id_of(raw.decode("utf-8", "replace")), f"invalid UTF-8 (byte {e.start})"
+    else:
+        try:
+            raw.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return None, None, f"invalid Unicode (a lone surrogate at character {e.start})"
     line = raw.strip()
     if not line.startswith("{"):
         item, doc_id = line, None
     else:
         try:
-            item = json.loads(line)
-        except json.JSONDecodeError as e:
-            return None, None, f"invalid JSON ({e.msg} at column {e.colno})"
+            item = _strict_loads(line)
+        except ValueError as e:
+            return None, None, f"invalid JSON ({e})"
         doc_id = item.get("id") if isinstance(item, dict) else None
+        if doc_id is not None and "\\ud" in line.lower() and not _writable(doc_id):
+            return None, None, "the id is not valid Unicode (a lone surrogate)"
     try:
-        _check_item(item, limits)
+        check_document(item, limits.max_clauses, limits.max_chars)
     except InputError as e:
         return None, doc_id, str(e)
     return item, doc_id, None
 
 
+def _writable(value: Any) -> bool:
+    try:
+        _dumps(value).encode("utf-8")
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
 def _id_of(line: str) -> Any:
     """The id of a line that is JSON but not valid input, when there is one to report."""
     try:
-        obj = json.loads(line)
+        obj = _strict_loads(line)
     except ValueError:
         return None
     return obj.get("id") if isinstance(obj, dict) else None
 
 
+def _dumps(rec: dict) -> str:
+    """Strict JSON text of an output record (ValueError or RecursionError when there is none)."""
+    return json.dumps(rec, ensure_ascii=False, allow_nan=False)
+
+
 def _error_json(line: int, doc_id: Any, error: str) -> str:
     rec = {"line": line, **({"id": doc_id} if doc_id is not None else {}), "error": error}
-    return json.dumps(rec, ensure_ascii=False)
+    try:
+        return _dumps(rec)
+    except (ValueError, RecursionError):  # an id that cannot be written back: the record goes without it
+        return _dumps({"line": line, "error": error})
 
 
 def extract_lines(extractor, lines: Sequence[tuple[int, bytes | str]], limits: Limits | None = None,
@@ -176,10 +210,13 @@ def extract_lines(extractor, lines: Sequence[tuple[int, bytes | str]], limits: L
     for i, ((lineno, _), (_, doc_id, err)) in enumerate(zip(lines, parsed)):
         r = results.get(i, err)
         if isinstance(r, dict):
-            rec = {"id": doc_id, **r} if doc_id is not None else r
-            out.append(Output(lineno, json.dumps(rec, ensure_ascii=False), len(r["pairs"]), None))
-        else:
-            out.append(Output(lineno, _error_json(lineno, doc_id, r), 0, r))
+            try:
+                out.append(Output(lineno, _dumps({"id": doc_id, **r} if doc_id is not None else r), len(r["pairs"]),
+                                  None))
+                continue
+            except (ValueError, RecursionError) as e:
+                r = f"the result cannot be written as JSON ({e.__class__.__name__}: {str(e)[:100]})"
+        out.append(Output(lineno, _error_json(lineno, doc_id, r), 0, r))
     return out
 
 
@@ -194,6 +231,31 @@ def numbered_lines(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
     for lineno, raw in enumerate(stream, 1):
         if raw.strip():
             yield lineno, raw
+
+
+def read_shard(path: str | Path) -> Iterator[tuple[int, bytes | Unreadable]]:
+    """The numbered lines of a shard; when it cannot be opened or read to its end, one last
+    ``(next line number, Unreadable(reason))``, so that the lines before the fault are kept."""
+    last = 0
+    try:
+        with open_binary(path) as f:
+            for last, raw in numbered_lines(f):
+                yield last, raw
+    except (OSError, EOFError, zlib.error) as e:
+        yield last + 1, Unreadable(_read_fault(e, last))
+
+
+def _read_fault(e: BaseException, last: int) -> str:
+    where = f"after line {last}" if last else "from its start"
+    if isinstance(e, gzip.BadGzipFile):
+        why = f"not a gzip file ({e})"
+    elif isinstance(e, EOFError):
+        why = "truncated gzip file (it ends before its end-of-stream marker)"
+    elif isinstance(e, zlib.error):
+        why = f"corrupt gzip data ({e})"
+    else:
+        why = f"{e.strerror or e}" if isinstance(e, OSError) else str(e)
+    return f"unreadable shard {where}: {why}"
 
 
 def grouped(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -431,11 +493,10 @@ def run_local(extractor, job: Job, on_error: str = "record", threshold: float | 
             writer = job.writer(shard)
             sink = Sink(writer.write, on_error, str(job.input / shard))
             try:
-                with open_binary(job.input / shard) as f:
-                    for lines in grouped(numbered_lines(f), group):
-                        for out in extract_lines(extractor, lines, limits, threshold, matrix):
-                            sink.add(out)
-                        doc_bar.update(len(lines))
+                for lines in grouped(read_shard(job.input / shard), group):
+                    for out in extract_lines(extractor, lines, limits, threshold, matrix):
+                        sink.add(out)
+                    doc_bar.update(len(lines))
                 sink.stats.seconds = time.perf_counter() - start
                 writer.commit(sink.stats)
             except BaseException:
@@ -449,6 +510,16 @@ def run_local(extractor, job: Job, on_error: str = "record", threshold: float | 
     return now
 
 
+def _stream_lines(src: IO[bytes]) -> Iterator[tuple[int, bytes | Unreadable]]:
+    """The numbered lines of a stream, ended by an :class:`Unreadable` when it cannot be read to its end."""
+    last = 0
+    try:
+        for last, raw in numbered_lines(src):
+            yield last, raw
+    except (OSError, EOFError, zlib.error) as e:
+        yield last + 1, Unreadable(_read_fault(e, last).replace("shard", "input", 1))
+
+
 def run_stream(extractor, src: IO[bytes], out: IO[str], source: str, on_error: str = "record",
                threshold: float | None = None, matrix: bool = False, limits: Limits | None = None,
                quiet: bool = False, group: int = GROUP) -> ShardStats:
@@ -459,7 +530,7 @@ def run_stream(extractor, src: IO[bytes], out: IO[str], source: str, on_error: s
     sink = Sink(lambda s: out.write(s + "\n"), on_error, source)
     start = time.perf_counter()
     with tqdm(desc="documents", unit="doc", disable=quiet) as bar:
-        for lines in grouped(numbered_lines(src), group):
+        for lines in grouped(_stream_lines(src), group):
             outs = extract_lines(extractor, lines, limits, threshold, matrix)
             try:
                 for o in outs:
@@ -486,11 +557,12 @@ def _read_shard_rows(batch: dict, group: int) -> Iterator[dict]:
     """Ray Data read step: rows ``{shard, path}`` -> batches of numbered lines ``{shard, line, raw}``."""
 
     for index, path in zip(batch["shard"], batch["path"]):
-        with open_binary(str(path)) as f:
-            for lines in grouped(numbered_lines(f), group):
-                yield {"shard": np.full(len(lines), int(index), dtype=np.int64),
-                       "line": np.array([n for n, _ in lines], dtype=np.int64),
-                       "raw": np.array([raw for _, raw in lines], dtype=object)}
+        for lines in grouped(read_shard(str(path)), group):
+            yield {"shard": np.full(len(lines), int(index), dtype=np.int64),
+                   "line": np.array([n for n, _ in lines], dtype=np.int64),
+                   "raw": np.array([b"" if isinstance(raw, Unreadable) else raw for _, raw in lines], dtype=object),
+                   "unreadable": np.array([raw.reason if isinstance(raw, Unreadable) else "" for _, raw in lines],
+                                          dtype=object)}
 
 
 class RayExtractActor:
@@ -520,7 +592,8 @@ class RayExtractActor:
 
     def __call__(self, batch: dict) -> dict:
 
-        lines = [(int(n), bytes(raw)) for n, raw in zip(batch["line"], batch["raw"])]
+        lines = [(int(n), Unreadable(str(fault)) if fault else bytes(raw))
+                 for n, raw, fault in zip(batch["line"], batch["raw"], batch["unreadable"])]
         outs = extract_lines(self.extractor, lines, self.limits, self.threshold, self.matrix)
         return {"shard": np.asarray(batch["shard"], dtype=np.int64),
                 "line": np.array([o.line for o in outs], dtype=np.int64),
@@ -638,7 +711,8 @@ def add_arguments(parser) -> None:
     """The options of ``ecpe predict --input`` for corpus-scale jobs."""
     g = parser.add_argument_group("batch jobs (--input)", "a bad line becomes an error record and the job goes on; "
                                   "--input DIR --output DIR: one output shard per input shard, resumable. "
-                                  "Exit status: 0 all lines extracted, 1 some lines failed, 2 job stopped")
+                                  "Exit status: 0 all lines extracted, 1 some lines failed, 2 job stopped (--on-error fail, a usage error), "
+                                  "3 job crashed (e.g. a full disk; finished shards are kept: re-run to resume)")
     g.add_argument("--on-error", choices=ON_ERROR, default="record",
                    help="a bad input line (invalid JSON, wrong types, over a limit): record (default) writes "
                         '{"line": N, "id": ..., "error": "..."} in its place; skip leaves it out (reported on '
@@ -658,27 +732,74 @@ def add_arguments(parser) -> None:
     g.add_argument("--threads", type=int, default=0,
                    help="torch threads of this process (default 0: torch's default, one per core). On a machine "
                         "that other jobs keep busy, 1 can be several times faster (docs/batch.md)")
-    g.add_argument("--max-clauses", type=int, default=2000, help="clauses per document, else an error record "
-                                                                  "(default 2000)")
+    g.add_argument("--max-clauses", type=int, default=Limits.max_clauses,
+                   help=f"clauses per document, else an error record (default {Limits.max_clauses}, at most "
+                        f"{MAX_CLAUSES}: memory grows with its square)")
     g.add_argument("--max-chars", type=int, default=Limits.max_chars,
                    help=f"characters per document, else an error record (default {Limits.max_chars})")
 
 
+class Progress:
+    """How far a job got, for the one line a crash prints."""
+
+    def __init__(self, output: str | None):
+        self.output = output or "standard output"
+        self.job: Job | None = None
+        self.lines = 0   # written by a single-file job
+
+    def done(self) -> str:
+        if self.job is None:
+            return f"{self.lines} lines written; the output is incomplete"
+        finished = sum((self.job.output / s).exists() for s in self.job.shards)
+        return f"{finished} of {len(self.job.shards)} shards done, re-run to resume"
+
+
 def predict_command(args) -> int:
-    """``ecpe predict --input ...`` (the CLI hands over here); returns the exit status."""
+    """``ecpe predict --input ...`` (the CLI hands over here); returns the exit status. A crash (an output
+    that cannot be written, an unexpected error) exits :data:`EXIT_CRASHED` with one line, no traceback
+    (with -v the traceback is logged)."""
+    progress = Progress(args.output)
+    try:
+        return _predict_command(args, progress)
+    except BatchFailure as e:
+        print(f"ecpe predict: error: {e}", file=sys.stderr)
+        return EXIT_STOPPED
+    except OSError as e:
+        where = e.filename or progress.output
+        if e.errno == errno.ENOSPC:
+            why = f"no space left on {where}"
+        elif e.errno == errno.EROFS:
+            why = f"{where} is on a read-only file system"
+        elif e.errno in (errno.EACCES, errno.EPERM):
+            why = f"permission denied: {where}"
+        else:
+            why = f"cannot write {where}: {e.strerror or e}"
+        log.debug("crash", exc_info=True)
+        print(f"ecpe predict: {why}: {progress.done()}", file=sys.stderr)
+        return EXIT_CRASHED
+    except (KeyboardInterrupt, InputError, FileNotFoundError):
+        raise
+    except Exception as e:
+        log.debug("crash", exc_info=True)
+        print(f"ecpe predict: crashed ({e.__class__.__name__}: {str(e)[:200]}; -v logs the traceback): "
+              f"{progress.done()}", file=sys.stderr)
+        return EXIT_CRASHED
+
+
+def _predict_command(args, progress: Progress) -> int:
     limits = Limits(max_clauses=args.max_clauses, max_chars=args.max_chars)
-    if limits.max_clauses < 1 or limits.max_chars < 1:
-        raise BatchFailure("--max-clauses and --max-chars must be positive")
+    if not 1 <= limits.max_clauses <= MAX_CLAUSES or limits.max_chars < 1:
+        raise BatchFailure(f"--max-clauses must be 1..{MAX_CLAUSES} (a document's pair matrix grows with the square "
+                           "of its clauses) and --max-chars positive")
     is_dir = args.input != "-" and Path(args.input).is_dir()
     if args.engine == "ray" and not is_dir:
         raise BatchFailure("--engine ray reads a directory of shards: --input DIR --output DIR")
     if args.threads < 0:
         raise BatchFailure("--threads must be 0 (torch's default) or more")
     if args.threads and args.engine == "local":
-
         torch.set_num_threads(args.threads)
     if not is_dir:
-        return _predict_file(args, limits)
+        return _predict_file(args, limits, progress)
     if not args.output:
         raise BatchFailure("--input DIR needs --output DIR")
     if args.engine == "ray":
@@ -688,20 +809,17 @@ def predict_command(args) -> int:
         if args.num_gpus_per_actor < 0 or args.cpus_per_actor <= 0:
             raise BatchFailure("--num-gpus-per-actor must be 0 or more, --cpus-per-actor more than 0")
     job = Job.plan(args.input, args.output)
+    progress.job = job
     stats = JobStats(shards=len(job.shards), skipped=len(job.shards) - len(job.todo), engine=args.engine)
     meter = Meter()
-    try:
-        if args.engine == "ray":
-            stats.now = run_ray(args.model, job, args.on_error, args.threshold, args.matrix, limits, args.device,
-                                args.segmenter, args.address, args.actors, args.num_gpus_per_actor,
-                                args.cpus_per_actor, quiet=args.quiet, meter=meter,
-                                precision=getattr(args, "precision", "fp32"), batch_size=getattr(args, "batch_size", 64))
-        else:
-            stats.now = run_local(_local_extractor(args, limits), job, args.on_error, args.threshold, args.matrix,
-                                  limits, quiet=args.quiet, meter=meter)
-    except BatchFailure as e:
-        print(f"ecpe predict: error: {e}", file=sys.stderr)
-        return EXIT_STOPPED
+    if args.engine == "ray":
+        stats.now = run_ray(args.model, job, args.on_error, args.threshold, args.matrix, limits, args.device,
+                            args.segmenter, args.address, args.actors, args.num_gpus_per_actor,
+                            args.cpus_per_actor, quiet=args.quiet, meter=meter,
+                            precision=getattr(args, "precision", "fp32"), batch_size=getattr(args, "batch_size", 64))
+    else:
+        stats.now = run_local(_local_extractor(args, limits), job, args.on_error, args.threshold, args.matrix,
+                              limits, quiet=args.quiet, meter=meter)
     stats.seconds = time.perf_counter() - meter.start
     stats.startup_seconds = None if meter.first is None else round(meter.first, 3)
     steady = meter.steady()
@@ -720,17 +838,29 @@ def _local_extractor(args, limits: Limits) -> Extractor:
                           batch_size=getattr(args, "batch_size", 64), precision=getattr(args, "precision", "fp32"))
 
 
-def _predict_file(args, limits: Limits) -> int:
+class _Counted:
+    """An output stream that counts the lines that reached it (at each flush)."""
+
+    def __init__(self, out: IO[str], progress: Progress):
+        self.out, self.progress, self.pending = out, progress, 0
+
+    def write(self, text: str) -> None:
+        self.out.write(text)
+        self.pending += 1
+
+    def flush(self) -> None:
+        self.out.flush()
+        self.progress.lines += self.pending
+        self.pending = 0
+
+
+def _predict_file(args, limits: Limits, progress: Progress) -> int:
     ex = _local_extractor(args, limits)
     src = sys.stdin.buffer if args.input == "-" else open_binary(args.input)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
-        try:
-            stats = run_stream(ex, src, out, args.input, args.on_error, args.threshold, args.matrix, limits,
-                               quiet=args.quiet or args.output is None)
-        except BatchFailure as e:
-            print(f"ecpe predict: error: {e}", file=sys.stderr)
-            return EXIT_STOPPED
+        stats = run_stream(ex, src, _Counted(out, progress), args.input, args.on_error, args.threshold, args.matrix,
+                           limits, quiet=args.quiet or args.output is None)
     finally:
         if src is not sys.stdin.buffer:
             src.close()

@@ -19,6 +19,7 @@ from .batch import predict_command
 from .config import E2EConfig, TrainConfig
 from .data.corpus import DataFormatError, find_folds, read_documents
 from .inference import Ensemble, Extractor, InputError, evaluate_runs, load_models, predict_documents, set_clauses
+from .inference.inputs import check_text
 from .metrics import score
 from .models import model_class
 from .models.e2eecpe import CLAUSE_CONTEXTS, CLAUSE_ENCODERS, CLAUSE_RULES, PAIR_LOSSES, PAIR_SCORERS, TOWERS
@@ -179,6 +180,11 @@ def cmd_predict(args) -> int:
         return predict_command(args)
     if not args.text:
         raise CLIError("give a text to analyse or --input FILE|DIR (JSON lines; '-' for standard input)")
+    for i, t in enumerate(args.text, 1):
+        try:
+            check_text(t, f"text {i}")
+        except InputError as e:  # bytes that were not UTF-8 reach argv as lone surrogates
+            raise CLIError(f"{e} (the command line was not UTF-8)") from None
     ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter,  # several: an ensemble
                         batch_size=args.batch_size, precision=args.precision)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
@@ -188,7 +194,7 @@ def cmd_predict(args) -> int:
                 r = ex.extract(t, threshold=args.threshold, matrix=args.matrix)
             except InputError as e:
                 raise CLIError(str(e)) from None
-            out.write(json.dumps(r, ensure_ascii=False) + "\n")
+            out.write(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n")
     finally:
         if out is not sys.stdout:
             out.close()

@@ -19,7 +19,29 @@ from .corpus import Document
 from .layout import flat_layout
 from .vocab import Vocab
 
-__all__ = ["DocBatch", "DocTensors", "ChunkTensors", "lookup_ids", "char_id_matrix", "batch_to"]
+__all__ = ["DocBatch", "DocTensors", "ChunkTensors", "lookup_ids", "char_id_matrix", "batch_to", "batch_spans",
+           "MAX_BATCH_CELLS"]
+
+# pair cells (documents x longest document squared) one prediction batch may hold. Predicting takes about 32
+# bytes a cell with --preset best's model (one document of 2,000 clauses: +0.16 GB, 4,000: +0.49 GB; 32 documents
+# of 500: +0.32 GB in one batch, +0.11 GB cut by this budget; measured 2026-12-04), so a batch of long documents
+# is cut smaller than batch_size. NEWS documents (at most 73 clauses, 64 x 73^2 cells a batch) never are; one
+# document always fits
+MAX_BATCH_CELLS = 1 << 20
+
+
+def batch_spans(sorted_lens: Sequence[int], batch_size: int, max_cells: int = MAX_BATCH_CELLS) -> Iterator[tuple[int, int]]:
+    """(start, end) of consecutive batches over documents sorted by ascending length: at most ``batch_size``
+    documents, and at most ``max_cells`` pair cells (documents x longest length squared) unless alone."""
+    s, n = 0, len(sorted_lens)
+    while s < n:
+        e = s + 1
+        while e < n and e - s < batch_size and (e - s + 1) * int(sorted_lens[e]) ** 2 <= max_cells:
+            e += 1
+        yield s, e
+        s = e
+
+
 
 
 def batch_to(batch, device: torch.device | str):
@@ -293,8 +315,8 @@ class ChunkTensors:
 
     def batches(self, batch_size: int) -> Iterator[DocBatch]:
         """Batches of ``batch_size`` documents of similar length; ``batch.index`` says which documents."""
-        for s in range(0, len(self.order), batch_size):
-            yield self._batch(s, min(s + batch_size, len(self.order)))
+        for s, e in batch_spans(self._sorted_lens, batch_size):
+            yield self._batch(s, e)
 
     def _batch(self, s: int, e: int) -> DocBatch:
         """The batch of the sorted documents s..e-1 (e > s): contiguous slices of the chunk's layout."""

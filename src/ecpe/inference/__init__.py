@@ -5,7 +5,8 @@ Never imports :mod:`ecpe.training`; ``ecpe predict``, ``ecpe evaluate``, ``ecpe 
 """
 from .core import PRECISIONS, decode_batches, evaluate, predict, predict_docs, set_precision, to_predictions
 from .ensemble import Ensemble, evaluate_runs, for_inference, load_models, predict_documents, set_clauses
-from .extractor import Extractor, InputError
+from .extractor import Extractor
+from .inputs import MAX_CLAUSES, InputError, check_document
 
 __all__ = ["decode_batches", "evaluate", "predict", "predict_docs", "to_predictions", "Ensemble", "evaluate_runs",
-           "for_inference", "load_models", "predict_documents", "Extractor", "InputError", "PRECISIONS", "set_precision", "set_clauses"]
+           "for_inference", "load_models", "predict_documents", "Extractor", "InputError", "MAX_CLAUSES", "check_document", "PRECISIONS", "set_precision", "set_clauses"]

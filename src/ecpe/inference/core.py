@@ -6,7 +6,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from ..data.batching import DocBatch, DocTensors
+from ..data.batching import DocBatch, DocTensors, batch_spans
 from ..data.corpus import Document
 from ..devices import model_device
 from ..metrics import Prediction, score
@@ -51,10 +51,10 @@ def decode_batches(model, tensors: DocTensors, batch_size: int = 64) -> Iterator
 
 
 def length_batches(tensors: DocTensors, batch_size: int, device: torch.device | str = "cpu") -> Iterator[DocBatch]:
-    """Batches of ``tensors`` on ``device``, of documents sorted by length (a stable sort)."""
+    """Batches of ``tensors`` on ``device``, of documents sorted by length (a stable sort), cut by :func:`batch_spans`."""
     order = sorted(range(len(tensors)), key=lambda i: len(tensors.docs[i]))
-    for s in range(0, len(order), batch_size):
-        yield tensors.batch(order[s:s + batch_size]).to(device)
+    for s, e in batch_spans([len(tensors.docs[i]) for i in order], batch_size):
+        yield tensors.batch(order[s:e]).to(device)
 
 
 def _decode_batches(model, tensors, batch_size, threshold):

@@ -5,7 +5,7 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 import torch
 
@@ -14,12 +14,37 @@ from ..devices import model_device, resolve_device
 from .arrays import predict_chunk, result_dicts, result_json
 from .core import PRECISIONS
 from .ensemble import for_inference, load_models
+from .inputs import InputError, check_document, check_max_clauses, is_blank
 
 __all__ = ["Extractor", "InputError"]
 
 
-class InputError(ValueError):
-    """An input the extractor cannot take; the message says what was expected."""
+class Prepared(NamedTuple):
+    """One document ready for the model: the clause strings it is reported with, the words of the clauses the
+    model reads, and which of the reported clauses those are (None: all of them). Blank clauses of a pre-split
+    document are reported, with their index, but never read: their probabilities are 0 and no pair names them."""
+
+    texts: list[str]
+    words: list[list[str]]
+    keep: list[int] | None = None
+
+
+def _expand(r: dict[str, Any], keep: list[int], n: int) -> dict[str, Any]:
+    """A result over the kept clauses of a document, in the indices of all its ``n`` clauses."""
+    out = {**r}
+    for key in ("emotion_prob", "cause_prob"):
+        full = [0.0] * n
+        for k, v in zip(keep, r[key]):
+            full[k] = v
+        out[key] = full
+    out["pairs"] = [{**p, "emotion": keep[p["emotion"]], "cause": keep[p["cause"]]} for p in r["pairs"]]
+    if "pair_matrix" in r:
+        rows = [[0.0] * n for _ in range(n)]
+        for i, row in zip(keep, r["pair_matrix"]):
+            for j, v in zip(keep, row):
+                rows[i][j] = v
+        out["pair_matrix"] = rows
+    return out
 
 
 class Extractor:
@@ -43,7 +68,7 @@ class Extractor:
         if self.segmenter not in SEGMENTERS:
             raise ValueError(f"unknown segmenter {self.segmenter!r}; choose one of {', '.join(SEGMENTERS)}")
         self.batch_size = batch_size
-        self.max_clauses = max_clauses
+        self.max_clauses = check_max_clauses(max_clauses)
         # documents prepared / run per step of the pipeline; batches are cut from a chunk sorted by length, so a
         # bigger chunk pads less: on NEWS test documents, 1.45x the real clauses run through the BiLSTM with
         # chunks of 256 (batch 64), 1.09x with 1,024 (+25 % documents/s on one core, the same results)
@@ -88,35 +113,26 @@ class Extractor:
         return next(name for name, d in PRECISIONS.items() if d == dtype)
 
     # ---- input handling ----------------------------------------------------------------------------
-    def _prepare(self, item: Any) -> tuple[list[str], list[list[str]]]:
-        """One input -> (clause strings, clause words). Accepts raw text, {"text": ...},
-        {"clauses": [str, ...]} (pre-split) or {"clauses": [[word, ...], ...]} (pre-segmented)."""
-        if isinstance(item, dict):
-            if "clauses" in item:
-                clauses = item["clauses"]
-                if not isinstance(clauses, list):
-                    raise InputError("'clauses' must be a list of strings or a list of word lists")
-                if all(isinstance(c, str) for c in clauses):
-                    texts = [c for c in clauses]
-                    words = [segment(c, self.segmenter) for c in clauses]
-                elif all(isinstance(c, list) and all(isinstance(w, str) for w in c) for c in clauses):
-                    texts = ["".join(c) if self.segmenter.startswith("jieba") else " ".join(c) for c in clauses]
-                    words = [list(c) for c in clauses]
-                else:
-                    raise InputError("'clauses' must be a list of strings or a list of word lists")
-            elif "text" in item:
-                if not isinstance(item["text"], str):
-                    raise InputError("'text' must be a string")
-                texts, words = prepare_text(item["text"], self.segmenter)
-            else:
-                raise InputError("an input object needs a 'text' or a 'clauses' field")
-        elif isinstance(item, str):
-            texts, words = prepare_text(item, self.segmenter)
+    def _prepare(self, item: Any) -> Prepared:
+        """One input -> :class:`Prepared`. Accepts raw text, {"text": ...}, {"clauses": [str, ...]}
+        (pre-split) or {"clauses": [[word, ...], ...]} (pre-segmented); see :func:`check_document`."""
+        kind = check_document(item, self.max_clauses)
+        if kind == "text":
+            texts, words = prepare_text(item if isinstance(item, str) else item["text"], self.segmenter)
+            if len(texts) > self.max_clauses:
+                raise InputError(f"document has {len(texts)} clauses; the limit is {self.max_clauses}")
+            return Prepared(texts, words)
+        clauses = item["clauses"]
+        if kind == "str":
+            texts = list(clauses)
+            words = [[] if is_blank(c) else segment(c, self.segmenter) for c in clauses]
         else:
-            raise InputError(f"expected text or an object with 'text' or 'clauses', got {type(item).__name__}")
-        if len(texts) > self.max_clauses:
-            raise InputError(f"document has {len(texts)} clauses; the limit is {self.max_clauses}")
-        return texts, words
+            texts = ["".join(c) if self.segmenter.startswith("jieba") else " ".join(c) for c in clauses]
+            words = [[w for w in c if w.strip()] for c in clauses]
+        if all(words):
+            return Prepared(texts, words)
+        keep = [i for i, w in enumerate(words) if w]
+        return Prepared(texts, [words[i] for i in keep], keep)
 
     # ---- extraction --------------------------------------------------------------------------------
     def extract(self, text: Any, threshold: float | None = None, matrix: bool = False) -> dict[str, Any]:
@@ -170,20 +186,31 @@ class Extractor:
             if pending is not None:
                 yield from pending.result()
 
-    def _predict(self, prepared: list[tuple[list[str], list[list[str]]]], threshold: float | None, matrix: bool):
+    def _predict(self, prepared: list[Prepared], threshold: float | None, matrix: bool):
         """The documents (inputs with words) of a prepared chunk, predicted as arrays."""
-        where = [i for i, (_, words) in enumerate(prepared) if words]
-        res = predict_chunk(self.model, [prepared[i][1] for i in where], threshold=threshold, keep_matrix=matrix,
+        where = [i for i, p in enumerate(prepared) if p.words]
+        res = predict_chunk(self.model, [prepared[i].words for i in where], threshold=threshold, keep_matrix=matrix,
                             batch_size=self.batch_size)
-        return res, [texts for texts, _ in prepared], where
+        return res, [p.texts for p in prepared], where
 
-    def _run(self, prepared: list[tuple[list[str], list[list[str]]]], threshold: float | None = None,
+    def _run(self, prepared: list[Prepared], threshold: float | None = None,
              matrix: bool = False) -> list[dict[str, Any]]:
-        return result_dicts(*self._predict(prepared, threshold, matrix), matrix=matrix)
+        out = result_dicts(*self._predict(prepared, threshold, matrix), matrix=matrix)
+        for j, p in enumerate(prepared):
+            if p.keep is not None:
+                out[j] = _expand(out[j], p.keep, len(p.texts))
+        return out
 
-    def _run_json(self, prepared: list[tuple[list[str], list[list[str]]]], threshold: float | None = None,
+    def _run_json(self, prepared: list[Prepared], threshold: float | None = None,
                   matrix: bool = False) -> list[str]:
-        return result_json(*self._predict(prepared, threshold, matrix), matrix=matrix)
+        predicted = self._predict(prepared, threshold, matrix)
+        out = result_json(*predicted, matrix=matrix)
+        partial = [j for j, p in enumerate(prepared) if p.keep is not None]
+        if partial:
+            dicts = result_dicts(*predicted, matrix=matrix)
+            for j in partial:
+                out[j] = json.dumps(_expand(dicts[j], prepared[j].keep, len(prepared[j].texts)), ensure_ascii=False)
+        return out
 
     def extract_lines(self, lines: Iterable[str], source: str = "<input>", chunk: int | None = None,
                       threshold: float | None = None, matrix: bool = False, as_json: bool = False) -> Iterable[Any]:
@@ -194,7 +221,7 @@ class Extractor:
         size = chunk or self.chunk
 
         def chunks():
-            buffer: list[tuple[list[str], list[list[str]]]] = []
+            buffer: list[Prepared] = []
             for lineno, line in enumerate(lines, 1):
                 line = line.strip()
                 if not line:

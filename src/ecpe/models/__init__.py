@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import platform
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,10 @@ def load_model(path: str | Path, device: str | torch.device | None = "cpu") -> t
         raise FileNotFoundError(f"model file not found: {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # what weights_only refuses: objects other than tensors and plain data
+        raise ValueError(f"{path}: refused: the file holds Python objects other than tensors and plain data, which "
+                         "could run code when loaded; ecpe reads only the plain-data checkpoints that ecpe train "
+                         "writes") from None
     except Exception as e:
         raise ValueError(f"{path}: not an ecpe checkpoint ({e.__class__.__name__}: {str(e)[:200]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
