@@ -182,7 +182,7 @@ def make_shards(root: Path, n_shards: int, per_shard: int, bad_every: int = 0) -
 
 
 def ids_in(out: Path) -> list[str]:
-    return [r["id"] for s in find_shards(out) for r in read_jsonl(out / s)]
+    return [r.get("id") for s in find_shards(out) for r in read_jsonl(out / s)]
 
 
 def test_directory_job_writes_one_shard_per_input_and_skips_finished_ones(model, tmp_path, capsys):
@@ -338,6 +338,10 @@ def test_ray_engine_gives_the_same_shards_as_the_local_one(model, tmp_path, loca
     inp = tmp_path / "in"
     ids = make_shards(inp, 5, 30, bad_every=7)
     (inp / "part-empty.jsonl").write_text("\n")  # no line at all: still an (empty) output shard
+    # a truncated gzip shard (its lines, then one error record) and a line with a lone surrogate
+    whole = gzip.compress(jsonl([{"id": f"t{k}", "text": t} for k, t in enumerate(texts(300, seed=9))]).encode())
+    (inp / "part-truncated.jsonl.gz").write_bytes(whole[:len(whole) // 2])
+    (inp / "part-odd.jsonl").write_text('{"id": "odd", "text": "坏\\ud800"}\n{"id": NaN}\n', encoding="utf-8")
     local, ray_out = tmp_path / "local", tmp_path / "ray"
     base = ["predict", "--model", str(model), "--input", str(inp), "-q", "--matrix"]
     assert main([*base, "--output", str(local)]) == 1
@@ -345,9 +349,12 @@ def test_ray_engine_gives_the_same_shards_as_the_local_one(model, tmp_path, loca
     assert find_shards(ray_out) == find_shards(local) == find_shards(inp)
     for s in find_shards(local):
         assert read_jsonl(ray_out / s) == read_jsonl(local / s), s
-    assert sorted(ids_in(ray_out)) == sorted(ids)
+    truncated = read_jsonl(ray_out / "part-truncated.jsonl.gz")
+    assert "truncated gzip" in truncated[-1]["error"] and all("error" not in r for r in truncated[:-1])
+    assert [r.get("id") for r in read_jsonl(ray_out / "part-odd.jsonl")] == ["odd", None]
+    assert {i for i in ids_in(ray_out) if i} - {r.get("id") for r in truncated} - {"odd"} == set(ids)
     summary = json.loads((ray_out / ".ecpe" / "summary.json").read_text())
-    assert summary["engine"] == "ray" and summary["total"]["errors"] == 25
+    assert summary["engine"] == "ray" and summary["total"]["errors"] == 25 + 1 + 2
     # resumable as the local engine: a lost shard is redone, the others skipped
     (ray_out / "part-001.jsonl").unlink()
     assert main([*base, "--output", str(ray_out), "--engine", "ray", "--actors", "1"]) == 1
