@@ -27,6 +27,7 @@ demo: install
 	  "听到儿子考上大学的消息，母亲激动得流下了眼泪。"
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: install

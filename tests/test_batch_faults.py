@@ -212,8 +212,6 @@ def test_predict_text_that_was_not_utf8_is_refused_in_one_line(model, capsys):
 
 
 def test_a_checkpoint_with_code_is_refused_without_the_unsafe_hint(tmp_path, capsys):
-    import pickle
-
     import torch
 
     class Code:
@@ -226,7 +224,6 @@ def test_a_checkpoint_with_code_is_refused_without_the_unsafe_hint(tmp_path, cap
     captured = capsys.readouterr()
     assert "this must never run" not in captured.out
     assert "refused" in captured.err and "weights_only" not in captured.err and "False" not in captured.err
-    assert pickle  # the payload was pickled with code, and loading it refused
 
 
 # ---- bounded documents ---------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 from pathlib import Path
 
 import pytest
-import torch
 
 from ecpe.data.corpus import DataFormatError, Document, find_folds, load_fold, read_documents, write_documents
 

@@ -6,7 +6,6 @@ import contextlib
 import io
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch

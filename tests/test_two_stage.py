@@ -7,7 +7,6 @@ import random
 
 import pytest
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from ecpe.config import TrainConfig
 from conftest import decode_py
