@@ -27,7 +27,7 @@ from .resources import MissingResource
 from .options import PRESETS
 from .options import (CLIError, add_device_argument, add_precision_argument, parse_folds, resolve_data,
                       train_config, train_model_config)
-from .training import protocol_label, train_run
+from .training import check_run, protocol_label, train_run
 from .version import __version__
 
 __all__ = ["main", "CLIError", "resolve_data", "add_device_argument"]
@@ -102,7 +102,8 @@ def cmd_train(args) -> int:
     if args.seeds:
         return _train_seeds(args, split_dir, folds, model_config, cfg, on_fold)
     summary = train_run(args.model, split_dir, folds, model_config, cfg, args.out, progress=not args.quiet,
-                        preprocess={"segmenter": args.segmenter}, on_fold=on_fold, jobs=args.jobs)
+                        preprocess={"segmenter": args.segmenter}, on_fold=on_fold, jobs=args.jobs,
+                        overwrite=args.overwrite)
     print_metrics(f"{args.model} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
                   f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
     print(f"results: {Path(args.out) / 'results.json'}")
@@ -126,12 +127,16 @@ def _train_seeds(args, split_dir, folds, model_config, cfg, on_fold) -> int:
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
         raise CLIError(f"--seeds needs two or more different seeds, got {args.seeds!r}")
     out = Path(args.out)
+    preprocess = {"segmenter": args.segmenter}
+    for s in seeds:  # every seed's folder is checked before any seed trains
+        check_run(args.model, split_dir, model_config, dataclasses.replace(cfg, seed=s), out / f"seed{s}", preprocess,
+                  args.overwrite)
     failed = False
     for s in seeds:
         print(f"seed {s} -> {out / f'seed{s}'}", file=sys.stderr)
         summary = train_run(args.model, split_dir, folds, model_config, dataclasses.replace(cfg, seed=s),
-                            out / f"seed{s}", progress=not args.quiet, preprocess={"segmenter": args.segmenter},
-                            on_fold=on_fold, jobs=args.jobs)
+                            out / f"seed{s}", progress=not args.quiet, preprocess=preprocess,
+                            on_fold=on_fold, jobs=args.jobs, overwrite=args.overwrite)
         print_metrics(f"seed {s} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
                       f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
         failed |= bool(summary.get("failures"))
@@ -218,7 +223,12 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--split", default="split10", help="split folder name: split10 (10 folds, dev carved from train) "
                                                       "or split20 (20 splits with a valid file) (default split10)")
     t.add_argument("--folds", default="all", help="'all' or a comma-separated list like 1,2 (default all)")
-    t.add_argument("--out", required=True, help="run folder: results.json and foldK/model.pt are written there")
+    t.add_argument("--out", required=True,
+                   help="run folder: results.json and foldK/model.pt are written there; a re-run reuses the finished "
+                        "folds trained with the same settings and refuses to mix in other settings")
+    t.add_argument("--overwrite", action="store_true",
+                   help="delete the folds of --out trained with other settings and train them anew (folds trained "
+                        "with the same settings are still reused)")
     t.add_argument("--model", default="e2eecpe", help="model to train (default e2eecpe)")
     t.add_argument("--no-filter", action="store_true", help="two-stage models: keep every candidate pair")
     t.add_argument("--epochs", type=int,

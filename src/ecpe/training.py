@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import logging
 import multiprocessing as mp
 import os
 import platform
 import random
+import re
+import shutil
 import subprocess
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -42,17 +46,18 @@ from .inference import evaluate, load_models, predict, predict_documents
 from .lexicon import lexicon_classes, load_lexicon, word_features
 from .resources import load_vectors
 from .metrics import mean_std
-from .models import ECPEModel, build_model, model_class, pair_f1, save_model
+from .models import ECPEModel, build_model, migrate_config, model_class, pair_f1, save_model
 from .models.two_stage import CandidateTensors, TwoStageECPE, evaluate_filter, mean_clause_f1
 
 __all__ = ["Trainer", "History", "StageHistory", "train_single_stage", "train_two_stage", "SCHEDULES",
            "protocol_label", "carve_dev", "dev_split", "fold_seed", "train_fold", "train_run", "stage_seconds", "PROTOCOL_DEV",
-           "PROTOCOL_PAPER", "SINGLE_STAGE", "predict", "evaluate"]
+           "PROTOCOL_PAPER", "SINGLE_STAGE", "predict", "evaluate", "RecipeMismatch", "fold_recipe", "check_run"]
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_DEV = "dev-selected"
 PROTOCOL_PAPER = "paper: best epoch on test"
+DEFAULT_PREPROCESS = {"segmenter": "jieba"}
 
 
 def protocol_label(select_on: str) -> str:
@@ -408,11 +413,13 @@ def set_teacher_targets(train_t, cfg: TrainConfig, fold_index: int, device) -> d
 
 
 def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: TrainConfig, out_dir: str | Path | None,
-               progress: bool = True, preprocess: dict[str, Any] | None = None) -> dict[str, Any]:
+               progress: bool = True, preprocess: dict[str, Any] | None = None,
+               recipe: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train and evaluate one fold; saves ``out_dir/model.pt`` and ``out_dir/result.json``.
 
     The dev set is the fold's own (split20) or a seeded share of its training documents (split10).
     The vocabulary and the word vectors come from the training documents only.
+    ``recipe`` (:func:`fold_recipe`) is recorded in the result, for :func:`check_run` to compare on a re-run.
     """
     protocol = protocol_label(cfg.select_on)
     device = resolve_device(cfg.device)
@@ -476,6 +483,7 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
         "wall_seconds": time.perf_counter() - wall_start, "environment": environment(device),
         **({"distillation": distill_info} if cfg.teachers else {}),
         **({"refit": refit_info} if refit_info else {}),
+        **({"recipe": recipe} if recipe else {}),
     }
     monitored = [e for e in history.epochs if "test" in e]
     if monitored:  # for comparison with the paper only: its protocol picked the epoch on the test fold
@@ -488,7 +496,7 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
         out_dir.mkdir(parents=True, exist_ok=True)
         meta = {"protocol": protocol, "split": fold.split, "fold": fold.index, "test": test_metrics, "dev": dev_metrics,
                 "train_config": to_dict(cfg), "best_epoch": history.best_epoch}
-        ckpt = save_model(model, out_dir / "model.pt", preprocess or {"segmenter": "jieba"}, meta)
+        ckpt = save_model(model, out_dir / "model.pt", preprocess or DEFAULT_PREPROCESS, meta)
         result["checkpoint"] = str(ckpt)
         tmp = out_dir / "result.json.tmp"
         tmp.write_text(json.dumps(result, ensure_ascii=False, indent=1))
@@ -505,14 +513,15 @@ def summarize(model_name: str, split: str, folds: list[int], cfg: TrainConfig, m
             "per_fold": [{k: v for k, v in f.items() if k != "history"} for f in per_fold]}
 
 
-def _fold_task(model_name, split_dir, k, model_config, cfg, fold_dir, preprocess):
+def _fold_task(model_name, split_dir, k, model_config, cfg, fold_dir, preprocess, recipe):
     """Run one fold in a worker process (quietly) and return its result."""
     logging.basicConfig(level=logging.WARNING)
-    return train_fold(model_name, load_fold(split_dir, k), model_config, cfg, fold_dir, False, preprocess)
+    return train_fold(model_name, load_fold(split_dir, k), model_config, cfg, fold_dir, False, preprocess, recipe)
 
 
 def load_done(fold_dir: Path, cfg: TrainConfig) -> dict | None:
-    """A finished fold's result under the same protocol, or None."""
+    """A finished fold's result under the same protocol, or None (resuming compares the whole recipe:
+    :func:`check_run`)."""
     done = fold_dir / "result.json"
     if done.exists():
         res = json.loads(done.read_text())
@@ -521,10 +530,132 @@ def load_done(fold_dir: Path, cfg: TrainConfig) -> dict | None:
     return None
 
 
+# ---- what a fold was trained with, and when a finished fold may be reused -------------------------
+# TrainConfig fields that say where and how fast a fold trains, not what it trains (another device or thread
+# count may round floats otherwise: the same recipe, run elsewhere)
+RECIPE_IGNORED = ("threads", "device")
+_FOLD_DIR = re.compile(r"fold(\d+)")
+
+
+class RecipeMismatch(ValueError):
+    """A run folder holds finished folds trained with other settings than the ones asked for."""
+
+
+def _data_hash(split_dir: str | Path, k: int) -> str | None:
+    """sha256 of the contents of fold ``k``'s files (train, test and the valid file :func:`load_fold`
+    reads), not of their paths; None when the fold's train or test file is absent."""
+    split_dir = Path(split_dir)
+    files = [split_dir / f"fold{k}_{role}.txt" for role in ("train", "test")]
+    if not all(p.is_file() for p in files):
+        return None
+    files += [p for role in ("valid", "val", "dev") if (p := split_dir / f"fold{k}_{role}.txt").is_file()][:1]
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.split("_", 1)[1].encode() + hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def _train_recipe(train_config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in train_config.items() if k not in RECIPE_IGNORED}
+
+
+def fold_recipe(model_name: str, split_dir: str | Path, k: int, model_config: dict[str, Any], cfg: TrainConfig,
+                preprocess: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What fold ``k`` is trained with (as JSON data): model, split, data hash, normalised model config,
+    train config (less :data:`RECIPE_IGNORED`) and preprocessing."""
+    config = to_dict(from_dict(model_class(model_name).config_class, model_config))
+    return json.loads(json.dumps({"split": Path(split_dir).name, "data": _data_hash(split_dir, k), "model": model_name,
+                                  "model_config": config, "train": _train_recipe(to_dict(cfg)),
+                                  "preprocess": dict(preprocess or DEFAULT_PREPROCESS)}))
+
+
+def _checkpoint_recipe(fold_dir: Path) -> dict[str, Any]:
+    """The recipe fields a fold's model.pt records (no data hash), for a result.json written without a
+    recipe; ValueError saying why when it cannot tell."""
+    path = fold_dir / "model.pt"
+    if not path.is_file():
+        raise ValueError(f"no {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        name, meta = ckpt["model"], ckpt["meta"]
+        config = migrate_config(name, ckpt["config"], int(ckpt.get("config_version", 1)))
+        train = {**to_dict(TrainConfig()), **meta["train_config"]}  # fields added later: their defaults
+        return json.loads(json.dumps({"split": meta["split"], "model": name,
+                                      "model_config": to_dict(from_dict(model_class(name).config_class, config)),
+                                      "train": _train_recipe(train), "preprocess": dict(ckpt["preprocess"])}))
+    except Exception as e:
+        raise ValueError(f"{path}: {e.__class__.__name__}: {e}") from None
+
+
+def _show(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+
+
+def recipe_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``"setting old -> new"`` for each setting of ``new`` that ``old`` records otherwise (settings ``old``
+    lacks are not compared; the model config is not listed when the model itself differs)."""
+    out = []
+    for key, value in new.items():
+        if key not in old or old[key] == value:
+            continue
+        if key == "data":
+            out.append(f"fold files sha256 {str(old[key])[:8]} -> {str(value)[:8]}")
+        elif key == "model_config" and old.get("model") != new.get("model"):
+            continue
+        elif isinstance(value, dict) and isinstance(old[key], dict):
+            out += [f"{f} {_show(old[key].get(f, '(unset)'))} -> {_show(value.get(f, '(unset)'))}"
+                    for f in [*value, *(f for f in old[key] if f not in value)] if old[key].get(f) != value.get(f)]
+        else:
+            out.append(f"{key} {_show(old[key])} -> {_show(value)}")
+    return out
+
+
+def check_run(model_name: str, split_dir: str | Path, model_config: dict[str, Any], cfg: TrainConfig,
+              run_dir: str | Path, preprocess: dict | None = None,
+              overwrite: bool = False) -> dict[int, tuple[dict, str]]:
+    """The finished folds of ``run_dir`` (every ``foldK/result.json``, requested or not) that may be reused:
+    fold number -> (result, how its recipe was found equal). A fold whose recipe (or, for a result.json
+    without one, what its model.pt records) differs from the one asked for raises :class:`RecipeMismatch`,
+    before anything is trained; with ``overwrite`` such folds are deleted instead (said on stderr)."""
+    run_dir = Path(run_dir)
+    reusable: dict[int, tuple[dict, str]] = {}
+    differing: list[tuple[Path, str]] = []
+    found = [(int(m.group(1)), p) for p in run_dir.glob("fold*/result.json")
+             if (m := _FOLD_DIR.fullmatch(p.parent.name))]
+    for k, done in sorted(found):
+        want = fold_recipe(model_name, split_dir, k, model_config, cfg, preprocess)
+        try:
+            res = json.loads(done.read_text())
+            if "recipe" in res:
+                old, how = res["recipe"], "same recipe"
+            else:
+                old, how = _checkpoint_recipe(done.parent), "same settings as its model.pt records"
+        except ValueError as e:
+            differing.append((done.parent, f"records no settings in result.json and its model.pt cannot tell "
+                                           f"them ({e})"))
+            continue
+        diffs = recipe_differences(old, want)
+        if diffs:
+            differing.append((done.parent, f"was trained with other settings ({', '.join(diffs)})"))
+        else:
+            reusable[k] = (res, how)
+    if differing and not overwrite:
+        (first, why), others = differing[0], [str(d) for d, _ in differing[1:]]
+        raise RecipeMismatch(f"{first} {why}" + (f"; also differing: {', '.join(others)}" if others else "")
+                             + "; use a new --out, or --overwrite to delete the differing folds and train them anew")
+    for d, why in differing:
+        print(f"--overwrite: deleting {d}, which {why}", file=sys.stderr)
+        shutil.rmtree(d)
+    if differing:
+        (run_dir / "results.json").unlink(missing_ok=True)
+    return reusable
+
+
 def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_config: dict[str, Any], cfg: TrainConfig,
               run_dir: str | Path, progress: bool = True, preprocess: dict | None = None,
-              on_fold: Callable[[dict], None] | None = None, jobs: int = 1) -> dict[str, Any]:
-    """Train ``folds`` of a split; each finished fold is written at once and reused on a re-run (resume).
+              on_fold: Callable[[dict], None] | None = None, jobs: int = 1, overwrite: bool = False) -> dict[str, Any]:
+    """Train ``folds`` of a split; each finished fold is written at once and reused on a re-run (resume)
+    when it was trained with the same recipe (:func:`check_run`: else refused, or with ``overwrite`` retrained).
 
     With ``jobs`` > 1, folds run in parallel worker processes (each with cores // jobs torch threads).
     A failure in one fold is reported in the summary and does not lose the others.
@@ -532,20 +663,21 @@ def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_co
     """
     resolve_device(cfg.device)  # a missing GPU is reported before any fold starts
     run_dir = Path(run_dir)
+    done = check_run(model_name, split_dir, model_config, cfg, run_dir, preprocess, overwrite)
     run_dir.mkdir(parents=True, exist_ok=True)
     split = Path(split_dir).name
     started = time.perf_counter()
     results: dict[int, dict] = {}
     failures = []
-    todo = []
+    todo, reused = [], []
     for k in folds:
-        res = load_done(run_dir / f"fold{k}", cfg)
-        if res is not None:
-            results[k] = res
-            if progress:
-                tqdm.write(f"fold {k}: reusing {run_dir / f'fold{k}' / 'result.json'}")
+        if k in done:
+            results[k], how = done[k]
+            reused.append(k)
+            print(f"fold {k}: reusing {run_dir / f'fold{k}'} ({model_name}, {split}, {how})", file=sys.stderr)
         else:
             todo.append(k)
+    recipes = {k: fold_recipe(model_name, split_dir, k, model_config, cfg, preprocess) for k in todo}
 
     def finished(k, res):
         results[k] = res
@@ -557,7 +689,7 @@ def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_co
         worker_cfg.threads = cfg.threads or max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
             futures = {pool.submit(_fold_task, model_name, str(split_dir), k, model_config, worker_cfg,
-                                   run_dir / f"fold{k}", preprocess): k for k in todo}
+                                   run_dir / f"fold{k}", preprocess, recipes[k]): k for k in todo}
             for fut in tqdm(as_completed(futures), total=len(futures), desc=f"{model_name} folds", disable=not progress):
                 k = futures[fut]
                 try:
@@ -569,7 +701,7 @@ def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_co
         for k in todo:
             try:
                 res = train_fold(model_name, load_fold(split_dir, k), model_config, cfg, run_dir / f"fold{k}",
-                                 progress, preprocess)
+                                 progress, preprocess, recipes[k])
             except (KeyboardInterrupt, FileNotFoundError, ValueError):  # bad input: stop with a clear error
                 raise
             except Exception as e:  # a failure in one fold is reported; finished folds are kept
@@ -582,7 +714,7 @@ def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_co
     if failures:
         summary["failures"] = failures
     # elapsed time of this invocation, for the folds it trained (folds reused from earlier ones excluded)
-    summary["last_invocation"] = {"folds_trained": [k for k in todo if k in results], "jobs": jobs,
-                                  "elapsed_seconds": round(time.perf_counter() - started, 1)}
+    summary["last_invocation"] = {"folds_trained": [k for k in todo if k in results], "folds_reused": reused,
+                                  "jobs": jobs, "elapsed_seconds": round(time.perf_counter() - started, 1)}
     (run_dir / "results.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
     return summary
