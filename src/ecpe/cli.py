@@ -16,7 +16,9 @@ from typing import Sequence
 from . import compare, experiments, serve, stats, vectors
 from .batch import add_arguments as add_batch_arguments
 from .batch import predict_command
-from .config import E2EConfig, TrainConfig
+from .cache import default_model_dir, find_model
+from .inference.card import model_card
+from .config import E2EConfig, TrainConfig, from_dict
 from .data.corpus import DataFormatError, find_folds, read_documents
 from .inference import Ensemble, Extractor, InputError, evaluate_runs, load_models, predict_documents, set_clauses
 from .inference.inputs import check_text
@@ -27,7 +29,7 @@ from .resources import MissingResource
 from .options import PRESETS
 from .options import (CLIError, add_device_argument, add_precision_argument, parse_folds, resolve_data,
                       train_config, train_model_config)
-from .training import check_run, protocol_label, train_run
+from .training import NO_TEST, check_run, protocol_label, recipe_differences, train_final, train_recipe, train_run
 from .version import __version__
 
 __all__ = ["main", "CLIError", "resolve_data", "add_device_argument"]
@@ -82,9 +84,19 @@ def cmd_train(args) -> int:
     if args.seeds and args.model != "e2eecpe":
         raise CLIError(f"--seeds does not apply to model {args.model!r}: it trains an ensemble of E2EECPE models, "
                        "and two-stage models cannot be averaged")
+    if args.final and (args.teacher or args.select_on != "dev"):
+        raise CLIError("--final trains on every document: it selects the epoch on a seeded dev share of them "
+                       "(--select-on dev) and takes no --teacher (teachers are fold models)")
+    if args.out is None:
+        if not args.final:
+            raise CLIError("--out is required (a run folder), except with --final (default: the default model, "
+                           f"{default_model_dir()})")
+        args.out = str(default_model_dir())
     cfg = train_config(args)  # checked before the data is looked for
     data = resolve_data(args.data)
     split_dir = data / args.split if (data / args.split).is_dir() else data
+    if args.final:
+        return _train_final(args, split_dir, model_config, cfg)
     try:
         available = find_folds(split_dir)
     except FileNotFoundError as e:
@@ -103,7 +115,7 @@ def cmd_train(args) -> int:
         return _train_seeds(args, split_dir, folds, model_config, cfg, on_fold)
     summary = train_run(args.model, split_dir, folds, model_config, cfg, args.out, progress=not args.quiet,
                         preprocess={"segmenter": args.segmenter}, on_fold=on_fold, jobs=args.jobs,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, about=_about(args, split_dir))
     print_metrics(f"{args.model} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
                   f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
     print(f"results: {Path(args.out) / 'results.json'}")
@@ -118,14 +130,70 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _about(args, split_dir) -> dict:
+    """How a model was asked for, for its card (``ecpe info``)."""
+    return {"preset": args.preset, "command": "ecpe " + " ".join(getattr(args, "argv", [])),
+            "data": str(Path(split_dir).resolve())}
+
+
+def _cross_validation(run: str, model_name: str, model_config: dict, cfg: TrainConfig) -> dict:
+    """The figure of a cross-validation run of the same recipe (``--cv-run``), for the final model's card."""
+    path = Path(run) / "results.json"
+    if not path.is_file():
+        raise CLIError(f"--cv-run {run}: no results.json there (a run folder of ecpe train)")
+    res = json.loads(path.read_text(encoding="utf-8"))
+    want = {"model": model_name, "model_config": dataclasses.asdict(from_dict(model_class(model_name).config_class,
+                                                                               model_config)),
+            "train": train_recipe(dataclasses.asdict(cfg))}
+    have = {"model": res.get("model"), "model_config": res.get("config", {}).get("model", {}),
+            "train": train_recipe(res.get("config", {}).get("train", {}))}
+    differ = recipe_differences(have, json.loads(json.dumps(want)))
+    if differ:
+        raise CLIError(f"--cv-run {run} was trained with another recipe ({', '.join(differ)}): its figure does not "
+                       "describe this model")
+    return {"run": str(Path(run).resolve()), "protocol": res.get("protocol"), "split": res.get("split"),
+            "folds": res.get("folds"), "mean": res.get("mean"), "std": res.get("std")}
+
+
+def _train_final(args, split_dir, model_config, cfg) -> int:
+    """``--final``: one model on every document of the split, for use (no test figure)."""
+    if args.cv_run and args.seeds:
+        raise CLIError("--cv-run describes one recipe and seed; with --seeds, give it per seed run")
+    about = _about(args, split_dir)
+    if args.cv_run:
+        about["cross_validation"] = _cross_validation(args.cv_run, args.model, model_config, cfg)
+    seeds = _seeds(args.seeds) if args.seeds else [None]
+    out = Path(args.out)
+    dirs = [out if s is None else out / f"seed{s}" for s in seeds]
+    for s, d in zip(seeds, dirs):
+        run_cfg = cfg if s is None else dataclasses.replace(cfg, seed=s)
+        print(f"training {args.model} on every document of {split_dir} -> {d} [{NO_TEST}; epoch chosen on a seeded "
+              f"{run_cfg.dev_fraction:.0%} dev share]", file=sys.stderr)
+        res = train_final(args.model, split_dir, model_config, run_cfg, d, progress=not args.quiet,
+                          preprocess={"segmenter": args.segmenter}, about=about, overwrite=args.overwrite)
+        print_metrics(f"dev share ({res['n_dev']} documents, the epoch's selection set; {NO_TEST}), best epoch "
+                      f"{res['best_epoch']}:", res["dev"], out=sys.stderr)
+        print(f"model: {d / 'model.pt'} (card: ecpe info {d / 'model.pt'})")
+    if len(dirs) > 1:
+        print("predict with the ensemble: ecpe predict " + " ".join(f"--model {d / 'model.pt'}" for d in dirs) + " TEXT")
+    elif out.resolve() == default_model_dir().resolve():
+        print("this is the default model: ecpe predict TEXT, ecpe serve and Extractor.load() use it")
+    return 0
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise CLIError(f"--seeds must be comma-separated numbers like 1,2,3, got {text!r}") from None
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise CLIError(f"--seeds needs two or more different seeds, got {text!r}")
+    return seeds
+
+
 def _train_seeds(args, split_dir, folds, model_config, cfg, on_fold) -> int:
     """``--seeds``: one run per seed under ``OUT/seedN``, then each fold's models averaged as an ensemble."""
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise CLIError(f"--seeds must be comma-separated numbers like 1,2,3, got {args.seeds!r}") from None
-    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
-        raise CLIError(f"--seeds needs two or more different seeds, got {args.seeds!r}")
+    seeds = _seeds(args.seeds)
     out = Path(args.out)
     preprocess = {"segmenter": args.segmenter}
     for s in seeds:  # every seed's folder is checked before any seed trains
@@ -136,7 +204,7 @@ def _train_seeds(args, split_dir, folds, model_config, cfg, on_fold) -> int:
         print(f"seed {s} -> {out / f'seed{s}'}", file=sys.stderr)
         summary = train_run(args.model, split_dir, folds, model_config, dataclasses.replace(cfg, seed=s),
                             out / f"seed{s}", progress=not args.quiet, preprocess=preprocess,
-                            on_fold=on_fold, jobs=args.jobs, overwrite=args.overwrite)
+                            on_fold=on_fold, jobs=args.jobs, overwrite=args.overwrite, about=_about(args, split_dir))
         print_metrics(f"seed {s} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
                       f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
         failed |= bool(summary.get("failures"))
@@ -179,6 +247,7 @@ def cmd_evaluate(args) -> int:
 
 # ---- predict --------------------------------------------------------------------------------------
 def cmd_predict(args) -> int:
+    args.model = args.model or [str(find_model())]
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.input:  # files and directories of JSON lines: error isolation, resumable shards, Ray (ecpe.batch)
@@ -206,6 +275,19 @@ def cmd_predict(args) -> int:
     return 0
 
 
+# ---- info -----------------------------------------------------------------------------------------
+def cmd_info(args) -> int:
+    _, (ckpt,) = load_models([args.model or find_model()])
+    card = model_card(ckpt)
+    if args.json:
+        print(json.dumps(card, ensure_ascii=False, indent=1))
+    else:
+        width = max(map(len, card))
+        for key, value in card.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
 # ---- parser ---------------------------------------------------------------------------------------
 def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     """The ``ecpe`` parser; with ``preset``, ``ecpe train``'s defaults are that preset's (see PRESETS)."""
@@ -223,9 +305,17 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--split", default="split10", help="split folder name: split10 (10 folds, dev carved from train) "
                                                       "or split20 (20 splits with a valid file) (default split10)")
     t.add_argument("--folds", default="all", help="'all' or a comma-separated list like 1,2 (default all)")
-    t.add_argument("--out", required=True,
+    t.add_argument("--out",
                    help="run folder: results.json and foldK/model.pt are written there; a re-run reuses the finished "
-                        "folds trained with the same settings and refuses to mix in other settings")
+                        "folds trained with the same settings and refuses to mix in other settings. With --final: "
+                        f"the folder of model.pt (default: the default model, {default_model_dir()})")
+    t.add_argument("--final", action="store_true",
+                   help="train one model for use on every document of the split (no fold held out, so no test "
+                        "figure; the epoch is chosen on a seeded dev share of the documents) into --out/model.pt; "
+                        "with --seeds, one per seed under --out/seedN (an ensemble)")
+    t.add_argument("--cv-run", metavar="RUN",
+                   help="--final: a cross-validation run folder of the same recipe (ecpe train --out RUN) whose "
+                        "figure the model's card quotes (ecpe info); refused if its settings differ")
     t.add_argument("--overwrite", action="store_true",
                    help="delete the folds of --out trained with other settings and train them anew (folds trained "
                         "with the same settings are still reused)")
@@ -377,8 +467,9 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                        description="Split raw text into clauses, segment words as in training, and print one JSON "
                                    "object per document: clauses, pairs (0-based emotion and cause clause indices "
                                    "with scores), emotion_prob, cause_prob.")
-    r.add_argument("--model", required=True, action="append",
-                   help="a model.pt written by ecpe train; give it several times to average E2EECPE models as one")
+    r.add_argument("--model", action="append",
+                   help="a model.pt written by ecpe train; give it several times to average E2EECPE models as one "
+                        f"(default: $ECPE_MODEL, else {default_model_dir() / 'model.pt'}, made by ecpe train --final)")
     r.add_argument("text", nargs="*", help="texts to analyse, one document each")
     r.add_argument("--input", help="JSON lines file (.gz too; '-' for standard input), or a directory of such shards: "
                                    "{\"text\": ...}, {\"clauses\": [...]} (pre-split) or {\"clauses\": [[words]]} "
@@ -397,6 +488,14 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     add_batch_arguments(r)
     r.set_defaults(func=cmd_predict)
 
+    i = sub.add_parser("info", help="the card of a saved model: recipe, data, figures, versions, language",
+                       description="Print what a model.pt records, for a person: how it was trained (preset, "
+                                   "flags, command), on what data, its figures with their protocol (or that it was "
+                                   "not evaluated), its vocabulary, segmenter and language, and the versions.")
+    i.add_argument("model", nargs="?", help="a model.pt (default: $ECPE_MODEL, else the default model)")
+    i.add_argument("--json", action="store_true", help="the card as JSON")
+    i.set_defaults(func=cmd_info)
+
     for module in (stats, experiments, serve, vectors, compare):  # subcommands defined next to what they run
         module.add_subcommand(sub)
     return p
@@ -407,6 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "preset", None):  # parse again with the preset's settings as the defaults
         args = build_parser(args.preset).parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not getattr(args, "func", None):

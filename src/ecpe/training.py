@@ -37,7 +37,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from .config import TrainConfig, from_dict, to_dict
-from .data.corpus import Document, Fold, load_fold
+from .data.corpus import Document, Fold, find_folds, load_fold
 from .data.vocab import Vocab
 from .devices import device_info, model_device, resolve_device
 from .embeddings import (PART_DIM, SOURCES, concat_vectors, corpus_word2vec, embedding_matrix, read_word2vec, source_parts,
@@ -51,12 +51,13 @@ from .models.two_stage import CandidateTensors, TwoStageECPE, evaluate_filter, m
 
 __all__ = ["Trainer", "History", "StageHistory", "train_single_stage", "train_two_stage", "SCHEDULES",
            "protocol_label", "carve_dev", "dev_split", "fold_seed", "train_fold", "train_run", "stage_seconds", "PROTOCOL_DEV",
-           "PROTOCOL_PAPER", "SINGLE_STAGE", "predict", "evaluate", "RecipeMismatch", "fold_recipe", "check_run"]
+           "PROTOCOL_PAPER", "SINGLE_STAGE", "predict", "evaluate", "RecipeMismatch", "fold_recipe", "check_run", "final_fold", "train_final", "NO_TEST"]
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_DEV = "dev-selected"
 PROTOCOL_PAPER = "paper: best epoch on test"
+NO_TEST = "no test set: trained on all documents"
 DEFAULT_PREPROCESS = {"segmenter": "jieba"}
 
 
@@ -414,14 +415,21 @@ def set_teacher_targets(train_t, cfg: TrainConfig, fold_index: int, device) -> d
 
 def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: TrainConfig, out_dir: str | Path | None,
                progress: bool = True, preprocess: dict[str, Any] | None = None,
-               recipe: dict[str, Any] | None = None) -> dict[str, Any]:
+               recipe: dict[str, Any] | None = None, about: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train and evaluate one fold; saves ``out_dir/model.pt`` and ``out_dir/result.json``.
 
     The dev set is the fold's own (split20) or a seeded share of its training documents (split10).
     The vocabulary and the word vectors come from the training documents only.
-    ``recipe`` (:func:`fold_recipe`) is recorded in the result, for :func:`check_run` to compare on a re-run.
+    ``recipe`` (:func:`fold_recipe`) is recorded in the result, for :func:`check_run` to compare on a re-run;
+    ``about`` (how the model was asked for: preset, command, data) goes into the checkpoint's meta, for its card.
+    A fold without test documents (:func:`final_fold`) is trained and selected the same way, with no test figure.
     """
     protocol = protocol_label(cfg.select_on)
+    has_test = bool(fold.test)
+    if not has_test:
+        if cfg.select_on != "dev":
+            raise ValueError("a model trained on all documents has no test fold to select on: use --select-on dev")
+        protocol += f"; {NO_TEST}"
     device = resolve_device(cfg.device)
     wall_start = time.perf_counter()
     # denormal floats (tiny values in late epochs) slow CPU arithmetic 2-3x; flushing them to zero changes
@@ -447,7 +455,8 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
         return build_model(model_name, vocab, model_config, matrix, **resources).to(device), vocab, emb_info
 
     model, vocab, emb_info = fresh_model(train_docs)
-    train_t, dev_t, test_t = (model.tensorize(x) for x in (train_docs, dev_docs, fold.test))
+    train_t, dev_t = model.tensorize(train_docs), model.tensorize(dev_docs)
+    test_t = model.tensorize(fold.test) if has_test else None
     if cfg.teachers:
         distill_info = set_teacher_targets(train_t, cfg, fold.index, device)
     select_t = dev_t if cfg.select_on == "dev" else test_t
@@ -455,27 +464,28 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
                       monitor=test_t if cfg.select_on == "dev" else None)
     history = SCHEDULES[model.schedule](model, trainer, train_t, select_t,
                                         select_name="dev" if cfg.select_on == "dev" else "test")
-    test_metrics = evaluate(model, test_t)
+    test_metrics = evaluate(model, test_t) if has_test else None
     dev_metrics = evaluate(model, dev_t)
     refit_info = None
     if cfg.refit:
         # the epoch count was chosen on dev; a fresh model (same seed) now trains that many epochs on the
         # training documents *and* the dev share, and replaces the selected one (its test score is reported)
-        selected = {"epoch": history.best_epoch, "test": {k: test_metrics[k] for k in ("pair", "emotion", "cause")},
-                    "dev": dev_metrics}
+        selected = {"epoch": history.best_epoch, "dev": dev_metrics,
+                    **({"test": {k: test_metrics[k] for k in ("pair", "emotion", "cause")}} if has_test else {})}
         seed_everything(fold_seed(cfg.seed, fold))
         refit_docs = list(fold.train) + list(fold.dev or [])  # split10: the dev share is part of fold.train
         model, vocab, emb_info = fresh_model(refit_docs)
-        refit_t, test_t = model.tensorize(refit_docs), model.tensorize(fold.test)
+        refit_t = model.tensorize(refit_docs)
+        test_t = model.tensorize(fold.test) if has_test else None
         epochs = max(history.best_epoch, 1)
         refit_history = Trainer(dataclasses.replace(cfg, epochs=epochs, patience=epochs), progress=progress,
                                 desc=f"fold {fold.index} refit", monitor=test_t).fit(model, refit_t, None)
-        test_metrics = evaluate(model, test_t)
+        test_metrics = evaluate(model, test_t) if has_test else None
         refit_info = {"epochs": epochs, "n_train": len(refit_docs), "selected_model": selected,
                       "history": refit_history.epochs,
                       "note": "dev scores are those of the selected model: the refit model trained on the dev share"}
     result = {
-        "fold": fold.index, **{k: test_metrics[k] for k in ("pair", "emotion", "cause")},
+        "fold": fold.index, **({k: test_metrics[k] for k in ("pair", "emotion", "cause")} if has_test else {}),
         "dev": dev_metrics, "protocol": protocol, "best_epoch": history.best_epoch,
         "best_epochs": history.best_epochs, "stage_seconds": history.stage_seconds,
         "history": history.epochs, "n_train": len(train_docs), "n_dev": len(dev_docs), "dev_source": dev_source,
@@ -495,7 +505,9 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         meta = {"protocol": protocol, "split": fold.split, "fold": fold.index, "test": test_metrics, "dev": dev_metrics,
-                "train_config": to_dict(cfg), "best_epoch": history.best_epoch}
+                "train_config": to_dict(cfg), "best_epoch": history.best_epoch,
+                "n_train": refit_info["n_train"] if refit_info else len(train_docs),
+                "vocab_size": len(vocab), "trained": time.strftime("%Y-%m-%d"), **({"about": about} if about else {})}
         ckpt = save_model(model, out_dir / "model.pt", preprocess or DEFAULT_PREPROCESS, meta)
         result["checkpoint"] = str(ckpt)
         tmp = out_dir / "result.json.tmp"
@@ -513,10 +525,11 @@ def summarize(model_name: str, split: str, folds: list[int], cfg: TrainConfig, m
             "per_fold": [{k: v for k, v in f.items() if k != "history"} for f in per_fold]}
 
 
-def _fold_task(model_name, split_dir, k, model_config, cfg, fold_dir, preprocess, recipe):
+def _fold_task(model_name, split_dir, k, model_config, cfg, fold_dir, preprocess, recipe, about=None):
     """Run one fold in a worker process (quietly) and return its result."""
     logging.basicConfig(level=logging.WARNING)
-    return train_fold(model_name, load_fold(split_dir, k), model_config, cfg, fold_dir, False, preprocess, recipe)
+    return train_fold(model_name, load_fold(split_dir, k), model_config, cfg, fold_dir, False, preprocess, recipe,
+                      about)
 
 
 def load_done(fold_dir: Path, cfg: TrainConfig) -> dict | None:
@@ -555,7 +568,7 @@ def _data_hash(split_dir: str | Path, k: int) -> str | None:
     return h.hexdigest()
 
 
-def _train_recipe(train_config: dict[str, Any]) -> dict[str, Any]:
+def train_recipe(train_config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in train_config.items() if k not in RECIPE_IGNORED}
 
 
@@ -565,7 +578,7 @@ def fold_recipe(model_name: str, split_dir: str | Path, k: int, model_config: di
     train config (less :data:`RECIPE_IGNORED`) and preprocessing."""
     config = to_dict(from_dict(model_class(model_name).config_class, model_config))
     return json.loads(json.dumps({"split": Path(split_dir).name, "data": _data_hash(split_dir, k), "model": model_name,
-                                  "model_config": config, "train": _train_recipe(to_dict(cfg)),
+                                  "model_config": config, "train": train_recipe(to_dict(cfg)),
                                   "preprocess": dict(preprocess or DEFAULT_PREPROCESS)}))
 
 
@@ -582,7 +595,7 @@ def _checkpoint_recipe(fold_dir: Path) -> dict[str, Any]:
         train = {**to_dict(TrainConfig()), **meta["train_config"]}  # fields added later: their defaults
         return json.loads(json.dumps({"split": meta["split"], "model": name,
                                       "model_config": to_dict(from_dict(model_class(name).config_class, config)),
-                                      "train": _train_recipe(train), "preprocess": dict(ckpt["preprocess"])}))
+                                      "train": train_recipe(train), "preprocess": dict(ckpt["preprocess"])}))
     except Exception as e:
         raise ValueError(f"{path}: {e.__class__.__name__}: {e}") from None
 
@@ -653,7 +666,8 @@ def check_run(model_name: str, split_dir: str | Path, model_config: dict[str, An
 
 def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_config: dict[str, Any], cfg: TrainConfig,
               run_dir: str | Path, progress: bool = True, preprocess: dict | None = None,
-              on_fold: Callable[[dict], None] | None = None, jobs: int = 1, overwrite: bool = False) -> dict[str, Any]:
+              on_fold: Callable[[dict], None] | None = None, jobs: int = 1, overwrite: bool = False,
+              about: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train ``folds`` of a split; each finished fold is written at once and reused on a re-run (resume)
     when it was trained with the same recipe (:func:`check_run`: else refused, or with ``overwrite`` retrained).
 
@@ -689,7 +703,7 @@ def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_co
         worker_cfg.threads = cfg.threads or max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
             futures = {pool.submit(_fold_task, model_name, str(split_dir), k, model_config, worker_cfg,
-                                   run_dir / f"fold{k}", preprocess, recipes[k]): k for k in todo}
+                                   run_dir / f"fold{k}", preprocess, recipes[k], about): k for k in todo}
             for fut in tqdm(as_completed(futures), total=len(futures), desc=f"{model_name} folds", disable=not progress):
                 k = futures[fut]
                 try:
@@ -701,7 +715,7 @@ def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_co
         for k in todo:
             try:
                 res = train_fold(model_name, load_fold(split_dir, k), model_config, cfg, run_dir / f"fold{k}",
-                                 progress, preprocess, recipes[k])
+                                 progress, preprocess, recipes[k], about)
             except (KeyboardInterrupt, FileNotFoundError, ValueError):  # bad input: stop with a clear error
                 raise
             except Exception as e:  # a failure in one fold is reported; finished folds are kept
@@ -718,3 +732,29 @@ def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_co
                                   "jobs": jobs, "elapsed_seconds": round(time.perf_counter() - started, 1)}
     (run_dir / "results.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
     return summary
+
+
+# ---- one model on every document, for use ----------------------------------------------------------------
+def final_fold(split_dir: str | Path) -> Fold:
+    """Every document of a split once (the train, valid and test files of its first fold, which together hold
+    the corpus), as a fold without test documents: :func:`train_fold` then selects the epoch on the seeded
+    dev share of them (``TrainConfig.dev_fraction``) and reports no test figure."""
+    fold = load_fold(split_dir, find_folds(split_dir)[0])
+    docs, seen = [], set()
+    for d in [*fold.train, *(fold.dev or []), *fold.test]:
+        if d.doc_id not in seen:
+            seen.add(d.doc_id)
+            docs.append(d)
+    return Fold(f"{Path(split_dir).name} (all documents)", 0, docs, [])
+
+
+def train_final(model_name: str, split_dir: str | Path, model_config: dict[str, Any], cfg: TrainConfig,
+                out_dir: str | Path, progress: bool = True, preprocess: dict | None = None,
+                about: dict[str, Any] | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Train one model on every document of a split (:func:`final_fold`) into ``out_dir/model.pt``; refuses
+    to replace a model there unless ``overwrite``."""
+    out_dir = Path(out_dir)
+    if (out_dir / "model.pt").exists() and not overwrite:
+        raise RecipeMismatch(f"{out_dir} already holds a model.pt: use another --out, or --overwrite to replace it")
+    return train_fold(model_name, final_fold(split_dir), model_config, cfg, out_dir, progress, preprocess,
+                      about=about)

@@ -9,6 +9,7 @@ from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 import torch
 
+from ..cache import find_model
 from ..data.text import SEGMENTERS, prepare_text, segment
 from ..devices import model_device, resolve_device
 from .arrays import predict_chunk, result_dicts, result_json
@@ -79,11 +80,14 @@ class Extractor:
         self.pipeline = pipeline
 
     @classmethod
-    def load(cls, path: str | Path | Sequence[str | Path], device: str | torch.device | None = "cpu",
+    def load(cls, path: str | Path | Sequence[str | Path] | None = None, device: str | torch.device | None = "cpu",
              **kwargs) -> "Extractor":
         """An extractor for a model file, or for several E2EECPE model files averaged as one
-        (:class:`ecpe.inference.Ensemble`); ``device``: cpu (default), cuda, cuda:N or auto; other keywords as
+        (:class:`ecpe.inference.Ensemble`); without one, ``$ECPE_MODEL`` or the default model
+        (:func:`ecpe.cache.find_model`). ``device``: cpu (default), cuda, cuda:N or auto; other keywords as
         for the constructor (``precision="bf16"``, ``batch_size``, ``segmenter`` ...)."""
+        if path is None:
+            path = find_model()
         paths = [path] if isinstance(path, (str, Path)) else list(path)
         model, ckpts = load_models(paths, device=device)
         if len(ckpts) == 1:
