@@ -3,7 +3,6 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= ../shared/data/ecpe-zh
-RUN ?= runs/demo
 PRESET ?= best
 
 .PHONY: install demo test bench reproduce clean
@@ -17,12 +16,14 @@ $(BIN)/ecpe: pyproject.toml
 
 install: $(BIN)/ecpe
 
-# Train the best single E2EECPE (--preset best: vectors from the packaged corpora, open vocabulary, window heads) on split10
-# fold 1 (dev-selected), then extract pairs from sample texts. `make demo PRESET=paper` trains the paper's model.
+# Train the best single E2EECPE (--preset best: vectors from the packaged corpora, open vocabulary, window heads) on
+# every document of NEWS as the default model (epoch chosen on a seeded dev share), print its card, then extract pairs
+# from sample texts with it. `make demo PRESET=paper` trains the paper's model.
 demo: install
 	@if [ -d "$(DATA)" ]; then export ECPE_DATA="$(DATA)"; fi; \
-	$(BIN)/ecpe train --split split10 --folds 1 --preset $(PRESET) --out $(RUN) && \
-	$(BIN)/ecpe predict --model $(RUN)/fold1/model.pt \
+	$(BIN)/ecpe train --final --preset $(PRESET) --overwrite && \
+	$(BIN)/ecpe info && \
+	$(BIN)/ecpe predict \
 	  "昨天上午，警察把丢失的钱交给了老人，并告诉他小偷已经被抓住了。老人非常高兴，把钱存进了银行。" \
 	  "听到儿子考上大学的消息，母亲激动得流下了眼泪。"
 
