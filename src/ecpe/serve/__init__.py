@@ -15,6 +15,7 @@ import sys
 
 import torch
 
+from ..cache import find_model
 from ..inference import Extractor
 from ..options import CLIError, add_device_argument, add_precision_argument
 from .limits import DEFAULTS, Limits
@@ -44,13 +45,16 @@ def cmd_serve(args) -> int:
         raise CLIError(f"--port must be 0..65535, got {args.port}")
     limits = Limits(max_body_bytes=args.max_body_bytes, max_documents=args.max_documents,
                     max_clauses=args.max_clauses, max_chars=args.max_chars, max_batch=args.max_batch,
-                    batch_wait_ms=args.batch_wait_ms)
+                    batch_wait_ms=args.batch_wait_ms, read_timeout_s=args.read_timeout)
     try:
         limits.check()
     except ValueError as e:
         raise CLIError(str(e)) from None
     if args.threads < 0:
         raise CLIError(f"--threads must be 0 (torch's choice) or more, got {args.threads}")
+    args.model = args.model or [str(find_model())]
+    if args.max_connections < 1:
+        raise CLIError(f"--max-connections must be 1 or more, got {args.max_connections}")
     extractor = Extractor.load(args.model, device=args.device, precision=args.precision)  # FileNotFoundError / ValueError: one-line errors
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -62,7 +66,8 @@ def cmd_serve(args) -> int:
     print(f"ecpe serve: model {info.get('model')} from {', '.join(args.model)}; page http://{_url_host(args.host)}:{args.port}/ "
           f"API docs /docs", file=sys.stderr)
     level = "debug" if args.verbose else args.log_level
-    uvicorn.run(app, host=args.host, port=args.port, log_level=level, access_log=args.access_log)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=level, access_log=args.access_log,
+                timeout_keep_alive=5, limit_concurrency=args.max_connections)
     return 0
 
 
@@ -77,8 +82,9 @@ def add_subcommand(sub) -> None:
                        description="Serve a model: POST /extract (JSON), GET /health, GET /model, OpenAPI docs at "
                                    "/docs, and a web page at / that draws emotion -> cause links. Concurrent "
                                    "requests are batched into one model call.")
-    s.add_argument("--model", required=True, action="append",
-                   help="a model.pt written by ecpe train; give it several times to serve E2EECPE models averaged as one")
+    s.add_argument("--model", action="append",
+                   help="a model.pt written by ecpe train; give it several times to serve E2EECPE models averaged as "
+                        "one (default: $ECPE_MODEL, else the default model made by ecpe train --final)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     s.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes,
@@ -93,6 +99,10 @@ def add_subcommand(sub) -> None:
                    help=f"documents gathered from concurrent requests into one model call (default {d.max_batch})")
     s.add_argument("--batch-wait-ms", type=float, default=d.batch_wait_ms,
                    help=f"how long to wait for more requests before a model call (default {d.batch_wait_ms})")
+    s.add_argument("--read-timeout", type=float, default=d.read_timeout_s, metavar="S",
+                   help=f"seconds a request body may take to arrive, else 408 (default {d.read_timeout_s:g})")
+    s.add_argument("--max-connections", type=int, default=1000,
+                   help="concurrent connections and requests, beyond which uvicorn answers 503 (default 1000)")
     s.add_argument("--threads", type=int, default=1,
                    help="torch threads for the model (default 1: the event loop and the segmenter need a core, and "
                         "on a busy machine spinning torch threads slow every request; 0 = torch's choice)")

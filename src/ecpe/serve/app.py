@@ -10,6 +10,7 @@ errors are logged with their traceback and answered 500 with a generic message a
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -25,8 +26,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StrictBool, StrictStr, Tag,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StrictBool,
+                      StrictFloat, StrictStr, Tag, model_validator)
 from pydantic_core import PydanticCustomError
 
 from ..data.text import split_clauses
@@ -44,6 +45,19 @@ SAMPLE_TEXT = "昨天上午，警察把丢失的钱交给了老人，并告诉�
 
 
 # ---- request and response schemas -------------------------------------------------------------------
+def _unicode(v: str) -> str:
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise PydanticCustomError("invalid_unicode", "not valid Unicode text: a lone surrogate {char} at character {at}",
+                                  {"char": f"\\u{ord(v[e.start]):04x}", "at": e.start}) from None
+    return v
+
+
+# a string the model reads: strict, and valid Unicode (a JSON escape such as \ud800 alone is not)
+Text = Annotated[StrictStr, AfterValidator(_unicode)]
+
+
 def _check_clauses(v: Any) -> Any:
     ok = isinstance(v, list) and (all(isinstance(c, str) for c in v) or all(
         isinstance(c, list) and all(isinstance(w, str) for w in c) for c in v))
@@ -53,14 +67,14 @@ def _check_clauses(v: Any) -> Any:
     return v
 
 
-Clauses = Annotated[Union[list[str], list[list[str]]], BeforeValidator(_check_clauses)]
+Clauses = Annotated[Union[list[Text], list[list[Text]]], BeforeValidator(_check_clauses)]
 
 
 class TextDocument(BaseModel):
     """A raw text: split into clauses and segmented as in training."""
 
     model_config = ConfigDict(extra="forbid")
-    text: StrictStr
+    text: Text
 
 
 class ClausesDocument(BaseModel):
@@ -79,7 +93,7 @@ def _document_kind(v: Any) -> str | None:
 
 
 Document = Annotated[
-    Union[Annotated[StrictStr, Tag("~string")], Annotated[TextDocument, Tag("~text")],
+    Union[Annotated[Text, Tag("~string")], Annotated[TextDocument, Tag("~text")],
           Annotated[ClausesDocument, Tag("~clauses")]],
     Discriminator(_document_kind, custom_error_type="document_type",
                   custom_error_message='a document is a string, {"text": string} or {"clauses": [string, ...]}')]
@@ -93,11 +107,13 @@ class ExtractRequest(BaseModel):
         {"documents": [SAMPLE_TEXT, {"text": "听到儿子考上大学的消息，母亲激动得流下了眼泪。"},
                        {"clauses": ["老人非常高兴", "把钱存进了银行"]}], "matrix": True}]})
 
-    text: StrictStr | None = Field(None, description="one raw text")
+    text: Text | None = Field(None, description="one raw text")
     clauses: Clauses | None = Field(None, description="one pre-split document")
     documents: list[Document] | None = Field(None, description="several documents: strings, {text} or {clauses}")
     matrix: StrictBool = Field(False, description="also return the pair matrix M-hat (rows emotion, columns cause)")
-    threshold: float | None = Field(None, ge=0.0, le=1.0, description="pair threshold eta (default: the model's)")
+    threshold: StrictFloat | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False,
+                                          description="pair threshold eta in [0, 1], a JSON number (default: the "
+                                                      "model's)")
 
     @model_validator(mode="after")
     def _one_input(self):
@@ -188,10 +204,32 @@ def _plain(doc: Any) -> Any:
 
 
 # ---- middleware: body size limit and the catch-all ----------------------------------------------------
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _malformed_json(body: bytes) -> str | None:
+    """Why a request body is not strict JSON (not UTF-8, not JSON, NaN / Infinity, nested too deeply), or None."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"malformed JSON: the body is not UTF-8 (byte {e.start})"
+    try:
+        json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        return f"malformed JSON at character {e.pos}: {e.msg}"
+    except RecursionError:
+        return "malformed JSON: nested too deeply"
+    except ValueError as e:
+        return f"malformed JSON: {str(e).split(';')[0]}"
+    return None
+
+
+
 async def _send_json(send, status: int, body: dict[str, Any]) -> None:
     data = json.dumps(body, ensure_ascii=False).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-    if status == 413:  # the rest of the body is not read
+    if status in (408, 413):  # the rest of the body is not read
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
@@ -202,8 +240,8 @@ class GuardMiddleware:
     while reading a body sent without one), and turns any exception that escapes the app into a generic
     500, logging the traceback with an id that the answer carries. No traceback reaches a client."""
 
-    def __init__(self, app, max_body_bytes: int):
-        self.app, self.max_body = app, max_body_bytes
+    def __init__(self, app, max_body_bytes: int, read_timeout_s: float = 10.0):
+        self.app, self.max_body, self.read_timeout = app, max_body_bytes, read_timeout_s
 
     def _too_large(self) -> dict[str, Any]:
         return {"detail": f"request body too large; the limit is {self.max_body} bytes"}
@@ -230,8 +268,13 @@ class GuardMiddleware:
                     if n > self.max_body:
                         return await _send_json(send, 413, self._too_large())
                 chunks, total = [], 0
+                deadline = time.monotonic() + self.read_timeout
                 while True:
-                    message = await receive()
+                    try:
+                        message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+                    except (asyncio.TimeoutError, TimeoutError):
+                        return await _send_json(send, 408, {"detail": "request body not received within "
+                                                                      f"{self.read_timeout:g} s"})
                     if message["type"] == "http.disconnect":
                         return
                     chunk = message.get("body", b"")
@@ -242,6 +285,9 @@ class GuardMiddleware:
                     if not message.get("more_body", False):
                         break
                 body, replayed = b"".join(chunks), False
+                malformed = _malformed_json(body)
+                if malformed:
+                    return await _send_json(send, 422, {"detail": [_error(["body"], malformed, "json_invalid")]})
 
                 async def replay():
                     nonlocal replayed
@@ -372,5 +418,5 @@ def create_app(extractor, limits: Limits | None = None, *, warmup: bool = True, 
         return HTMLResponse(html.replace("<body>", '<body>\n<script src="/static/docs-fallback.js"></script>', 1))
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.add_middleware(GuardMiddleware, max_body_bytes=limits.max_body_bytes)
+    app.add_middleware(GuardMiddleware, max_body_bytes=limits.max_body_bytes, read_timeout_s=limits.read_timeout_s)
     return app
