@@ -1,4 +1,4 @@
-"""benchmarks/accuracy_table.py: one row per complete run or ensemble, its settings, vectors and tests."""
+"""research/accuracy_table.py: one row per complete run or ensemble, its settings, vectors and tests."""
 import json
 import runpy
 import sys
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy_table.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "research" / "accuracy_table.py"
 
 
 def _fold(k, f1, emb=None, seconds=60.0):

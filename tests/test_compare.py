@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
+import math
+import warnings
 
 import pytest
 from scipy.stats import ttest_rel
 
 from ecpe.cli import main
 from ecpe.compare import compare, load_run
+from ecpe.significance import paired_ttest
 
 
 def write_run(path, f1s, protocol="dev-selected", model="e2eecpe"):
@@ -41,3 +44,22 @@ def test_compare_refuses_mixed_protocols(tmp_path):
     other = write_run(tmp_path / "other", [0.5, 0.7], protocol="paper: best epoch on test")
     with pytest.raises(ValueError, match="protocol"):
         compare([load_run(other)], load_run(base))
+
+
+@pytest.mark.parametrize("a, b", [([0.56, 0.55, 0.60, 0.58], [0.50, 0.52, 0.55, 0.51]),
+                                  ([0.61, 0.59], [0.60, 0.62]), ([0.5, 0.6, 0.7], [0.4, 0.5, 0.6])])
+def test_paired_ttest_is_scipys(a, b):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = ttest_rel(a, b)
+    res = paired_ttest(a, b)
+    assert type(res.t) is float and type(res.p) is float
+    assert (res.t, res.p) == (float(want.statistic), float(want.pvalue))
+
+
+@pytest.mark.parametrize("a, b", [([0.5, 0.6, 0.7], [0.5, 0.6, 0.7]), ([0.6], [0.5]), ([], [])])
+def test_paired_ttest_equal_lists_and_fewer_than_two_pairs_give_nan_silently(a, b):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = paired_ttest(a, b)
+    assert math.isnan(res.t) and math.isnan(res.p)

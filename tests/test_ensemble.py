@@ -50,7 +50,7 @@ def test_members_are_averaged_through_their_own_vocabularies(corpus, tiny_config
 
 
 def test_members_of_different_configurations_are_averaged(corpus, tiny_config):
-    # as benchmarks/ensemble.py averages variants: another size, char backoff, another vocabulary
+    # as research/ensemble.py averages variants: another size, char backoff, another vocabulary
     a = _model(corpus, tiny_config, 0)
     b = _model(corpus, tiny_config, 1, docs=corpus[10:], hidden=tiny_config["hidden"] * 2, char_backoff=True)
     docs = corpus[:6]
@@ -168,7 +168,7 @@ def test_cli_evaluate_clauses_overrides_the_model(tmp_path, corpus, split_writer
 
 
 def test_evaluate_runs_clauses_override(tmp_path, corpus, tiny_config, split_writer):
-    """benchmarks/ensemble.py --clauses: evaluate_runs applies the rule to every member and says so."""
+    """research/ensemble.py --clauses: evaluate_runs applies the rule to every member and says so."""
     from ecpe.inference import evaluate_runs
 
     split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])

@@ -55,7 +55,7 @@ def test_reproduce_quick_writes_every_table(tmp_path, capsys):
     for key, row in res["ttest"].items():
         t, m = key.split(".")
         assert row["folds"] == [1, 2]
-        with warnings.catch_warnings():  # near-identical folds: scipy warns (as in ecpe.experiments._ttest)
+        with warnings.catch_warnings():  # near-identical folds: scipy warns (ecpe.significance silences it)
             warnings.simplefilter("ignore", RuntimeWarning)
             expected = ttest_rel([e2e[k][t][m] for k in (1, 2)], [iec[k][t][m] for k in (1, 2)]).pvalue
         assert row["p"] == pytest.approx(expected, nan_ok=True)

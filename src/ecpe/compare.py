@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
+
+from .significance import paired_ttest
 
 __all__ = ["load_run", "compare", "markdown", "add_subcommand"]
 
@@ -61,8 +62,6 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 def compare(runs: Sequence[dict], baseline: dict) -> dict[str, Any]:
     """Mean ± std of P/R/F1 per task for each run and a two-sided paired t-test against ``baseline``."""
-    from scipy.stats import ttest_rel
-
     rows = []
     for run in [baseline, *runs]:
         if run["protocol"] != baseline["protocol"]:
@@ -79,11 +78,8 @@ def compare(runs: Sequence[dict], baseline: dict) -> dict[str, Any]:
             if run is not baseline and len(folds) > 1:
                 xs = [run["per_fold"][k][t]["f1"] for k in folds]
                 ys = [baseline["per_fold"][k][t]["f1"] for k in folds]
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    res = ttest_rel(xs, ys)
-                row["ttest"][t] = {"mean_diff": statistics.fmean(xs) - statistics.fmean(ys),
-                                   "t": float(res.statistic), "p": float(res.pvalue)}
+                res = paired_ttest(xs, ys)
+                row["ttest"][t] = {"mean_diff": statistics.fmean(xs) - statistics.fmean(ys), "t": res.t, "p": res.p}
         rows.append(row)
     return {"protocol": baseline["protocol"], "split": baseline["split"], "baseline": baseline["name"], "rows": rows}
 

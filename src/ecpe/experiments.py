@@ -17,7 +17,6 @@ import os
 import platform
 import statistics
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,8 @@ from .inference import evaluate, predict
 from .metrics import mean_std, score
 from .models import MODELS, TwoStageECPE, load_model
 from .options import CLIError, add_device_argument, resolve_data
-from .stats import file_stats
+from .significance import paired_ttest
+from .stats import PAPER_TABLE1, file_stats
 from .training import load_done, protocol_label, stage_seconds, summarize, train_run
 
 __all__ = ["reproduce", "add_subcommand", "PAPER", "Plan", "make_plan", "train_runs", "score_variants",
@@ -54,9 +54,6 @@ PAPER: dict[str, dict[str, tuple[float, float, float]]] = {
 PAPER_ETA = {0.2: (.5743, .6456, .6071), 0.3: (.6478, .6105, .6280), 0.4: (.6757, .5849, .6265),
              0.5: (.7185, .5543, .6255), 0.6: (.7326, .5385, .6201)}
 PAPER_HARD = {"Full": (.6478, .6105, .6280), "Hard": (.6002, .6479, .6226)}
-PAPER_TABLE1 = {"documents": 2105, "clauses_per_doc": 14, "pairs": 2167, "docs_with_1_pair": 1746, "docs_with_more_pairs": 421,
-                "offset_0": 511, "offset_1": 1342, "offset_2": 224, "offset_gt2": 90, "max_offset": 12,
-                "mean_offset": 0.9977}
 
 PROTOCOL_PAPER_SAME = "paper protocol: best epoch on test"
 
@@ -156,8 +153,6 @@ def _table2(summaries: dict[str, dict], nofilter: dict[str, dict], ttest: dict) 
 
 def _ttest(a: dict, b: dict) -> dict[str, dict]:
     """Paired t-test over folds of E2EECPE (a) against Inter-EC (b) for each task and measure."""
-    from scipy.stats import ttest_rel  # heavy to import: on use only
-
     fa = {f["fold"]: f for f in a["per_fold"]}
     fb = {f["fold"]: f for f in b["per_fold"]}
     folds = sorted(set(fa) & set(fb))
@@ -170,12 +165,10 @@ def _ttest(a: dict, b: dict) -> dict[str, dict]:
             xb = [fb[k][task][m] for k in folds]
             if xa == xb:
                 continue
-            with warnings.catch_warnings():  # near-identical folds: scipy warns, the p-value says it all
-                warnings.simplefilter("ignore", RuntimeWarning)
-                res = ttest_rel(xa, xb)
+            res = paired_ttest(xa, xb)
             diff = statistics.fmean(xa) - statistics.fmean(xb)
-            out[f"{task}.{m}"] = {"t": float(res.statistic), "p": float(res.pvalue), "mean_diff": diff,
-                                  "significant": bool(res.pvalue < 0.05 and diff > 0), "folds": folds}
+            out[f"{task}.{m}"] = {"t": res.t, "p": res.p, "mean_diff": diff,
+                                  "significant": bool(res.p < 0.05 and diff > 0), "folds": folds}
     return out
 
 

@@ -17,6 +17,7 @@ import torch
 from ..data.corpus import Document, find_folds, read_documents
 from ..metrics import Prediction, mean_std, score
 from ..models import ECPEModel, load_model
+from ..significance import paired_ttest
 from .core import decode_batches, evaluate, predict_docs, set_precision
 
 __all__ = ["Ensemble", "predict_documents", "for_inference", "load_models", "evaluate_runs", "set_clauses"]
@@ -173,8 +174,6 @@ def evaluate_runs(run_dirs: Sequence[str | Path], split_dir: str | Path, folds: 
         out["members_f1"] = {t: [statistics.fmean(f["members"][i][t]["f1"] for f in per_fold) for i in range(len(runs))]
                              for t in tasks}
         if len(per_fold) > 1:
-            from scipy.stats import ttest_rel  # heavy to import: on use only
-
-            out["ttest_p"] = {t: float(ttest_rel([f["ensemble"][t]["f1"] for f in per_fold], member_mean[t]).pvalue)
+            out["ttest_p"] = {t: paired_ttest([f["ensemble"][t]["f1"] for f in per_fold], member_mean[t]).p
                               for t in tasks}
     return out

@@ -1,6 +1,6 @@
 """Would a smoothed dev curve pick better epochs than its argmax? (issue 13; measured: no)
 
-    python benchmarks/smoothed_selection.py RUN [RUN ...] [--windows 1 3 5] [--json OUT]
+    python research/smoothed_selection.py RUN [RUN ...] [--windows 1 3 5] [--json OUT]
 
 With 175-195 dev documents the dev pair F1 of one epoch is noisy, and the dev-selected model scores below
 the test-selected one of the same run (docs/accuracy.md). A centred moving average of the dev curve over
@@ -34,7 +34,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import numpy as np
-    from scipy.stats import ttest_rel
+
+    from ecpe.significance import paired_ttest
 
     picked: dict[int, list[float]] = {w: [] for w in args.windows}
     folds = 0
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
     print(f"{len(args.runs)} runs, {folds} folds (dev-selected rules; test pair F1 at the picked epoch)")
     for w in args.windows:
         x = np.array(picked[w])
-        p = float(ttest_rel(x, base).pvalue) if not np.array_equal(x, base) else None
+        p = paired_ttest(x, base).p if not np.array_equal(x, base) else None
         report["windows"][str(w)] = {"test_pair_f1": float(x.mean()), "diff": float((x - base).mean()), "p": p}
         print(f"  window {w}: test pair F1 {x.mean():.4f}  ({(x - base).mean():+.4f}"
               + (f", p = {p:.2g})" if p is not None else ")"))

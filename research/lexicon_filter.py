@@ -5,7 +5,7 @@ lexicon (DUTIR's seven classes; ``--with-hownet`` adds HowNet's positive/negativ
 The lexicon is fixed in advance (no tuning on any split); each fold's test file is scored with and without
 the filter, on the models of a run folder, and the two are compared by a paired t-test over folds.
 
-    python benchmarks/lexicon_filter.py --run runs/corpus-open --data ../shared/data/ecpe-zh \
+    python research/lexicon_filter.py --run runs/corpus-open --data ../shared/data/ecpe-zh \
         --out docs/results/accuracy/lexicon_filter_split10.json
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ecpe.inference import predict
 from ecpe.lexicon import lexicon_classes, load_lexicon
 from ecpe.metrics import mean_std, score
 from ecpe.models import load_model
+from ecpe.significance import paired_ttest
 
 
 def main(argv=None) -> int:
@@ -55,8 +56,6 @@ def main(argv=None) -> int:
                      "gold_emotion_clauses_with_lexicon_word": sum(gold_emotion_hit) / max(len(gold_emotion_hit), 1)})
         print(f"fold {k}: pair F1 {rows[-1]['plain']['pair']['f1']:.4f} -> filtered {rows[-1]['filtered']['pair']['f1']:.4f}",
               flush=True)
-    from scipy.stats import ttest_rel
-
     xs = [r["filtered"]["pair"]["f1"] for r in rows]
     ys = [r["plain"]["pair"]["f1"] for r in rows]
     out = {"run": str(run), "split": args.split, "folds": folds, "protocol": "dev-selected (the run's models)",
@@ -64,7 +63,7 @@ def main(argv=None) -> int:
            "plain": mean_std([{**r["plain"], "fold": r["fold"]} for r in rows])[0],
            "filtered": mean_std([{**r["filtered"], "fold": r["fold"]} for r in rows])[0],
            "filtered_vs_plain_pair_f1": {"mean_diff": statistics.fmean(xs) - statistics.fmean(ys),
-                                         "p": float(ttest_rel(xs, ys).pvalue) if len(rows) > 1 else None},
+                                         "p": paired_ttest(xs, ys).p if len(rows) > 1 else None},
            "per_fold": rows}
     print(json.dumps({k: out[k] for k in ("plain", "filtered", "filtered_vs_plain_pair_f1")}, indent=1))
     if args.out:

@@ -1,6 +1,6 @@
 """Accuracy of ensembles of E2EECPE runs (seeds or variants) over the folds of a split (beyond the paper).
 
-    python benchmarks/ensemble.py --runs runs/full10 runs/seed2 runs/seed3 [--data ../shared/data/ecpe-zh]
+    python research/ensemble.py --runs runs/full10 runs/seed2 runs/seed3 [--data ../shared/data/ecpe-zh]
 
 Each run folder is an ``ecpe train --folds all`` run (dev-selected): seeds of one configuration, or different
 configurations (other flags, vectors or sizes; each member reads the documents through its own vocabulary).

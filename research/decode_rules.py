@@ -1,7 +1,7 @@
 """Would forcing one pair into every document, filtering pairs by the heads, or reading emotions and causes off
 the pairs, help? (issue 13)
 
-    python benchmarks/decode_rules.py RUN [RUN ...] [--data ../shared/data/ecpe-zh] [--seed 1] [--json OUT]
+    python research/decode_rules.py RUN [RUN ...] [--data ../shared/data/ecpe-zh] [--seed 1] [--json OUT]
 
 Every NEWS document has at least one emotion-cause pair, and ranking systems (RankCP) always keep their
 top-scored pair. Here, for each split10 fold, the run's dev documents (``ecpe.training.dev_split`` with the seed ``ecpe
@@ -34,11 +34,11 @@ def main(argv=None) -> int:
 
     import numpy as np
     import torch
-    from scipy.stats import ttest_rel
 
     from ecpe.data import load_fold
     from ecpe.inference import load_models, predict_documents
     from ecpe.metrics import Prediction, score
+    from ecpe.significance import paired_ttest
     from ecpe.training import dev_split
 
     torch.set_num_threads(1)
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
             for t in (("pair",) if task == "pair" else ("emotion", "cause")):
                 x = np.array([f[t] for f in by_rule[rule]])
                 d = np.array([f[t] for f in by_rule[default]])
-                p = float(ttest_rel(x[:, 2], d[:, 2]).pvalue) if rule != default else None
+                p = paired_ttest(x[:, 2], d[:, 2]).p if rule != default else None
                 print(f"split10, 10 folds, {part} {t} ({rule}): P {x[:, 0].mean():.4f} R {x[:, 1].mean():.4f} "
                       f"F1 {x[:, 2].mean():.4f} ± {x[:, 2].std(ddof=1):.4f}"
                       + (f"; against {default}: paired t-test p = {p:.2g}" if p is not None else ""))

@@ -1,6 +1,6 @@
 """Would choosing the pair threshold eta on dev help? (issue 13; measured: no)
 
-    python benchmarks/dev_threshold.py RUN [RUN ...] [--data ../shared/data/ecpe-zh] [--seed 1]
+    python research/dev_threshold.py RUN [RUN ...] [--data ../shared/data/ecpe-zh] [--seed 1]
 
 For each split10 fold: rebuild the run's dev documents (``ecpe.training.dev_split`` with the seed ``ecpe train`` used: the
 first run's seed), predict dev and test once, pick eta in 0.10, 0.15, ..., 0.70 by dev pair F1 (ties: the one
@@ -27,11 +27,11 @@ def main(argv=None) -> int:
 
     import numpy as np
     import torch
-    from scipy.stats import ttest_rel
 
     from ecpe.data import load_fold
     from ecpe.inference import load_models, predict_documents
     from ecpe.metrics import Prediction, score
+    from ecpe.significance import paired_ttest
     from ecpe.training import dev_split
 
     torch.set_num_threads(1)
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
         print(f"fold {k}: {len(dev)} dev documents, eta {eta:.2f} (dev pair F1 {dev_f1[eta]:.4f}, at 0.3 "
               f"{dev_f1[0.3]:.4f}); test pair F1 at 0.3 {rows[-1][0]:.4f}, at eta {rows[-1][1]:.4f}", flush=True)
     a = np.array(rows)
-    p_per_fold = float(ttest_rel(a[:, 1], a[:, 0]).pvalue)
+    p_per_fold = paired_ttest(a[:, 1], a[:, 0]).p
     print(f"split10, 10 folds, test pair F1 mean: eta 0.3 {a[:, 0].mean():.4f} ± {a[:, 0].std(ddof=1):.4f}, "
           f"dev-chosen eta {a[:, 1].mean():.4f} ± {a[:, 1].std(ddof=1):.4f}; paired t-test p = {p_per_fold:.2g}")
     # one eta for every fold, chosen on the mean dev curve (10 x the dev documents of one fold)
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
         print(f"{line}, the paper's")
     else:
         print(f"{line} (mean dev {mean_dev[j]:.4f}, at 0.3 {mean_dev[grid.index(0.3)]:.4f}); test pair F1 "
-              f"{pooled.mean():.4f} ± {pooled.std(ddof=1):.4f}, p = {ttest_rel(pooled, a[:, 0]).pvalue:.2g} against 0.3")
+              f"{pooled.mean():.4f} ± {pooled.std(ddof=1):.4f}, p = {paired_ttest(pooled, a[:, 0]).p:.2g} against 0.3")
     if args.json:
         import json
         with open(args.json, "w") as f:

@@ -1,15 +1,15 @@
-"""One table of every measured E2EECPE run and ensemble of issue 13 (split10 or split20).
+"""One table of every measured E2EECPE run and ensemble (split10 or split20).
 
 Reads the per-fold JSON files under ``docs/results/accuracy/`` (single runs written by ``ecpe train``, ensembles by
-``benchmarks/ensemble.py`` / ``ecpe train --seeds``), keeps those with every fold of the split, and writes one row
+``research/ensemble.py`` / ``ecpe train --seeds``), keeps those with every fold of the split, and writes one row
 each: what differs from the paper's settings, the vector source, how many tokens the vectors were trained on,
 the share of test tokens that have a vector in the model's vocabulary, pair / emotion / cause P, R, F1 (mean ±
 std over folds), two-sided paired t-tests of F1 against the paper-default model and against corpus_open (the
-``--preset best`` of sessions 5-12),
-and the fold-minutes of training. Test files are only counted for the coverage column, never read otherwise.
+``--preset best`` from commit a53300f, 2026-12-01, to cd1bb0e, 2026-12-02), and the fold-minutes of training.
+Test files are only counted for the coverage column, never read otherwise.
 
-    python benchmarks/accuracy_table.py --split split10 --measure-coverage --data ../shared/data/ecpe-zh
-    python benchmarks/accuracy_table.py --split split20 --measure-coverage --data ../shared/data/ecpe-zh
+    python research/accuracy_table.py --split split10 --measure-coverage --data ../shared/data/ecpe-zh
+    python research/accuracy_table.py --split split20 --measure-coverage --data ../shared/data/ecpe-zh
 
 ``--measure-coverage`` (needs the ``zh-resources`` extra) measures the coverage of the ready vector sources
 over the split's test files and stores it in ``coverage_<split>.json`` beside the results; without it that
@@ -135,7 +135,7 @@ def main() -> None:
         rows.append(row)
     rows.sort(key=lambda r: -r["mean"]["pair"]["f1"])
     out = {"split": split, "folds": folds, "protocol": baseline["protocol"],
-           "baseline": "default (paper model, word2vec on the training documents)", "best": "corpus_open (--embeddings corpus --open-vocab -1, the --preset best of sessions 5-12)",
+           "baseline": "default (paper model, word2vec on the training documents)", "best": "corpus_open (--embeddings corpus --open-vocab -1, the --preset best from a53300f to cd1bb0e)",
            "coverage_note": "share of test tokens with a vector in the model's vocabulary: with --open-vocab -1 the "
                             "source's coverage, else that of the training words", "rows": rows}
     (res / f"table_{split}.json").write_text(json.dumps(out, indent=1) + "\n")
@@ -149,9 +149,10 @@ def main() -> None:
     dev_source = json.loads((res / f"corpus_open_{split}.json").read_text())["per_fold"][0].get("dev_source", "?")
     lines = [f"{split}, {baseline['protocol']} (dev: {dev_source}), folds {','.join(map(str, folds))}, seed 1 unless the settings say; "
              "mean ± std over folds. p: two-sided paired t-test of F1 over folds against the paper-default model "
-             "(p₀) and against `--embeddings corpus --open-vocab -1` (p_best: corpus_open, the `--preset best` of sessions "
-             "5-12, of which most rows are variants; since session 13 the preset adds the window heads, row best_pair_window3). Coverage: share of test tokens with a vector in the "
-             "model's vocabulary. Made by `python benchmarks/accuracy_table.py --split " + split + "`.", "",
+             "(p₀) and against `--embeddings corpus --open-vocab -1` (p_best: corpus_open, the `--preset best` from commit "
+             "a53300f (2026-12-01), of which most rows are variants; since commit cd1bb0e (2026-12-02) the preset adds the "
+             "window heads, row best_pair_window3). Coverage: share of test tokens with a vector in the "
+             "model's vocabulary. Made by `python research/accuracy_table.py --split " + split + "`.", "",
              "| run | settings (≠ paper) | vectors | vector tokens | coverage | pair P | pair R | pair F1 | p₀ | p_best "
              "| emotion F1 | p_best | cause F1 | p_best | fold-minutes |",
              "|" + "---|" * 15]

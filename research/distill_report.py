@@ -1,6 +1,6 @@
 """Write a distillation comparison (issue 15): students against their teacher ensemble and a single model.
 
-    python benchmarks/distill_report.py --student 0.8=runs/distill-w0.8 --student 0.9=runs/distill-w0.9 \\
+    python research/distill_report.py --student 0.8=runs/distill-w0.8 --student 0.9=runs/distill-w0.9 \\
         --teacher docs/results/accuracy/best_seeds123_split10.json --single runs/corpus-open \\
         --out docs/results/distill/NAME.json [--note TEXT]
 
@@ -21,6 +21,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from ecpe.significance import paired_ttest
+
 TASKS = ("pair", "emotion", "cause")
 
 
@@ -36,11 +38,9 @@ def fold_f1(run: dict, task: str, ensemble: bool = False) -> dict[int, float]:
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> dict:
-    from scipy.stats import ttest_rel
-
     folds = sorted(set(a) & set(b))
     x, y = [a[k] for k in folds], [b[k] for k in folds]
-    return {"mean_diff": statistics.fmean(u - v for u, v in zip(x, y)), "p": float(ttest_rel(x, y).pvalue),
+    return {"mean_diff": statistics.fmean(u - v for u, v in zip(x, y)), "p": paired_ttest(x, y).p,
             "folds": len(folds)}
 
 

@@ -12,8 +12,8 @@ model is scored on its test file three ways:
 
 The pretrained vectors are rebuilt from the run's own settings (cached, as ``ecpe train`` made them).
 
-    python benchmarks/open_vocab_ablation.py --run runs/corpus-open --data ../shared/data/ecpe-zh \
-        --out docs/results/accuracy/open_vocab_ablation.json
+    python research/open_vocab_ablation.py --run runs/corpus-open --data ../shared/data/ecpe-zh \
+        --out docs/results/accuracy/open_vocab_ablation_split10.json
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from ecpe.config import TrainConfig, from_dict
 from ecpe.data.corpus import load_fold
 from ecpe.metrics import mean_std
 from ecpe.models import load_model
+from ecpe.significance import paired_ttest
 from ecpe.training import dev_split, evaluate, word_vectors
 
 
@@ -86,15 +87,13 @@ def main(argv=None) -> int:
               f"{r['drift_cosine_mean']:.3f})", flush=True)
     summary = {"run": str(run), "split": args.split, "folds": folds, "protocol": "dev-selected (the run's)",
                "per_fold": rows}
-    from scipy.stats import ttest_rel
-
     for v in ("open", "closed", "mapped"):
         summary[v] = mean_std([{**r[v], "fold": r["fold"]} for r in rows])[0]
     for v in ("closed", "mapped"):
         xs = [r[v]["pair"]["f1"] for r in rows]
         ys = [r["open"]["pair"]["f1"] for r in rows]
         summary[f"{v}_vs_open_pair_f1"] = {"mean_diff": statistics.fmean(xs) - statistics.fmean(ys),
-                                           "p": float(ttest_rel(xs, ys).pvalue) if len(rows) > 1 else None}
+                                           "p": paired_ttest(xs, ys).p if len(rows) > 1 else None}
     print(json.dumps({k: summary[k] for k in summary if k != "per_fold"}, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(summary, ensure_ascii=False, indent=1))
