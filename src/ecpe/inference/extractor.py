@@ -13,6 +13,7 @@ from ..cache import find_model
 from ..data.text import SEGMENTERS, prepare_text, segment
 from ..devices import model_device, resolve_device
 from .arrays import predict_chunk, result_dicts, result_json
+from .card import model_card
 from .core import PRECISIONS
 from .ensemble import for_inference, load_models
 from .inputs import InputError, check_document, check_max_clauses, is_blank
@@ -106,7 +107,7 @@ class Extractor:
                 **({"ensemble": self.checkpoint["ensemble"]} if "ensemble" in self.checkpoint else {}),
                 "config": self.checkpoint.get("config", {}), "preprocess": self.checkpoint.get("preprocess", {}),
                 "versions": self.checkpoint.get("versions", {}), "device": str(model_device(self.model)),
-                "precision": self.precision,
+                "precision": self.precision, "card": model_card(self.checkpoint) if self.checkpoint else {},
                 **{k: meta[k] for k in meta if k != "train_config"}}
 
     @property
