@@ -87,11 +87,14 @@ def test_train_writes_documented_results(cli_run):
     assert fold_res["dev"]["pair"]["f1"] == pytest.approx(max(dev_scores))
 
 
-def test_select_on_test_is_labelled_and_not_reused_from_a_dev_run(cli_run, data_dir, tmp_path):
+def test_select_on_test_is_labelled_and_not_reused_from_a_dev_run(cli_run, data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     shutil.copytree(cli_run[0], out)
-    rc = main(["train", "--data", str(data_dir), "--split", SPLIT, "--folds", "1", "--out", str(out),
-               "--epochs", "2", "-q", "--threads", "1", "--select-on", "test"])
+    argv = ["train", "--data", str(data_dir), "--split", SPLIT, "--folds", "1", "--out", str(out),
+            "--epochs", "2", "-q", "--threads", "1", "--select-on", "test"]
+    assert main(argv) == 2  # the dev-selected fold is neither reused nor silently replaced
+    assert "select_on dev -> test" in capsys.readouterr().err
+    rc = main([*argv, "--overwrite"])
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
     assert res["protocol"] == PROTOCOL_PAPER == "paper: best epoch on test"
