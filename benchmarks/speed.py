@@ -1,4 +1,4 @@
-"""Speed benchmark (issue 5): training epoch, inference throughput and memory, on this machine.
+"""Speed benchmark: training epoch, inference throughput and memory, on this machine.
 
     python benchmarks/speed.py [--data ../shared/data/ecpe-zh] [--fold 1] [--epochs 2] [--run runs/full10]
                                [--device cpu|cuda] [--hidden 150] [--char-backoff]
@@ -11,7 +11,7 @@ The raw-text and pre-segmented throughputs run the model trained by those epochs
 documents (raw text rebuilt by joining each clause's words and the clauses with '，'), repeated to at
 least ``--min-docs`` documents. ``full_10fold_minutes`` is read from a recorded 10-fold run (``--run``).
 Uses the standard library and the package only. With ``--device cuda`` the model runs on the GPU (the
-figures are then the GPU's; the issue's targets are for 2 CPU cores). ``--hidden`` times E2EECPE with
+figures are then the GPU's; the project's speed targets are for 2 CPU cores). ``--hidden`` times E2EECPE with
 another BiLSTM size than the paper's 300 (Inter-EC keeps its own), ``--char-backoff`` with unknown words composed
 of their characters; point ``--run`` at a run of that configuration.
 
@@ -19,7 +19,7 @@ of their characters; point ``--run`` at a run of that configuration.
 (``PYTHONPATH=<worktree>/src``), alternating, for an A/B on a busy host. ``--profile`` also prints where the time
 of ``ecpe predict --input`` goes (JSON lines in and out, pre-segmented and raw): input checks and preparation
 (raw text: clause splitting and segmentation), vocabulary lookup, tensor build, model forward, decode, conversion
-to dicts, JSON writing, per document and as shares; it runs on the code before the array path (342d6c8) too.
+to dicts, JSON writing, per document and as shares.
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def time_inter_ec_epoch(fold, device: str = "cpu") -> float:
 
 class PhaseTimer:
     """Exclusive wall time per phase of functions wrapped in place (a wrapped call nested in another is
-    counted in its own phase only). Works on the code before the array path (342d6c8) and after it."""
+    counted in its own phase only)."""
 
     def __init__(self):
         self.times: dict[str, float] = {}
@@ -104,8 +104,6 @@ class PhaseTimer:
         self._undo: list = []
 
     def wrap(self, owner, name: str, phase: str) -> None:
-        if not hasattr(owner, name):
-            return
         orig = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
 
         def wrapper(*args, **kwargs):
@@ -151,48 +149,28 @@ PHASES = ("input checks/preparation", "vocabulary lookup", "tensor build", "mode
 
 
 def profile_phases(extractor, lines: list[str], rounds: int = 1) -> tuple[dict[str, float], int]:
-    """Phase times of ``ecpe predict --input`` (JSON lines in, JSON lines out) over ``lines``: in the code before
-    the array path each result dict is written with ``json.dumps``, after it ``extract_lines(as_json=True)``
-    writes the text from arrays. Returns (seconds per phase, documents)."""
+    """Phase times of ``ecpe predict --input`` (JSON lines in, JSON lines out) over ``lines``
+    (``extract_lines(as_json=True)``, which writes the text from arrays). Returns (seconds per phase, documents)."""
     import ecpe.data.batching as batching
-    import ecpe.inference.core as core
     import ecpe.inference.extractor as extractor_mod
-    try:
-        import ecpe.inference.arrays as arrays_mod
-    except ImportError:  # the code before the array path
-        arrays_mod = None
-    from ecpe.data.vocab import Vocab
     from ecpe.inference import Extractor
     from ecpe.models import E2EECPE
 
     t = PhaseTimer()
     t.wrap(Extractor, "_prepare", "input checks/preparation")
-    t.wrap(Vocab, "encode", "vocabulary lookup")                     # before: inside DocTensors
-    t.wrap(batching, "lookup_ids", "vocabulary lookup")              # after: once per chunk
-    for cls in (batching.DocTensors, getattr(batching, "ChunkTensors", None)):
-        if cls is not None:
-            t.wrap(cls, "__init__", "tensor build")
-            t.wrap(cls, "batch", "tensor build")
-            t.wrap(cls, "_batch", "tensor build")
+    t.wrap(batching, "lookup_ids", "vocabulary lookup")              # once per chunk
+    t.wrap(batching.ChunkTensors, "__init__", "tensor build")
+    t.wrap(batching.ChunkTensors, "_batch", "tensor build")
     t.wrap(E2EECPE, "forward", "model forward")
     t.wrap(E2EECPE, "decode", "decode")
-    t.wrap(core, "to_predictions", "conversion to dicts")
-    t.wrap(Extractor, "_run", "conversion to dicts")                 # before: Documents, rounding, dicts
-    if arrays_mod is not None:  # after: gather, one transfer, sort, rounding on arrays (names bound in the extractor)
-        t.wrap(extractor_mod, "predict_chunk", "conversion to dicts")
-        t.wrap(extractor_mod, "result_dicts", "conversion to dicts")
-        t.wrap(extractor_mod, "result_json", "JSON writing")
-    new = hasattr(Extractor, "_run_json")
+    # gather, one transfer, sort, rounding on arrays (names bound in the extractor)
+    t.wrap(extractor_mod, "predict_chunk", "conversion to dicts")
+    t.wrap(extractor_mod, "result_json", "JSON writing")
     try:
         start = time.perf_counter()
         for _ in range(rounds):
-            if new:
-                for _ in extractor.extract_lines(lines, as_json=True):
-                    pass
-            else:
-                for r in extractor.extract_lines(lines):
-                    with t.phase("JSON writing"):
-                        json.dumps(r, ensure_ascii=False)
+            for _ in extractor.extract_lines(lines, as_json=True):
+                pass
         total = time.perf_counter() - start
     finally:
         t.restore()
@@ -271,7 +249,6 @@ def main(argv=None) -> int:
     ap.add_argument("--model", help="time prediction with this saved model.pt only (no training epochs)")
     ap.add_argument("--batch-size", type=int, default=64, help="documents per forward pass at prediction (default 64)")
     ap.add_argument("--chunk", type=int, help="documents per Extractor chunk (default: the Extractor's)")
-    # passed to Extractor only when not fp32, so that an A/B against code older than --precision still runs
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                     help="inference precision: fp32 (default) or bf16 (autocast)")
     ap.add_argument("--rounds", type=int, default=1, help="repeat the throughput figures (each round printed)")
@@ -292,7 +269,7 @@ def main(argv=None) -> int:
     split = Path(args.data) / "split10"
     print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (host speed drifts between days: compare with a "
-          f"baseline timed in the same session)")
+          f"baseline timed the same hour, alternating)")
     if device.type != "cpu":
         print(f"device: {device_info(device)}")
 
@@ -302,9 +279,8 @@ def main(argv=None) -> int:
         from ecpe.data import read_documents
 
         test = read_documents(split / f"fold{args.fold}_test.txt")
-        ex = Extractor.load(args.model, device=device, batch_size=args.batch_size,
-                            **({"chunk": args.chunk} if args.chunk else {}),
-                            **({"precision": args.precision} if args.precision != "fp32" else {}))
+        ex = Extractor.load(args.model, device=device, batch_size=args.batch_size, precision=args.precision,
+                            **({"chunk": args.chunk} if args.chunk else {}))
         print(f"model: {args.model} (prediction only; batch size {args.batch_size}, chunk {ex.chunk}, precision "
               f"{args.precision}; ecpe from {Path(ecpe_file()).parent})")
         time_prediction(ex, test, args)
@@ -328,9 +304,8 @@ def main(argv=None) -> int:
         print(f"inter_ec_epoch_s: {inter:.2f}")
         print(f"epoch_ratio_inter_ec_over_e2eecpe: {inter / e2e:.2f}")
 
-    ex = Extractor(model, {"preprocess": {"segmenter": "jieba"}}, batch_size=args.batch_size,
-                   **({"chunk": args.chunk} if args.chunk else {}),
-                   **({"precision": args.precision} if args.precision != "fp32" else {}))
+    ex = Extractor(model, {"preprocess": {"segmenter": "jieba"}}, batch_size=args.batch_size, precision=args.precision,
+                   **({"chunk": args.chunk} if args.chunk else {}))
     if args.precision != "fp32":
         print(f"precision: {args.precision}")
     test = fold.test
