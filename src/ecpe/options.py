@@ -20,8 +20,8 @@ __all__ = ["PRESETS", "CLIError", "resolve_data", "parse_folds", "add_device_arg
 
 # named configurations of `ecpe train`: defaults for these flags (argparse dests); flags given on the command
 # line still win. "best": the single model chosen on dev among those measured (docs/accuracy.md): corpus vectors
-# with an open vocabulary (session 5) and, since session 13, ECPE-MLL-style window heads of +-3 clauses (higher
-# dev pair F1 over 3 seeds of split10, p = 0.01, and on split20's valid files, p = 0.006).
+# with an open vocabulary and ECPE-MLL-style window heads of +-3 clauses (the heads raise dev pair F1 over
+# 3 seeds of split10, p = 0.01, and on split20's valid files, p = 0.006).
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},  # the paper's E2EECPE with our defaults (word2vec on each fold's training documents)
     "best": {"embeddings": "corpus", "open_vocab": -1, "pair_scorer": "biaffine+window", "max_distance": 3},
