@@ -1,4 +1,4 @@
-"""Does ``--precision bf16`` change what the models predict? (issue 15)
+"""Does ``--precision bf16`` change what the models predict?
 
     python benchmarks/precision.py --run RUN [--data ../shared/data/ecpe-zh] [--split split10] [--out FILE.json]
 

@@ -1,5 +1,5 @@
 """Would forcing one pair into every document, filtering pairs by the heads, or reading emotions and causes off
-the pairs, help? (issue 13)
+the pairs, help? (measured 2026-12-02: no for pairs; the clauses of the pairs help causes)
 
     python research/decode_rules.py RUN [RUN ...] [--data ../shared/data/ecpe-zh] [--seed 1] [--json OUT]
 

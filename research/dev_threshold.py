@@ -1,4 +1,4 @@
-"""Would choosing the pair threshold eta on dev help? (issue 13; measured: no)
+"""Would choosing the pair threshold eta on dev help? (measured 2026-12-01: no)
 
     python research/dev_threshold.py RUN [RUN ...] [--data ../shared/data/ecpe-zh] [--seed 1]
 

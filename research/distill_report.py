@@ -1,4 +1,4 @@
-"""Write a distillation comparison (issue 15): students against their teacher ensemble and a single model.
+"""Write a distillation comparison: students against their teacher ensemble and a single model.
 
     python research/distill_report.py --student 0.8=runs/distill-w0.8 --student 0.9=runs/distill-w0.9 \\
         --teacher docs/results/accuracy/best_seeds123_split10.json --single runs/corpus-open \\

@@ -1,4 +1,4 @@
-"""Would a smoothed dev curve pick better epochs than its argmax? (issue 13; measured: no)
+"""Would a smoothed dev curve pick better epochs than its argmax? (measured 2026-12-02: no)
 
     python research/smoothed_selection.py RUN [RUN ...] [--windows 1 3 5] [--json OUT]
 
