@@ -15,16 +15,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import E2EConfig
-from ..data.batching import DocBatch, DocTensors, char_id_matrix
-from ..data.corpus import Document
-from ..data.vocab import Vocab
-from ..lexicon import lexicon_classes
-from ..modules import (Biaffine, ClauseAttention, ClauseCNN, DistanceBias, Dropout, PairMLP, WindowScorer,
+from ...config import E2EConfig
+from ...data.batching import DocBatch, DocTensors, char_id_matrix
+from ...data.corpus import Document
+from ...data.vocab import Vocab
+from ...lexicon import lexicon_classes
+from ...modules import (Biaffine, ClauseAttention, ClauseCNN, DistanceBias, Dropout, PairMLP, WindowScorer,
                        bilstm_padded, position_weights)
-from ..modules.compat import tensor_version
-from ..modules.rnn import AttentionClauseEncoder, pack_clauses
-from .base import Decoded, ECPEModel, add_pair_clauses
+from ...modules.compat import tensor_version
+from ...modules.rnn import AttentionClauseEncoder, pack_clauses
+from ..base import Decoded, ECPEModel, add_pair_clauses
 
 __all__ = ["E2EECPE", "pair_loss", "rank_loss", "PAIR_LOSSES", "TOWERS", "CLAUSE_ENCODERS", "CLAUSE_CONTEXTS", "PAIR_SCORERS", "CLAUSE_RULES"]
 
