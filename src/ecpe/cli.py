@@ -18,13 +18,12 @@ from .batch import add_arguments as add_batch_arguments
 from .batch import predict_command
 from .cache import default_model_dir, find_model
 from .inference.card import model_card
-from .config import E2EConfig, TrainConfig, from_dict
+from .config import CLAUSE_CONTEXTS, CLAUSE_ENCODERS, CLAUSE_RULES, PAIR_LOSSES, PAIR_SCORERS, E2EConfig, TrainConfig, from_dict
 from .data.corpus import DataFormatError, find_folds, read_documents
 from .inference import Ensemble, Extractor, InputError, evaluate_runs, load_models, predict_documents, set_clauses
 from .inference.inputs import check_text
 from .metrics import score
 from .models import model_class
-from .models.e2eecpe import CLAUSE_CONTEXTS, CLAUSE_ENCODERS, CLAUSE_RULES, PAIR_LOSSES, PAIR_SCORERS, TOWERS
 from .resources import MissingResource
 from .options import PRESETS
 from .options import (CLIError, add_device_argument, add_precision_argument, parse_folds, resolve_data,
@@ -396,32 +395,18 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                         f"{E2EConfig.attention_heads} heads, as later models relate clauses by attention) or bilstm+emotion "
                         "(the cause side also attends to the document's clauses, weighted by the emotion head's "
                         "probabilities, as Inter-EC feeds emotion predictions to cause extraction)")
-    t.add_argument("--towers", choices=TOWERS,
-                   help="E2EECPE: shared (default: the paper's one clause encoder and clause BiLSTM for both sides) or "
-                        "separate (the cause side, eq. 6 and the cause head, reads its own clause encoder and BiLSTM, "
-                        "as Inter-EC and ECPE-MLL give emotions and causes separate encoders; about twice the encoder cost) or "
-                        "separate+emotion (its clause BiLSTM also reads the emotion head's probability of each clause, as "
-                        "Inter-EC feeds emotion predictions to the cause extractor)")
-    t.add_argument("--exchange", type=int, metavar="N",
-                   help="E2EECPE: N passes of ECPE-MLL's iterative emotion-cause exchange (ISML): after the clause "
-                        "BiLSTM of eq. 4, N more clause BiLSTMs, each reading the clause vectors and the emotion and "
-                        "cause probabilities of every earlier pass (each pass has its own auxiliary heads, all trained "
-                        "by eq. 16); the last pass's states make the vertices and the heads' output. "
-                        "Default 0: the paper's one BiLSTM (ECPE-MLL used 6 on split20)")
     t.add_argument("--pair-scorer", choices=PAIR_SCORERS,
-                   help="E2EECPE: how a pair (p, q) is scored before eq. 8: biaffine (default: the paper's eq. 7), "
-                        "biaffine+distance (plus a learned offset for each distance p - q) or biaffine+mlp (plus a "
-                        "hidden layer over both clauses and a learned distance vector, as later ECPE models score "
-                        "pairs with their relative position; slower) or biaffine+window (plus ECPE-MLL's window "
-                        "multi-label heads: each clause, as emotion and as cause, has one linear classifier per "
-                        "offset of its window, --max-distance K; ECPE-MLL used K = 3). The position prior A of eq. 9 stays either way")
+                   help="E2EECPE: how a pair (p, q) is scored before eq. 8: biaffine (default: the paper's eq. 7) or "
+                        "biaffine+window (plus ECPE-MLL's window multi-label heads: each clause, as emotion and as "
+                        "cause, has one linear classifier per offset of its window, --max-distance K; ECPE-MLL used "
+                        "K = 3). The position prior A of eq. 9 stays either way")
     t.add_argument("--pair-loss", choices=PAIR_LOSSES,
                    help="E2EECPE: bce (default: the paper's eq. 15, each pair cell judged alone) or bce+rank (plus a "
                         "listwise term per document: its gold pairs should hold the mass of softmax(log M-hat) over the "
                         "document's pairs, as RankCP ranks candidate pairs)")
     t.add_argument("--max-distance", type=int, metavar="K",
-                   help=f"E2EECPE with --pair-scorer biaffine+distance / biaffine+mlp / biaffine+window: distances |p - q| beyond K "
-                        f"share one learned value (default {E2EConfig.max_distance})")
+                   help=f"E2EECPE with --pair-scorer biaffine+window: offsets |p - q| beyond K share the outermost "
+                        f"classifiers (default {E2EConfig.max_distance})")
     t.add_argument("--clauses", choices=CLAUSE_RULES,
                    help="E2EECPE: which clauses are reported as emotion and cause clauses: heads (default: the "
                         "auxiliary heads, probability > 1/2, as the paper's Table 2) or heads+pairs (also the emotion and the cause clause of "

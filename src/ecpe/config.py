@@ -4,7 +4,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["E2EConfig", "TrainConfig", "ConfigError", "from_dict", "to_dict"]
+__all__ = ["E2EConfig", "TrainConfig", "ConfigError", "from_dict", "to_dict", "CLAUSE_ENCODERS", "CLAUSE_CONTEXTS",
+           "PAIR_SCORERS", "PAIR_LOSSES", "CLAUSE_RULES"]
+
+# the values of E2EConfig's choice fields (the first is the paper's model)
+CLAUSE_ENCODERS = ("cnn", "lstm", "cnn+lstm")
+CLAUSE_CONTEXTS = ("bilstm", "bilstm+attention", "bilstm+emotion")
+PAIR_SCORERS = ("biaffine", "biaffine+window")
+PAIR_LOSSES = ("bce", "bce+rank")
+CLAUSE_RULES = ("heads", "heads+pairs")
 
 
 @dataclass
@@ -31,15 +39,48 @@ class E2EConfig:
     word_hidden: int = 100        # the "lstm" clause encoder: word LSTM units per direction (clause vectors 2x this)
     clause_context: str = "bilstm"  # after eq. 4: "bilstm" (the paper), "bilstm+attention" (+ clause self-attention),
                                     # "bilstm+emotion" (the cause side also attends towards likely emotion clauses)
-    towers: str = "shared"        # "shared" (the paper: one clause encoder + BiLSTM) or "separate" (the cause side has its own)
-    exchange: int = 0             # ISML-style passes (ECPE-MLL): clause BiLSTMs reading earlier passes' head probabilities
     attention_heads: int = 4      # the clause attention of clause_context != "bilstm" (size vertex_dim in all)
-    pair_scorer: str = "biaffine"  # "biaffine" (eq. 7), "biaffine+distance" (+ a learned offset per p - q), "biaffine+mlp"
-    max_distance: int = 10        # the pair scorers' terms: |p - q| beyond this shares one value
-    pair_loss: str = "bce"        # "bce" (eq. 15) or "bce+rank" (+ a listwise term per document, models.e2eecpe.rank_loss)
+    pair_scorer: str = "biaffine"  # "biaffine" (eq. 7) or "biaffine+window" (+ ECPE-MLL's window heads)
+    max_distance: int = 10        # the window heads: offsets |p - q| beyond this share the outermost classifiers
+    pair_loss: str = "bce"        # "bce" (eq. 15) or "bce+rank" (+ a listwise term per document, models.e2eecpe.variants)
     rank_weight: float = 1.0      # weight of that listwise term
     clauses: str = "heads"        # emotion / cause clauses: "heads" (the auxiliary heads, as the paper's Table 2) or
                                   # "heads+pairs" (also the two clauses of every predicted pair)
+
+    def __post_init__(self):
+        _check(self, _E2E_CHECKS)
+        if self.pair_scorer != "biaffine" and self.max_distance < 1:
+            raise ConfigError(f"E2EConfig.max_distance must be at least 1 with pair_scorer {self.pair_scorer!r}, "
+                              f"got {self.max_distance!r}", field="max_distance", expected="at least 1",
+                              value=self.max_distance)
+        if self.clause_context == "bilstm+emotion" and not self.use_aux:
+            raise ConfigError("E2EConfig.clause_context 'bilstm+emotion' reads the auxiliary emotion head: it needs "
+                              "use_aux", field="clause_context", expected="not 'bilstm+emotion' without use_aux",
+                              value=self.clause_context)
+
+
+def _one_of(choices: tuple[str, ...]) -> tuple[Any, str]:
+    return (lambda v: v in choices), "one of " + ", ".join(choices)
+
+
+# what each E2EConfig field accepts (the checks of several fields together are in __post_init__)
+_E2E_CHECKS: dict[str, tuple[Any, str]] = {
+    "beta": (lambda v: v >= 0, "at least 0"),
+    "clause_encoder": _one_of(CLAUSE_ENCODERS),
+    "clause_context": _one_of(CLAUSE_CONTEXTS),
+    "pair_scorer": _one_of(PAIR_SCORERS),
+    "pair_loss": _one_of(PAIR_LOSSES),
+    "clauses": _one_of(CLAUSE_RULES),
+}
+
+
+def _check(config, checks: dict[str, tuple[Any, str]]) -> None:
+    """ConfigError naming the first field of ``config`` whose value its check refuses."""
+    for name, (ok, expected) in checks.items():
+        value = getattr(config, name)
+        if not ok(value):
+            raise ConfigError(f"{type(config).__name__}.{name} must be {expected}, got {value!r}", field=name,
+                              expected=expected, value=value)
 
 
 @dataclass
@@ -70,11 +111,7 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        for name, (ok, expected) in _TRAIN_CHECKS.items():
-            value = getattr(self, name)
-            if not ok(value):
-                raise ConfigError(f"TrainConfig.{name} must be {expected}, got {value!r}", field=name,
-                                  expected=expected, value=value)
+        _check(self, _TRAIN_CHECKS)
 
 
 # what each TrainConfig field accepts: a value outside it would train something other than what was asked

@@ -91,8 +91,6 @@ MODEL_FLAGS: dict[str, tuple[str, str, Any]] = {
     "--lexicon": ("lexicon", "lexicon", None),
     "--clause-encoder": ("clause_encoder", "clause_encoder", None),
     "--clause-context": ("clause_context", "clause_context", None),
-    "--towers": ("towers", "towers", None),
-    "--exchange": ("exchange", "exchange", None),
     "--pair-scorer": ("pair_scorer", "pair_scorer", None),
     "--pair-loss": ("pair_loss", "pair_loss", None),
     "--max-distance": ("max_distance", "max_distance", None),
