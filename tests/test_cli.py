@@ -110,7 +110,68 @@ def test_threshold_help_names_each_models_default(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "(default 0.3, as the paper)" in out and "(default 0.5)" in out
+    assert "E2EECPE: pair threshold eta on M-hat, eq. 18 (default 0.3);" in out
+    assert "the two-stage models: the filter keeps a candidate pair whose probability is above it; 0.5 = argmax " \
+           "(default 0.5)" in out
+
+
+def _train_actions():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return {opt: a for a in sub.choices["train"]._actions for opt in a.option_strings}
+
+
+def test_model_flags_come_from_the_config_fields():
+    """Each model flag is declared once, on its config field (ecpe.config.option): MODEL_FLAGS, the flag's
+    choices and the default its help shows are read from there; bool fields are switches to the opposite of
+    their default."""
+    from dataclasses import fields
+
+    from ecpe.config import E2EConfig
+    from ecpe.models import TwoStageConfig
+    from ecpe.options import MODEL_FLAGS
+
+    assert set(MODEL_FLAGS) == {
+        "--embed-dim", "--hidden", "--threshold", "--beta", "--filters", "--vertex-dim", "--word-dropout",
+        "--freeze-embeddings", "--char-backoff", "--lexicon", "--clause-encoder", "--clause-context", "--pair-scorer",
+        "--pair-loss", "--max-distance", "--clauses", "--no-aux", "--no-position", "--no-filter"}
+    assert MODEL_FLAGS["--no-aux"] == ("no_aux", "use_aux", False)
+    assert MODEL_FLAGS["--freeze-embeddings"] == ("freeze_embeddings", "freeze_embeddings", True)
+    assert MODEL_FLAGS["--pair-scorer"] == ("pair_scorer", "pair_scorer", None)
+    actions = _train_actions()
+    for cls in (E2EConfig, TwoStageConfig):
+        for f in fields(cls):
+            cli = f.metadata.get("cli")
+            if not cli:
+                continue
+            flag = cli["flag"] or "--" + f.name.replace("_", "-")
+            action = actions[flag]
+            assert tuple(action.choices or ()) == tuple(cli["choices"] or ())
+            if not isinstance(f.default, bool) and f.default is not None:
+                assert f"(default {f.default})" in " ".join(action.help.split()), flag
+    help_text = " ".join(a.help or "" for a in actions.values())
+    assert "{" not in help_text  # every {field} reference was filled in
+
+
+def test_train_help_quotes_no_measured_result(capsys):
+    import re
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert not re.search(r"p = 0\.\d|F1 [+-]0\.\d|of [\d,]+ predicted", out), out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--beta", "-1"], "--beta must be at least 0, got -1.0"),
+    (["--pair-scorer", "biaffine+window", "--max-distance", "0"], "--max-distance must be at least 1, got 0"),
+    (["--clause-context", "bilstm+emotion", "--no-aux"], "--clause-context must be a context that does not read the "
+                                                         r"emotion head, without the auxiliary heads, got 'bilstm\+emotion'"),
+])
+def test_train_refuses_bad_model_values_under_the_flags_name(argv, message):
+    from ecpe.options import CLIError, train_model_config
+
+    with pytest.raises(CLIError, match=message):
+        train_model_config(build_parser().parse_args(["train", "--out", "x", *argv]))
 
 
 def test_epochs_caps_every_stage_of_a_two_stage_model(tmp_path, corpus, split_writer):

@@ -562,3 +562,17 @@ def test_every_value_of_a_variant_field_builds_its_strategy(tiny_config):
                                        ("pair_loss", PAIR_LOSSES, "pair_objective", variants.PairLoss)):
         kinds = [type(getattr(make_model(tiny_config, **{field: v}), attr)) for v in choices]
         assert kinds[0] is base and all(issubclass(k, base) for k in kinds) and len(set(kinds)) == len(choices)
+
+
+def test_config_checks_its_fields_when_made():
+    """E2EConfig refuses a value its field does not accept when it is made (ConfigError naming the field), so
+    the Python API refuses what the command line refuses; the lexicon choices are ecpe.lexicon's."""
+    from ecpe.config import E2EConfig
+    from ecpe.lexicon import LEXICONS
+
+    for field, bad in (("pair_loss", "hinge"), ("clauses", "pairs"), ("beta", -0.5), ("lexicon", "nrc")):
+        with pytest.raises(ConfigError) as e:
+            E2EConfig(**{field: bad})
+        assert (e.value.field, e.value.value) == (field, bad)
+    assert E2EConfig(lexicon=None).lexicon is None
+    assert E2EConfig.__dataclass_fields__["lexicon"].metadata["cli"]["choices"] == tuple(LEXICONS)
