@@ -148,7 +148,6 @@ class TrainConfig:
     distill_weight: float = 0.5   # targets = (1 - w) * gold + w * teachers' mean M-hat / probabilities
     threads: int = 0              # torch threads; 0 = all cores
     device: str = "cpu"           # "cpu", "cuda", "cuda:N" or "auto" (a GPU when there is one)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         for name, (ok, expected) in _TRAIN_CHECKS.items():

@@ -15,7 +15,7 @@ Without the filter, every candidate is kept.
 Both stages live in one module (and one checkpoint). Stage 1 is trained first (epoch chosen by the mean
 of emotion and cause F1 on the selection set); stage 2 is trained on the candidates that stage 1 predicts
 on the *training* documents and chosen by pair F1 on the candidates stage 1 predicts on the selection set.
-The specification is ``shared/docs/baselines.md``.
+What they are and what to watch when reproducing them: ``docs/baselines.md``.
 """
 from __future__ import annotations
 
@@ -38,10 +38,7 @@ from ..modules.rnn import AttentionClauseEncoder, BiLSTM, PackedClauses, pack_cl
 from .base import Decoded, ECPEModel
 
 __all__ = ["TwoStageConfig", "TwoStageECPE", "Indep", "InterCE", "InterEC", "ClauseExtractor", "PairFilter",
-           "ClauseTensors", "CandidateTensors", "PairBatch", "candidate_pairs", "evaluate_filter", "mean_clause_f1",
-           "STAGES"]
-
-STAGES = ("stage1", "stage2")
+           "ClauseTensors", "CandidateTensors", "PairBatch", "candidate_pairs", "evaluate_filter", "mean_clause_f1"]
 
 
 @dataclass
