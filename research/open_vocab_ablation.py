@@ -36,7 +36,7 @@ from ecpe.training import dev_split, evaluate, word_vectors
 
 def fold_variants(run: Path, split_dir: Path, k: int) -> dict:
     model, ckpt = load_model(run / f"fold{k}" / "model.pt")
-    cfg = from_dict(TrainConfig, ckpt["meta"]["train_config"])
+    cfg = from_dict(TrainConfig, {k: v for k, v in ckpt["meta"]["train_config"].items() if k != "extra"})  # removed
     fold = load_fold(split_dir, k)
     train_docs, _, _ = dev_split(fold, cfg.seed, cfg.dev_fraction)
     trained = {w for d in train_docs for c in d.clauses for w in c}

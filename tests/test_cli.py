@@ -110,7 +110,68 @@ def test_threshold_help_names_each_models_default(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "(default 0.3, as the paper)" in out and "(default 0.5)" in out
+    assert "E2EECPE: pair threshold eta on M-hat, eq. 18 (default 0.3);" in out
+    assert "the two-stage models: the filter keeps a candidate pair whose probability is above it; 0.5 = argmax " \
+           "(default 0.5)" in out
+
+
+def _train_actions():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return {opt: a for a in sub.choices["train"]._actions for opt in a.option_strings}
+
+
+def test_model_flags_come_from_the_config_fields():
+    """Each model flag is declared once, on its config field (ecpe.config.option): MODEL_FLAGS, the flag's
+    choices and the default its help shows are read from there; bool fields are switches to the opposite of
+    their default."""
+    from dataclasses import fields
+
+    from ecpe.config import E2EConfig
+    from ecpe.models import TwoStageConfig
+    from ecpe.options import MODEL_FLAGS
+
+    assert set(MODEL_FLAGS) == {
+        "--embed-dim", "--hidden", "--threshold", "--beta", "--filters", "--vertex-dim", "--word-dropout",
+        "--freeze-embeddings", "--char-backoff", "--lexicon", "--clause-encoder", "--clause-context", "--pair-scorer",
+        "--pair-loss", "--max-distance", "--clauses", "--no-aux", "--no-position", "--no-filter"}
+    assert MODEL_FLAGS["--no-aux"] == ("no_aux", "use_aux", False)
+    assert MODEL_FLAGS["--freeze-embeddings"] == ("freeze_embeddings", "freeze_embeddings", True)
+    assert MODEL_FLAGS["--pair-scorer"] == ("pair_scorer", "pair_scorer", None)
+    actions = _train_actions()
+    for cls in (E2EConfig, TwoStageConfig):
+        for f in fields(cls):
+            cli = f.metadata.get("cli")
+            if not cli:
+                continue
+            flag = cli["flag"] or "--" + f.name.replace("_", "-")
+            action = actions[flag]
+            assert tuple(action.choices or ()) == tuple(cli["choices"] or ())
+            if not isinstance(f.default, bool) and f.default is not None:
+                assert f"(default {f.default})" in " ".join(action.help.split()), flag
+    help_text = " ".join(a.help or "" for a in actions.values())
+    assert "{" not in help_text  # every {field} reference was filled in
+
+
+def test_train_help_quotes_no_measured_result(capsys):
+    import re
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert not re.search(r"p = 0\.\d|F1 [+-]0\.\d|of [\d,]+ predicted", out), out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--beta", "-1"], "--beta must be at least 0, got -1.0"),
+    (["--pair-scorer", "biaffine+window", "--max-distance", "0"], "--max-distance must be at least 1, got 0"),
+    (["--clause-context", "bilstm+emotion", "--no-aux"], "--clause-context must be a context that does not read the "
+                                                         r"emotion head, without the auxiliary heads, got 'bilstm\+emotion'"),
+])
+def test_train_refuses_bad_model_values_under_the_flags_name(argv, message):
+    from ecpe.options import CLIError, train_model_config
+
+    with pytest.raises(CLIError, match=message):
+        train_model_config(build_parser().parse_args(["train", "--out", "x", *argv]))
 
 
 def test_epochs_caps_every_stage_of_a_two_stage_model(tmp_path, corpus, split_writer):
@@ -162,44 +223,31 @@ def test_train_refuses_bad_values_under_the_flags_name(argv, message):
         train_config(build_parser().parse_args(["train", "--out", "x", *argv]))
 
 
-def _saved_pair_mlp(model):
-    from ecpe.modules import PairMLP
-    assert model.config.pair_scorer == "biaffine+mlp" and model.config.max_distance == 3
-    assert isinstance(model.pair_extra, PairMLP) and model.pair_extra.distance.num_embeddings == 7
-    assert model.pair_extra.out.weight.abs().sum() > 0  # trained off its zero start
-
-
-def _saved_window_exchange(model):
-    from ecpe.modules import WindowScorer
-    assert model.config.exchange == 1 and len(model.exchange_lstms) == 1
-    assert isinstance(model.pair_extra, WindowScorer) and model.pair_extra.emotion.out_features == 7
-    assert model.pair_extra.emotion.weight.abs().sum() > 0  # trained off its zero start
-
-
-@pytest.mark.parametrize("flags, check, refused", [
-    (["--pair-scorer", "biaffine+mlp", "--max-distance", "3"], _saved_pair_mlp, ["--pair-scorer", "biaffine+distance"]),
-    (["--pair-scorer", "biaffine+window", "--max-distance", "3", "--exchange", "1"], _saved_window_exchange,
-     ["--exchange", "2"]),
-])
-def test_train_pair_scorer_is_saved_and_refused_for_two_stage(tmp_path, corpus, split_writer, capsys, flags, check,
-                                                              refused):
-    """--pair-scorer biaffine+mlp --max-distance 3 (and biaffine+window with --exchange 1) trains, is saved in the
-    model's config, reloads to the test scores training wrote; a two-stage model refuses the flag."""
+def test_train_pair_scorer_is_saved_and_refused_for_two_stage(tmp_path, corpus, split_writer, capsys):
+    """--pair-scorer biaffine+window --max-distance 3 trains, is saved in the model's config, reloads to the test
+    scores training wrote; a two-stage model refuses the flag; the removed options are no flags."""
     import json
 
     from ecpe.data.corpus import load_fold
     from ecpe.inference import evaluate, load_models
+    from ecpe.models.e2eecpe.variants import WindowPairScorer
 
     split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
     rc = main(["train", "--data", str(split), "--out", str(tmp_path / "run"), "--epochs", "2", "--embed-dim", "16",
-               "--hidden", "8", *flags, "-q"])
+               "--hidden", "8", "--pair-scorer", "biaffine+window", "--max-distance", "3", "-q"])
     assert rc == 0
     loaded, _ = load_models([tmp_path / "run" / "fold1" / "model.pt"])
-    check(loaded)
+    assert loaded.config.pair_scorer == "biaffine+window" and loaded.config.max_distance == 3
+    assert isinstance(loaded.pair_extra, WindowPairScorer) and loaded.pair_extra.emotion.out_features == 7
+    assert loaded.pair_extra.emotion.weight.abs().sum() > 0  # trained off its zero start
     res = json.loads((tmp_path / "run" / "fold1" / "result.json").read_text())
     assert evaluate(loaded, loaded.tensorize(load_fold(split, 1).test))["pair"] == pytest.approx(res["pair"])
-    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "two"), "--model", "inter-ec", *refused, "-q"])
-    assert rc != 0 and f"{refused[0]} does not apply to model 'inter-ec'" in capsys.readouterr().err
+    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "two"), "--model", "inter-ec",
+               "--pair-scorer", "biaffine+window", "-q"])
+    assert rc != 0 and "--pair-scorer does not apply to model 'inter-ec'" in capsys.readouterr().err
+    for removed in (["--towers", "separate"], ["--exchange", "2"], ["--pair-scorer", "biaffine+mlp"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["train", *removed])
 
 
 def test_train_clause_context_is_saved_and_refused_for_two_stage(tmp_path, corpus, split_writer, capsys):
@@ -221,6 +269,3 @@ def test_train_clause_context_is_saved_and_refused_for_two_stage(tmp_path, corpu
     rc = main(["train", "--data", str(split), "--out", str(tmp_path / "two"), "--model", "inter-ec",
                "--pair-loss", "bce+rank", "-q"])
     assert rc != 0 and "--pair-loss does not apply to model 'inter-ec'" in capsys.readouterr().err
-    rc = main(["train", "--data", str(split), "--out", str(tmp_path / "two"), "--model", "inter-ec",
-               "--towers", "separate", "-q"])
-    assert rc != 0 and "--towers does not apply to model 'inter-ec'" in capsys.readouterr().err

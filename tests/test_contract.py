@@ -3,13 +3,14 @@ checkpoint written by earlier code (config version 1) loads and predicts the sam
 from __future__ import annotations
 
 import inspect
+import re
 
 import pytest
 import torch
 
 from conftest import TINY
 
-from ecpe.config import TrainConfig
+from ecpe.config import ConfigError, TrainConfig
 from ecpe.data.corpus import Fold
 from ecpe.inference import Extractor, decode_batches, predict
 from ecpe.models import CONFIG_VERSION, MODELS, ECPEModel, load_model, migrate_config
@@ -89,3 +90,38 @@ def test_config_migration_steps():
     assert migrate_config("e2eecpe", {"embed_dim": 8}, CONFIG_VERSION) == {"embed_dim": 8}
     with pytest.raises(ValueError, match="newer"):
         migrate_config("e2eecpe", {}, CONFIG_VERSION + 1)
+
+
+def version2_checkpoint(path, tmp_path, **config):
+    """The checkpoint as the code of commits up to 84eddee wrote it (config version 2, with the options removed
+    at version 3), its config updated by ``config``."""
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["config_version"] = 2
+    ckpt["config"].update({"towers": "shared", "exchange": 0, **config})
+    old = tmp_path / "v2.pt"
+    torch.save(ckpt, old)
+    return old
+
+
+def test_checkpoint_of_a_removed_option_is_refused_naming_it(tmp_path):
+    """A version-2 checkpoint at the paper's value of a removed option loads and predicts the same; one that
+    uses the option is refused with one line naming the file, the option and the last commit that had it."""
+    from tiny_model import make_tiny_model
+
+    path = make_tiny_model(tmp_path / "tiny.pt", threshold=0.5)
+    new_model, _ = load_model(path)
+    old_model, ckpt = load_model(version2_checkpoint(path, tmp_path))
+    assert ckpt["config_version"] == CONFIG_VERSION and not {"towers", "exchange"} & set(ckpt["config"])
+    text = "昨天上午，警察把丢失的钱交给了老人。老人非常高兴，把钱存进了银行。"
+    assert Extractor(old_model).extract(text, matrix=True) == Extractor(new_model).extract(text, matrix=True)
+    for option, value in (("towers", "separate+emotion"), ("exchange", 3), ("pair_scorer", "biaffine+mlp"),
+                          ("pair_scorer", "biaffine+distance")):
+        old = version2_checkpoint(path, tmp_path, **{option: value})
+        with pytest.raises(ConfigError) as e:
+            load_model(old)
+        assert re.fullmatch(rf"{re.escape(str(old))}: the model uses {option}={re.escape(repr(value))} \(.+\), an option "
+                            "removed from ecpe after commit 84eddee; load it with ecpe at that commit", str(e.value))
+        assert e.value.field == option and "\n" not in str(e.value)
+    assert migrate_config("e2eecpe", {"pair_scorer": "biaffine+window", "towers": "shared"}, 2) == {
+        "pair_scorer": "biaffine+window"}
+    assert migrate_config("inter-ec", {"towers": "separate"}, 2) == {"towers": "separate"}  # E2EECPE's options only

@@ -131,3 +131,20 @@ def test_seeds_check_every_seed_folder_before_training(run, tmp_path, capsys):
     assert train(data, seeds, "--seeds", "1,2") == 2
     assert f"{seeds / 'seed2' / 'fold1'} was trained with other settings (seed 1 -> 2)" in capsys.readouterr().err
     assert not (seeds / "seed1").exists()
+
+
+def test_a_recipe_of_earlier_code_with_since_removed_keys_is_reused(run, capsys):
+    """A fold trained before E2EECPE's towers / exchange options and TrainConfig.extra were removed records
+    them at the paper's values: still the same recipe. One trained with such an option differs."""
+    data, out = run
+    result = out / "fold1" / "result.json"
+    old = json.loads(result.read_text())
+    old["recipe"]["model_config"].update(towers="shared", exchange=0)
+    old["recipe"]["train"]["extra"] = {}
+    result.write_text(json.dumps(old))
+    assert train(data, out) == 0
+    assert f"reusing {out / 'fold1'} (e2eecpe, split10, same recipe)" in capsys.readouterr().err
+    old["recipe"]["model_config"]["towers"] = "separate"
+    result.write_text(json.dumps(old))
+    assert train(data, out) == 2
+    assert "was trained with other settings (towers separate -> (unset)" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from conftest import decode_py
 
+from ecpe.config import ConfigError
 from ecpe.data.corpus import Document
 from ecpe.data.vocab import Vocab
 from ecpe.models import build_model
@@ -39,12 +40,10 @@ def naive_bce(logits, weights, gold):
 @pytest.mark.parametrize("over", [{}, {"clause_encoder": "lstm", "word_hidden": 5},
                                   {"clause_encoder": "lstm", "word_hidden": 5, "char_backoff": True},
                                   {"clause_encoder": "cnn+lstm", "word_hidden": 5},
-                                  {"clause_context": "bilstm+attention"}, {"clause_context": "bilstm+emotion"},
-                                  {"towers": "separate"}, {"towers": "separate", "clause_encoder": "cnn+lstm", "word_hidden": 5},
-                                  {"towers": "separate+emotion"}])
+                                  {"clause_context": "bilstm+attention"}, {"clause_context": "bilstm+emotion"}])
 def test_padding_changes_no_prediction(tiny_config, over):
     model = make_model(tiny_config, **over)
-    if model.context is not None:  # move the clause attention off its zero start, or it adds nothing to test
+    if over.get("clause_context"):  # move the clause attention off its zero start, or it adds nothing to test
         torch.nn.init.normal_(model.context.out.weight)
     alone = model.tensorize([DOC_A]).batch([0])
     both = model.tensorize(DOCS)
@@ -230,7 +229,7 @@ def test_aux_loss_is_weighted_by_beta(tiny_config):
     aux = losses[1.0] - losses[0.0]
     assert aux > 0
     assert losses[2.5] - losses[0.0] == pytest.approx(2.5 * aux, rel=1e-4)
-    with pytest.raises(ValueError, match="beta .* must be at least 0"):  # --beta -1
+    with pytest.raises(ConfigError, match="E2EConfig.beta must be at least 0, got -1.0"):  # --beta -1
         make_model(tiny_config, beta=-1.0)
 
 
@@ -447,11 +446,11 @@ def test_lstm_clause_encoder_reads_words_in_order_and_has_no_table(tiny_config):
     assert not torch.allclose(a, b)
     both = make_model(tiny_config, clause_encoder="cnn+lstm", word_hidden=5)
     assert both.lstm.input_size == 10 + both.cnn.out_dim
-    with pytest.raises(ValueError, match="clause_encoder must be one of cnn, lstm, cnn\\+lstm"):
+    with pytest.raises(ConfigError, match="E2EConfig.clause_encoder must be one of cnn, lstm, cnn\\+lstm"):
         make_model(tiny_config, clause_encoder="gru")
 
 
-@pytest.mark.parametrize("scorer", ["biaffine+distance", "biaffine+mlp", "biaffine+window"])
+@pytest.mark.parametrize("scorer", ["biaffine+window"])
 def test_pair_scorers_start_as_the_paper_and_keep_padding_out(tiny_config, scorer):
     """--pair-scorer: untrained, the extra term is zero (same pair logits as eq. 7 alone, same seed); with
     it moved off zero, padding still changes nothing, and one training step moves it."""
@@ -471,9 +470,9 @@ def test_pair_scorers_start_as_the_paper_and_keep_padding_out(tiny_config, score
     model.loss(model(batch), batch).backward()
     opt.step()
     assert any(not torch.equal(b, p) for b, p in zip(before, model.pair_extra.parameters()))
-    with pytest.raises(ValueError, match="pair_scorer must be one of biaffine, biaffine\\+distance, biaffine\\+mlp"):
+    with pytest.raises(ConfigError, match="E2EConfig.pair_scorer must be one of biaffine, biaffine\\+window, got 'bilinear'"):
         make_model(tiny_config, pair_scorer="bilinear")
-    with pytest.raises(ValueError, match="max_distance must be at least 1"):
+    with pytest.raises(ConfigError, match="max_distance must be at least 1"):
         make_model(tiny_config, pair_scorer=scorer, max_distance=0)
 
 
@@ -504,9 +503,9 @@ def test_clause_contexts_start_as_the_paper_and_learn(tiny_config, context):
         torch.testing.assert_close(moved["emotion"], ref["emotion"])
     else:
         assert not torch.allclose(moved["emotion"], ref["emotion"])
-    with pytest.raises(ValueError, match="clause_context must be one of bilstm, bilstm\\+attention, bilstm\\+emotion"):
+    with pytest.raises(ConfigError, match="E2EConfig.clause_context must be one of bilstm, bilstm\\+attention, bilstm\\+emotion"):
         make_model(tiny_config, clause_context="gnn")
-    with pytest.raises(ValueError, match="needs use_aux"):
+    with pytest.raises(ConfigError, match="needs use_aux"):
         make_model(tiny_config, clause_context="bilstm+emotion", use_aux=False)
 
 
@@ -548,84 +547,32 @@ def test_pair_loss_bce_rank_adds_the_listwise_term(tiny_config):
         extra = 0.5 * rank_loss(s["pair_logits"], s["pair_weights"], batch.pairs, cells) / batch.mask.sum()
         assert extra > 0
         torch.testing.assert_close(model.loss(s, batch), paper.loss(paper(batch), batch) + extra)
-    with pytest.raises(ValueError, match="pair_loss must be one of bce, bce\\+rank"):
+    with pytest.raises(ConfigError, match="E2EConfig.pair_loss must be one of bce, bce\\+rank"):
         make_model(tiny_config, pair_loss="hinge")
 
 
-@pytest.mark.parametrize("towers", ["separate", "separate+emotion"])
-def test_separate_towers_give_the_cause_side_its_own_encoder(tiny_config, towers):
-    """--towers separate: the emotion side is the paper's model (same seed, same scores), the cause side reads
-    a second clause encoder and BiLSTM (other scores, trained by the loss); the inference table of the shared
-    CNN gives the same scores."""
-    paper, model = make_model(tiny_config), make_model(tiny_config, towers=towers)
-    assert set(model.cause_tower) == {"cnn", "lstm"}
-    # "separate+emotion": the cause BiLSTM reads one more input per clause, the emotion head's P(emotion)
-    assert model.cause_tower["lstm"].input_size == model.lstm.input_size + (towers == "separate+emotion")
-    batch = model.tensorize(DOCS).batch([0, 1])
-    with torch.no_grad():
-        s, ref = model(batch), paper(batch)
-        torch.testing.assert_close(s["emotion"], ref["emotion"])
-        assert not torch.allclose(s["cause"], ref["cause"]) and not torch.allclose(s["pair_logits"], ref["pair_logits"])
-        model.prepare_for_inference()
-        cached = model(batch)
-        for key in ("pair_logits", "emotion", "cause"):
-            torch.testing.assert_close(cached[key], s[key], rtol=1e-5, atol=1e-5)
-        # the cause side hears the emotion head only with "separate+emotion"
-        model.emotion_out.bias.add_(torch.tensor([-2.0, 2.0]))
-        moved = model(batch)["cause"]
-        assert torch.allclose(moved, cached["cause"]) == (towers == "separate")
-    model.train()
-    model.loss(model(batch), batch).backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.cause_tower.parameters())
-    with pytest.raises(ValueError, match="towers must be one of shared, separate, separate\\+emotion"):
-        make_model(tiny_config, towers="two")
-    with pytest.raises(ValueError, match="takes clause_context 'bilstm' only"):
-        make_model(tiny_config, towers=towers, clause_context="bilstm+emotion")
-    if towers == "separate+emotion":
-        with pytest.raises(ValueError, match="needs use_aux"):
-            make_model(tiny_config, towers=towers, use_aux=False)
+def test_every_value_of_a_variant_field_builds_its_strategy(tiny_config):
+    """Each value of the fields that choose a variant (ecpe.config) has its strategy (models.e2eecpe.variants),
+    the paper's value the base class itself."""
+    from ecpe.config import CLAUSE_CONTEXTS, PAIR_LOSSES, PAIR_SCORERS
+    from ecpe.models.e2eecpe import variants
+
+    for field, choices, attr, base in (("clause_context", CLAUSE_CONTEXTS, "context", variants.ClauseContext),
+                                       ("pair_scorer", PAIR_SCORERS, "pair_extra", variants.PairScorer),
+                                       ("pair_loss", PAIR_LOSSES, "pair_objective", variants.PairLoss)):
+        kinds = [type(getattr(make_model(tiny_config, **{field: v}), attr)) for v in choices]
+        assert kinds[0] is base and all(issubclass(k, base) for k in kinds) and len(set(kinds)) == len(choices)
 
 
+def test_config_checks_its_fields_when_made():
+    """E2EConfig refuses a value its field does not accept when it is made (ConfigError naming the field), so
+    the Python API refuses what the command line refuses; the lexicon choices are ecpe.lexicon's."""
+    from ecpe.config import E2EConfig
+    from ecpe.lexicon import LEXICONS
 
-def test_exchange_passes_reread_the_clauses_with_earlier_head_probabilities(tiny_config):
-    """--exchange 2: two more clause BiLSTMs, pass k reading the clause vectors and the 2k head probabilities
-    of passes 0 .. k - 1; the earlier passes' heads are scored (and trained by eq. 16, the loss is their sum);
-    a document scores the same alone and in a batch; the inference table of the CNN gives the same scores."""
-    import torch.nn.functional as F
-
-    model = make_model(tiny_config, exchange=2)
-    assert [l.input_size - model.lstm.input_size for l in model.exchange_lstms] == [2, 4]
-    batch = model.tensorize(DOCS).batch([0, 1])
-    with torch.no_grad():
-        s = model(batch)
-        assert s["earlier_emotion"].shape == s["earlier_cause"].shape == (2, 2, batch.max_doc_len, 2)
-        alone = model(model.tensorize([DOC_A]).batch([0]))
-        torch.testing.assert_close(s["pair_logits"][0, :3, :3], alone["pair_logits"][0], rtol=1e-5, atol=1e-5)
-        for key in ("emotion", "cause"):
-            torch.testing.assert_close(s[key][0, :3], alone[key][0], rtol=1e-5, atol=1e-5)
-        model.prepare_for_inference()
-        cached = model(batch)
-        for key in ("pair_logits", "emotion", "cause", "earlier_emotion"):
-            torch.testing.assert_close(cached[key], s[key], rtol=1e-5, atol=1e-5)
-        # the loss adds beta * every earlier pass's emotion and cause NLL, over the N real clauses
-        m = batch.mask
-        earlier = sum(F.nll_loss(lp[m], gold[m], reduction="sum")
-                      for lp, gold in [*((e, batch.emotion) for e in s["earlier_emotion"]),
-                                       *((c, batch.cause) for c in s["earlier_cause"])])
-        last_only = {k: v for k, v in s.items() if not k.startswith("earlier_")}
-        torch.testing.assert_close(model.loss(s, batch) - model.loss(last_only, batch),
-                                   model.config.beta * earlier / m.sum())
-        # the last pass hears the first pass's heads
-        model.exchange_heads[0]["emotion_out"].bias.add_(torch.tensor([-3.0, 3.0]))
-        assert not torch.allclose(model(batch)["pair_logits"], cached["pair_logits"])
-    model.train()
-    model.loss(model(batch), batch).backward()
-    for part in (model.exchange_lstms, model.exchange_heads):
-        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
-    assert len(list(make_model(tiny_config).exchange_lstms.parameters())) == 0  # default: the paper's model
-    with pytest.raises(ValueError, match="at least 0"):
-        make_model(tiny_config, exchange=-1)
-    with pytest.raises(ValueError, match="need use_aux"):
-        make_model(tiny_config, exchange=1, use_aux=False)
-    with pytest.raises(ValueError, match="towers 'shared' and clause_context 'bilstm' only"):
-        make_model(tiny_config, exchange=1, towers="separate")
+    for field, bad in (("pair_loss", "hinge"), ("clauses", "pairs"), ("beta", -0.5), ("lexicon", "nrc")):
+        with pytest.raises(ConfigError) as e:
+            E2EConfig(**{field: bad})
+        assert (e.value.field, e.value.value) == (field, bad)
+    assert E2EConfig(lexicon=None).lexicon is None
+    assert E2EConfig.__dataclass_fields__["lexicon"].metadata["cli"]["choices"] == tuple(LEXICONS)

@@ -18,17 +18,16 @@ from .batch import add_arguments as add_batch_arguments
 from .batch import predict_command
 from .cache import default_model_dir, find_model
 from .inference.card import model_card
-from .config import E2EConfig, TrainConfig, from_dict
+from .config import CLAUSE_RULES, TrainConfig, from_dict
 from .data.corpus import DataFormatError, find_folds, read_documents
 from .inference import Ensemble, Extractor, InputError, evaluate_runs, load_models, predict_documents, set_clauses
 from .inference.inputs import check_text
 from .metrics import score
-from .models import model_class
-from .models.e2eecpe import CLAUSE_CONTEXTS, CLAUSE_ENCODERS, CLAUSE_RULES, PAIR_LOSSES, PAIR_SCORERS, TOWERS
+from .models import TwoStageConfig, model_class
 from .resources import MissingResource
 from .options import PRESETS
-from .options import (CLIError, add_device_argument, add_precision_argument, parse_folds, resolve_data,
-                      train_config, train_model_config)
+from .options import (CLIError, add_device_argument, add_model_arguments, add_precision_argument, parse_folds,
+                      resolve_data, train_config, train_model_config)
 from .training import NO_TEST, check_run, protocol_label, recipe_differences, train_final, train_recipe, train_run
 from .version import __version__
 
@@ -320,15 +319,15 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                    help="delete the folds of --out trained with other settings and train them anew (folds trained "
                         "with the same settings are still reused)")
     t.add_argument("--model", default="e2eecpe", help="model to train (default e2eecpe)")
-    t.add_argument("--no-filter", action="store_true", help="two-stage models: keep every candidate pair")
     t.add_argument("--epochs", type=int,
-                   help="maximum epochs per fold (default 30); two-stage models: a cap on the epochs of each stage "
-                        "(their own: 15 for stage 1, 20 for stage 2)")
+                   help=f"maximum epochs per fold (default {TrainConfig.epochs}); two-stage models: a cap on the epochs of "
+                        f"each stage (their own: {TwoStageConfig.stage1_epochs} for stage 1, "
+                        f"{TwoStageConfig.stage2_epochs} for stage 2)")
     t.add_argument("--patience", type=int,
-                   help="E2EECPE: stop after this many epochs without dev gain (default 8)")
-    t.add_argument("--batch-size", type=int, help="E2EECPE: documents per batch (default 32, as the paper)")
-    t.add_argument("--lr", type=float, help="E2EECPE: Adam learning rate (default 1e-3, as the paper)")
-    t.add_argument("--l2", type=float, help="E2EECPE: L2 coefficient lambda (default 1e-5, as the paper)")
+                   help=f"E2EECPE: stop after this many epochs without dev gain (default {TrainConfig.patience})")
+    t.add_argument("--batch-size", type=int, help=f"E2EECPE: documents per batch (default {TrainConfig.batch_size}, as the paper)")
+    t.add_argument("--lr", type=float, help=f"E2EECPE: Adam learning rate (default {TrainConfig.lr:g}, as the paper)")
+    t.add_argument("--l2", type=float, help=f"E2EECPE: L2 coefficient lambda (default {TrainConfig.l2:g}, as the paper)")
     t.add_argument("--ema", type=float, metavar="DECAY",
                    help="E2EECPE: score each epoch (and keep) an exponential moving average of the weights, "
                         "updated after every step with this decay, e.g. 0.99 (default 0: the trained weights, "
@@ -361,74 +360,9 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--open-vocab", type=int, default=0, metavar="N",
                    help="add up to N words of the vectors that the training documents lack to the vocabulary, so "
                         "test words get their pretrained vector instead of <unk> (-1: all; default 0: closed)")
-    t.add_argument("--embed-dim", type=int, help="word vector size (default 200)")
-    t.add_argument("--hidden", type=int, metavar="D_H",
-                   help="LSTM units per direction (default: the paper's, 300 for E2EECPE, 100 for the two-stage "
-                        "models); smaller is faster, see README 'Speed'")
-    t.add_argument("--filters", type=int, metavar="D_C", help="E2EECPE: CNN filters per kernel width (default 50)")
-    t.add_argument("--vertex-dim", type=int, metavar="D_Z", help="E2EECPE: vertex and auxiliary layer size (default 100)")
-    t.add_argument("--freeze-embeddings", action="store_true",
-                   help="E2EECPE: keep word vectors fixed (the paper's code did; the two-stage models always do)")
     t.add_argument("--min-freq", type=int, default=1, help="vocabulary: minimum count in training documents")
-    t.add_argument("--threshold", type=float,
-                   help="E2EECPE: pair threshold eta on M-hat (default 0.3, as the paper); two-stage models: the "
-                        "filter keeps a candidate pair whose probability is above it (default 0.5)")
-    t.add_argument("--beta", type=float,
-                   help="E2EECPE: weight of the auxiliary emotion and cause losses against the pair loss (eq. 17; "
-                        "default 1.0, as the paper)")
-    t.add_argument("--word-dropout", type=float, metavar="ALPHA",
-                   help="E2EECPE: a training word seen n times is replaced by <unk> with probability "
-                        "ALPHA / (ALPHA + n) (default 1.0; 0 = off, as in the paper)")
-    t.add_argument("--char-backoff", action="store_true",
-                   help="E2EECPE: an unknown word (and a word-dropped training word) is the mean of the vectors of "
-                        "its characters that are vocabulary words, instead of <unk> (off by default)")
-    t.add_argument("--lexicon", choices=["dutir"],
-                   help="E2EECPE: per-clause emotion-lexicon indicators (DUTIR's 7 emotion classes, HowNet polarity, "
-                        "negation and degree words) beside the clause encoder; needs ecpe[zh-resources]")
-    t.add_argument("--clause-encoder", choices=CLAUSE_ENCODERS,
-                   help="E2EECPE: how a clause's words become its vector: cnn (default: the paper's CNN, kernels "
-                        f"2-5), lstm (a word-level BiLSTM, {E2EConfig.word_hidden} units per direction, with attention "
-                        "pooling, as the "
-                        "two-stage baselines of Xia & Ding 2019; slower) or cnn+lstm (both vectors side by side)")
-    t.add_argument("--clause-context", choices=CLAUSE_CONTEXTS,
-                   help="E2EECPE: what relates a document's clauses before the vertices of eqs. 5-6: bilstm (default: "
-                        "the paper's clause BiLSTM, eq. 4), bilstm+attention (plus a clause self-attention layer, "
-                        f"{E2EConfig.attention_heads} heads, as later models relate clauses by attention) or bilstm+emotion "
-                        "(the cause side also attends to the document's clauses, weighted by the emotion head's "
-                        "probabilities, as Inter-EC feeds emotion predictions to cause extraction)")
-    t.add_argument("--towers", choices=TOWERS,
-                   help="E2EECPE: shared (default: the paper's one clause encoder and clause BiLSTM for both sides) or "
-                        "separate (the cause side, eq. 6 and the cause head, reads its own clause encoder and BiLSTM, "
-                        "as Inter-EC and ECPE-MLL give emotions and causes separate encoders; about twice the encoder cost) or "
-                        "separate+emotion (its clause BiLSTM also reads the emotion head's probability of each clause, as "
-                        "Inter-EC feeds emotion predictions to the cause extractor)")
-    t.add_argument("--exchange", type=int, metavar="N",
-                   help="E2EECPE: N passes of ECPE-MLL's iterative emotion-cause exchange (ISML): after the clause "
-                        "BiLSTM of eq. 4, N more clause BiLSTMs, each reading the clause vectors and the emotion and "
-                        "cause probabilities of every earlier pass (each pass has its own auxiliary heads, all trained "
-                        "by eq. 16); the last pass's states make the vertices and the heads' output. "
-                        "Default 0: the paper's one BiLSTM (ECPE-MLL used 6 on split20)")
-    t.add_argument("--pair-scorer", choices=PAIR_SCORERS,
-                   help="E2EECPE: how a pair (p, q) is scored before eq. 8: biaffine (default: the paper's eq. 7), "
-                        "biaffine+distance (plus a learned offset for each distance p - q) or biaffine+mlp (plus a "
-                        "hidden layer over both clauses and a learned distance vector, as later ECPE models score "
-                        "pairs with their relative position; slower) or biaffine+window (plus ECPE-MLL's window "
-                        "multi-label heads: each clause, as emotion and as cause, has one linear classifier per "
-                        "offset of its window, --max-distance K; ECPE-MLL used K = 3). The position prior A of eq. 9 stays either way")
-    t.add_argument("--pair-loss", choices=PAIR_LOSSES,
-                   help="E2EECPE: bce (default: the paper's eq. 15, each pair cell judged alone) or bce+rank (plus a "
-                        "listwise term per document: its gold pairs should hold the mass of softmax(log M-hat) over the "
-                        "document's pairs, as RankCP ranks candidate pairs)")
-    t.add_argument("--max-distance", type=int, metavar="K",
-                   help=f"E2EECPE with --pair-scorer biaffine+distance / biaffine+mlp / biaffine+window: distances |p - q| beyond K "
-                        f"share one learned value (default {E2EConfig.max_distance})")
-    t.add_argument("--clauses", choices=CLAUSE_RULES,
-                   help="E2EECPE: which clauses are reported as emotion and cause clauses: heads (default: the "
-                        "auxiliary heads, probability > 1/2, as the paper's Table 2) or heads+pairs (also the emotion and the cause clause of "
-                        "every predicted pair, so that no pair names a clause the lists lack; chosen on dev, split10 --preset best: "
-                        "test cause F1 +0.012, emotion unchanged)")
-    t.add_argument("--no-aux", action="store_true", help="ablation: E2EECPE without the auxiliary tasks")
-    t.add_argument("--no-position", action="store_true", help="ablation: E2EECPE without the position weight matrix")
+    add_model_arguments(t.add_argument_group("model options (the models they apply to are named; "
+                                             "given for another model, a flag is refused)"))
     t.add_argument("--segmenter", choices=["jieba", "jieba-py", "whitespace"], default="jieba",
                    help="how raw text is segmented at prediction time; stored in the model (default jieba: "
                         "rjieba, the Rust port, when installed, else the Python jieba; jieba-py: always the latter)")
@@ -440,7 +374,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                    help="E2EECPE distillation: a run folder (foldK/model.pt per fold, e.g. one seed of an ensemble); "
                         "give it once per teacher. The student trains on (1 - W) * gold + W * the teachers' mean M-hat "
                         "and auxiliary probabilities on its training documents (never dev or test)")
-    t.add_argument("--distill-weight", type=float, metavar="W", help="weight W of the teachers' targets (default 0.5)")
+    t.add_argument("--distill-weight", type=float, metavar="W", help=f"weight W of the teachers' targets (default {TrainConfig.distill_weight})")
     t.add_argument("--preset", choices=sorted(PRESETS),
                    help="a named configuration whose settings become the defaults (flags given still win): "
                         + "; ".join(f"{k}: " + (" ".join(f"--{d.replace('_', '-')} {v}" for d, v in PRESETS[k].items())

@@ -2,44 +2,125 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Callable, ClassVar
 
-__all__ = ["E2EConfig", "TrainConfig", "ConfigError", "from_dict", "to_dict"]
+__all__ = ["E2EConfig", "TrainConfig", "ConfigError", "from_dict", "to_dict", "option", "check_options",
+           "CLAUSE_ENCODERS", "CLAUSE_CONTEXTS", "PAIR_SCORERS", "PAIR_LOSSES", "CLAUSE_RULES"]
+
+# the values of E2EConfig's choice fields (the first is the paper's model)
+CLAUSE_ENCODERS = ("cnn", "lstm", "cnn+lstm")
+CLAUSE_CONTEXTS = ("bilstm", "bilstm+attention", "bilstm+emotion")
+PAIR_SCORERS = ("biaffine", "biaffine+window")
+PAIR_LOSSES = ("bce", "bce+rank")
+CLAUSE_RULES = ("heads", "heads+pairs")
+
+
+def option(default: Any, help: str, *, flag: str | None = None, choices: tuple[str, ...] | None = None,
+           metavar: str | None = None, check: tuple[Callable[[Any], bool], str] | None = None):
+    """A model config field that an ``ecpe train`` flag sets, declared once (``ecpe.options`` makes the flag).
+
+    Args:
+        default: the field's default (shown in ``--help``).
+        help: what the flag does; ``{name}`` stands for the default of the config's field ``name``.
+        flag: the flag, ``--`` + the field's name with dashes unless given. A bool field's flag takes no
+            value and sets the opposite of its default (``--no-aux``: ``use_aux=False``).
+        choices: the values the field accepts.
+        metavar: the value's name in ``--help``.
+        check: (accepts(value), what it accepts), run by :func:`check_options`.
+    """
+    return field(default=default, metadata={"cli": {"help": help, "flag": flag, "choices": choices,
+                                                    "metavar": metavar, "check": check}})
+
+
+def check_options(config) -> None:
+    """:class:`ConfigError` naming the first field declared with :func:`option` whose value is not one of its
+    choices or fails its check."""
+    for f in fields(config):
+        cli = f.metadata.get("cli")
+        if not cli:
+            continue
+        value = getattr(config, f.name)
+        if value is None and f.default is None:  # an optional field left unset
+            continue
+        checks = [cli["check"]] if cli["check"] else []
+        if cli["choices"]:
+            checks.append((lambda v, choices=cli["choices"]: v in choices, "one of " + ", ".join(cli["choices"])))
+        for ok, expected in checks:
+            if not ok(value):
+                raise ConfigError(f"{type(config).__name__}.{f.name} must be {expected}, got {value!r}", field=f.name,
+                                  expected=expected, value=value)
 
 
 @dataclass
 class E2EConfig:
-    """E2EECPE hyper-parameters (§4.2)."""
+    """E2EECPE hyper-parameters (§4.2); the fields set by a flag of ``ecpe train`` say so (:func:`option`)."""
 
-    embed_dim: int = 200          # d_e
+    models: ClassVar[str] = "E2EECPE"  # whom the flags' help names
+
+    embed_dim: int = option(200, "word vector size")  # d_e
     kernel_sizes: tuple[int, ...] = (2, 3, 4, 5)
-    filters: int = 50             # d_c
-    hidden: int = 300             # d_h, per direction
-    vertex_dim: int = 100         # d_z
+    filters: int = option(50, "CNN filters per kernel width, d_c", metavar="D_C")
+    hidden: int = option(300, "clause BiLSTM units per direction, d_h; smaller is faster, see README 'Speed'",
+                         metavar="D_H")
+    vertex_dim: int = option(100, "vertex and auxiliary layer size, d_z", metavar="D_Z")
     dropout: float = 0.5          # on embeddings and on the clause encoder's output
     eps: float = 1.0              # smoothing of eq. 9
-    threshold: float = 0.3        # eta, eq. 18
-    beta: float = 1.0             # weight of the auxiliary loss, eq. 17
-    use_aux: bool = True          # False: "w/o auxiliary" ablation
-    use_position: bool = True     # False: "w/o position" ablation
-    freeze_embeddings: bool = False
+    threshold: float = option(0.3, "pair threshold eta on M-hat, eq. 18")
+    beta: float = option(1.0, "weight beta of the auxiliary emotion and cause losses against the pair loss, eq. 17",
+                         check=(lambda v: v >= 0, "at least 0"))
+    use_aux: bool = option(True, "ablation: without the auxiliary tasks", flag="--no-aux")
+    use_position: bool = option(True, "ablation: without the position weight matrix", flag="--no-position")
+    freeze_embeddings: bool = option(False, "keep word vectors fixed (the paper's code did; the two-stage models "
+                                            "always do)")
     max_clause_len: int = 64      # words kept per clause
-    word_dropout: float = 1.0     # alpha: a training word seen n times becomes <unk> with probability alpha / (alpha + n)
-    char_backoff: bool = False    # unknown (and word-dropped) words: mean of their characters' vectors, not <unk>
-    lexicon: str | None = None    # "dutir": per-clause emotion-lexicon indicators beside the clause CNN (ecpe.lexicon)
-    clause_encoder: str = "cnn"   # "cnn" (the paper, eqs. 1-3), "lstm" (word BiLSTM + attention, Xia & Ding 2019), "cnn+lstm"
+    word_dropout: float = option(1.0, "a training word seen n times is replaced by <unk> with probability "
+                                      "ALPHA / (ALPHA + n); 0 = off, as in the paper", metavar="ALPHA")
+    char_backoff: bool = option(False, "an unknown word (and a word-dropped training word) is the mean of the "
+                                       "vectors of its characters that are vocabulary words, instead of <unk>")
+    lexicon: str | None = option(None, "per-clause emotion-lexicon indicators (DUTIR's 7 emotion classes, HowNet "
+                                       "polarity, negation and degree words) beside the clause encoder; needs "
+                                       "ecpe[zh-resources]", choices=("dutir",))
+    clause_encoder: str = option("cnn", "how a clause's words become its vector: cnn, the paper's CNN (eqs. 1-3); lstm, "
+                                        "a word-level BiLSTM ({word_hidden} units per direction) with attention pooling, "
+                                        "as the two-stage baselines of Xia & Ding 2019 (slower); or cnn+lstm, both "
+                                        "vectors side by side", choices=CLAUSE_ENCODERS)
     word_hidden: int = 100        # the "lstm" clause encoder: word LSTM units per direction (clause vectors 2x this)
-    clause_context: str = "bilstm"  # after eq. 4: "bilstm" (the paper), "bilstm+attention" (+ clause self-attention),
-                                    # "bilstm+emotion" (the cause side also attends towards likely emotion clauses)
-    towers: str = "shared"        # "shared" (the paper: one clause encoder + BiLSTM) or "separate" (the cause side has its own)
-    exchange: int = 0             # ISML-style passes (ECPE-MLL): clause BiLSTMs reading earlier passes' head probabilities
+    clause_context: str = option("bilstm", "what relates a document's clauses before the vertices of eqs. 5-6: "
+                                           "bilstm, the paper's clause BiLSTM (eq. 4); bilstm+attention, plus a clause "
+                                           "self-attention layer ({attention_heads} heads), as later models relate "
+                                           "clauses by attention; or bilstm+emotion, the cause side also attends to "
+                                           "the document's clauses weighted by the emotion head's probabilities, as "
+                                           "Inter-EC feeds emotion predictions to cause extraction",
+                                 choices=CLAUSE_CONTEXTS)
     attention_heads: int = 4      # the clause attention of clause_context != "bilstm" (size vertex_dim in all)
-    pair_scorer: str = "biaffine"  # "biaffine" (eq. 7), "biaffine+distance" (+ a learned offset per p - q), "biaffine+mlp"
-    max_distance: int = 10        # the pair scorers' terms: |p - q| beyond this shares one value
-    pair_loss: str = "bce"        # "bce" (eq. 15) or "bce+rank" (+ a listwise term per document, models.e2eecpe.rank_loss)
+    pair_scorer: str = option("biaffine", "how a pair (p, q) is scored before eq. 8: biaffine (the paper's eq. 7) or "
+                                          "biaffine+window (plus ECPE-MLL's window multi-label heads: each clause, as "
+                                          "emotion and as cause, has one linear classifier per offset of its window, "
+                                          "--max-distance K; ECPE-MLL used K = 3). The position prior A of eq. 9 "
+                                          "stays either way", choices=PAIR_SCORERS)
+    max_distance: int = option(10, "with --pair-scorer biaffine+window: offsets |p - q| beyond K share the "
+                                   "outermost classifiers", metavar="K")
+    pair_loss: str = option("bce", "bce, the paper's eq. 15 (each pair cell judged alone), or bce+rank, plus a "
+                                   "listwise term per document: its gold pairs should hold the mass of softmax(log "
+                                   "M-hat) over the document's pairs, as RankCP ranks candidate pairs",
+                            choices=PAIR_LOSSES)
     rank_weight: float = 1.0      # weight of that listwise term
-    clauses: str = "heads"        # emotion / cause clauses: "heads" (the auxiliary heads, as the paper's Table 2) or
-                                  # "heads+pairs" (also the two clauses of every predicted pair)
+    clauses: str = option("heads", "which clauses are reported as emotion and cause clauses: heads, the auxiliary "
+                                   "heads' (probability > 1/2), as the paper's Table 2; or heads+pairs, also the "
+                                   "emotion and the cause clause of every predicted pair, so that no pair names a "
+                                   "clause the lists lack", choices=CLAUSE_RULES)
+
+    def __post_init__(self):
+        check_options(self)
+        if self.pair_scorer != "biaffine" and self.max_distance < 1:
+            raise ConfigError(f"E2EConfig.max_distance must be at least 1 with pair_scorer {self.pair_scorer!r}, "
+                              f"got {self.max_distance!r}", field="max_distance", expected="at least 1",
+                              value=self.max_distance)
+        if self.clause_context == "bilstm+emotion" and not self.use_aux:
+            raise ConfigError("E2EConfig.clause_context 'bilstm+emotion' reads the auxiliary emotion head: it needs "
+                              "use_aux", field="clause_context",
+                              expected="a context that does not read the emotion head, without the auxiliary heads",
+                              value=self.clause_context)
 
 
 @dataclass
@@ -67,7 +148,6 @@ class TrainConfig:
     distill_weight: float = 0.5   # targets = (1 - w) * gold + w * teachers' mean M-hat / probabilities
     threads: int = 0              # torch threads; 0 = all cores
     device: str = "cpu"           # "cpu", "cuda", "cuda:N" or "auto" (a GPU when there is one)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         for name, (ok, expected) in _TRAIN_CHECKS.items():

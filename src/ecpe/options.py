@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import fields
+from dataclasses import Field, fields
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig, from_dict
 from .data.download import ensure_dataset
 from .embeddings import SOURCES, source_parts
 from .models import MODELS, model_class
 
 __all__ = ["PRESETS", "CLIError", "resolve_data", "parse_folds", "add_device_argument", "add_precision_argument",
-           "train_model_config", "train_config", "train_config_kwargs", "MODEL_FLAGS", "TRAINER_FLAGS"]
+           "train_model_config", "train_config", "train_config_kwargs", "MODEL_FLAGS", "TRAINER_FLAGS",
+           "add_model_arguments"]
 
 
 # named configurations of `ecpe train`: defaults for these flags (argparse dests); flags given on the command
@@ -71,36 +72,69 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                         help="fp32 (default), or bf16: the model's matrix products in bfloat16 (autocast), scores "
                              "and decoding in float32. Meant for CPUs with AMX / AVX-512 BF16 (measured faster there: "
-                             "docs/speed.md) and GPUs; it may be slower on CPUs without them. On split10 it changed "
-                             "2 of 2,035 predicted test pairs (check yours: ecpe evaluate --precision bf16)")
+                             "docs/speed.md) and GPUs; it may be slower on CPUs without them. A few predicted pairs may "
+                             "differ from fp32's (compare on your data: ecpe evaluate --precision bf16)")
 
 
 # ---- which `ecpe train` flag applies to which model ---------------------------------------------------
-# flag -> (argparse dest, model config field, value to store from the parsed value). A flag applies to a
-# model iff its config class has the field; given for another model, it is refused (see train_model_config).
-MODEL_FLAGS: dict[str, tuple[str, str, Any]] = {
-    "--embed-dim": ("embed_dim", "embed_dim", None),
-    "--hidden": ("hidden", "hidden", None),
-    "--threshold": ("threshold", "threshold", None),
-    "--beta": ("beta", "beta", None),
-    "--filters": ("filters", "filters", None),
-    "--vertex-dim": ("vertex_dim", "vertex_dim", None),
-    "--word-dropout": ("word_dropout", "word_dropout", None),
-    "--freeze-embeddings": ("freeze_embeddings", "freeze_embeddings", True),
-    "--char-backoff": ("char_backoff", "char_backoff", True),
-    "--lexicon": ("lexicon", "lexicon", None),
-    "--clause-encoder": ("clause_encoder", "clause_encoder", None),
-    "--clause-context": ("clause_context", "clause_context", None),
-    "--towers": ("towers", "towers", None),
-    "--exchange": ("exchange", "exchange", None),
-    "--pair-scorer": ("pair_scorer", "pair_scorer", None),
-    "--pair-loss": ("pair_loss", "pair_loss", None),
-    "--max-distance": ("max_distance", "max_distance", None),
-    "--clauses": ("clauses", "clauses", None),
-    "--no-aux": ("no_aux", "use_aux", False),
-    "--no-position": ("no_position", "use_position", False),
-    "--no-filter": ("no_filter", "filter", False),
-}
+# A model's flags are declared on its config class's fields (ecpe.config.option): name, help, choices. A flag
+# applies to a model iff its config class has the field; given for another model, it is refused (see
+# train_model_config).
+def _declared() -> dict[str, list[tuple[type, Field]]]:
+    """flag -> [(config class, field)] over the registered models' config classes, in declaration order."""
+    out: dict[str, list[tuple[type, Field]]] = {}
+    for cls in dict.fromkeys(m.config_class for m in MODELS.values()):
+        for f in fields(cls):
+            cli = f.metadata.get("cli")
+            if cli:
+                out.setdefault(cli["flag"] or "--" + f.name.replace("_", "-"), []).append((cls, f))
+    for flag, decls in out.items():
+        if len({f.name for _, f in decls}) > 1:
+            raise TypeError(f"{flag} is declared for the config fields {', '.join(f.name for _, f in decls)}: one only")
+    return out
+
+
+def _model_flags() -> dict[str, tuple[str, str, Any]]:
+    """flag -> (argparse dest, model config field, what the flag stores: None for the value given, else the
+    opposite of a bool field's default)."""
+    return {flag: (flag[2:].replace("-", "_"), decls[0][1].name,
+                   (not decls[0][1].default) if isinstance(decls[0][1].default, bool) else None)
+            for flag, decls in _declared().items()}
+
+
+MODEL_FLAGS: dict[str, tuple[str, str, Any]] = _model_flags()
+
+
+def _flag_help(decls: list[tuple[type, Field]]) -> str:
+    """A flag's help from its fields' (``{name}``: that field's default), each with its default; the models
+    named where the flag applies to some models only or means another thing for each."""
+    def text(cls, f):
+        return f.metadata["cli"]["help"].format(**{g.name: g.default for g in fields(cls)})
+
+    def default(f):
+        return "" if isinstance(f.default, bool) or f.default is None else f" (default {f.default})"
+
+    everyone = len(decls) == len(dict.fromkeys(m.config_class for m in MODELS.values()))
+    if everyone and len({text(c, f) for c, f in decls}) == 1:
+        if len({f.default for _, f in decls}) == 1:
+            return text(*decls[0]) + default(decls[0][1])
+        return text(*decls[0]) + " (default " + ", ".join(f"{f.default} for {c.models}" for c, f in decls) + ")"
+    return "; ".join(f"{c.models}: {text(c, f)}{default(f)}" for c, f in decls)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``ecpe train``'s model flags (:data:`MODEL_FLAGS`), from the fields of the models' config classes."""
+    for flag, decls in _declared().items():
+        f = decls[0][1]
+        cli, dest = f.metadata["cli"], MODEL_FLAGS[flag][0]
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, dest=dest, action="store_true", help=_flag_help(decls))
+            continue
+        kind = type(f.default) if f.default is not None else str
+        parser.add_argument(flag, dest=dest, type=kind, choices=cli["choices"], metavar=cli["metavar"],
+                            help=_flag_help(decls))
+
+
 # Trainer settings that only single-stage models read (a two-stage model's stages have their own batch
 # size, learning rate and L2 in its config, and train every epoch)
 TRAINER_FLAGS: dict[str, str] = {"--patience": "patience", "--batch-size": "batch_size", "--lr": "lr", "--l2": "l2",
@@ -125,13 +159,20 @@ def train_model_config(args: argparse.Namespace) -> dict[str, Any]:
         raise CLIError(str(e)) from None
     names = {f.name for f in fields(cls.config_class)}
     config: dict[str, Any] = {}
+    flags = {}
     for flag, (dest, field, value) in MODEL_FLAGS.items():
         if not _given(args, dest):
             continue
         if field not in names:
             raise CLIError(f"{flag} does not apply to model {args.model!r} (it applies to: "
                            f"{', '.join(_models_with(field))})")
-        config[field] = getattr(args, dest) if value is None else value
+        config[field], flags[field] = getattr(args, dest) if value is None else value, flag
+    try:
+        from_dict(cls.config_class, config)
+    except ConfigError as e:  # a value its field refuses, reported under the flag's name
+        if e.field not in flags:
+            raise CLIError(str(e)) from None
+        raise CLIError(f"{flags[e.field]} must be {e.expected}, got {e.value!r}") from None
     if cls.schedule != "single":
         for flag, dest in TRAINER_FLAGS.items():
             if _given(args, dest):

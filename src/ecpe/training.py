@@ -36,7 +36,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from .config import TrainConfig, from_dict, to_dict
+from .config import ConfigError, TrainConfig, from_dict, to_dict
 from .data.corpus import Document, Fold, find_folds, load_fold
 from .data.vocab import Vocab
 from .devices import device_info, model_device, resolve_device
@@ -46,7 +46,7 @@ from .inference import evaluate, load_models, predict, predict_documents
 from .lexicon import lexicon_classes, load_lexicon, word_features
 from .resources import load_vectors
 from .metrics import mean_std
-from .models import ECPEModel, build_model, migrate_config, model_class, pair_f1, save_model
+from .models import MODELS, ECPEModel, build_model, migrate_config, model_class, pair_f1, save_model
 from .models.two_stage import CandidateTensors, TwoStageECPE, evaluate_filter, mean_clause_f1
 
 __all__ = ["Trainer", "History", "StageHistory", "train_single_stage", "train_two_stage", "SCHEDULES",
@@ -600,6 +600,21 @@ def _checkpoint_recipe(fold_dir: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: {e.__class__.__name__}: {e}") from None
 
 
+def recorded_recipe(old: dict[str, Any]) -> dict[str, Any]:
+    """A recipe written by earlier code in today's terms: model config keys since removed, at the value that
+    meant the paper's model, are dropped (:func:`ecpe.models.migrate_config` from version 2; any other value
+    stays, and differs); so is the train config's empty ``extra`` (removed, never read)."""
+    old = dict(old)
+    if isinstance(old.get("model_config"), dict) and old.get("model") in MODELS:
+        try:
+            old["model_config"] = migrate_config(old["model"], old["model_config"], 2)
+        except ConfigError:
+            pass
+    if isinstance(old.get("train"), dict) and old["train"].get("extra") == {}:
+        old["train"] = {k: v for k, v in old["train"].items() if k != "extra"}
+    return old
+
+
 def _show(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
 
@@ -647,7 +662,7 @@ def check_run(model_name: str, split_dir: str | Path, model_config: dict[str, An
             differing.append((done.parent, f"records no settings in result.json and its model.pt cannot tell "
                                            f"them ({e})"))
             continue
-        diffs = recipe_differences(old, want)
+        diffs = recipe_differences(recorded_recipe(old), want)
         if diffs:
             differing.append((done.parent, f"was trained with other settings ({', '.join(diffs)})"))
         else:

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..config import from_dict, to_dict
+from ..config import ConfigError, from_dict, to_dict
 from ..data.vocab import Vocab
 from ..devices import resolve_device
 from ..version import __version__
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "ecpe-checkpoint/1"
 # version of the "config" dict a checkpoint stores; raise it (and add a step to migrate_config) whenever a
 # config field is removed or renamed, or a new field's default would change what an old model computes
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3
 
 # name -> model class (its config class is ``cls.config_class``)
 MODELS: dict[str, type[ECPEModel]] = {}
@@ -74,7 +74,33 @@ def _v1_to_v2(model: str, config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-_MIGRATIONS = {1: _v1_to_v2}  # from version k to k + 1
+# E2EECPE options removed at version 3 (measured no gain, docs/accuracy.md): field -> (the value that meant the
+# paper's model, what the option did); the last commit that had them:
+REMOVED_AT_V3_COMMIT = "84eddee"
+_REMOVED_AT_V3 = {"exchange": (0, "ISML-style exchange passes"),
+                  "towers": ("shared", "a separate clause encoder for the cause side"),
+                  "pair_scorer": ("biaffine", "a distance term beside the biaffine")}  # its values biaffine+distance, +mlp
+
+
+def _v2_to_v3(model: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The options ``exchange``, ``towers`` and ``pair_scorer`` values ``biaffine+distance`` / ``biaffine+mlp``
+    were removed after commit 84eddee: a config at their paper value loses the key, any other is refused
+    (:class:`ConfigError` naming the option and that commit)."""
+    config = dict(config)
+    if model != "e2eecpe":
+        return config
+    for name, (paper, what) in _REMOVED_AT_V3.items():
+        value = config.get(name, paper)
+        if name == "pair_scorer" and value not in ("biaffine+distance", "biaffine+mlp"):
+            continue
+        if value != paper:
+            raise ConfigError(f"the model uses {name}={value!r} ({what}), an option removed from ecpe after commit "
+                              f"{REMOVED_AT_V3_COMMIT}; load it with ecpe at that commit", field=name, value=value)
+        config.pop(name, None)
+    return config
+
+
+_MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}  # from version k to k + 1
 
 
 def migrate_config(model: str, config: dict[str, Any], version: int) -> dict[str, Any]:
@@ -128,7 +154,10 @@ def load_model(path: str | Path, device: str | torch.device | None = "cpu") -> t
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not an ecpe checkpoint (format {ckpt.get('format') if isinstance(ckpt, dict) else None!r})")
     version = int(ckpt.get("config_version", 1))
-    config = migrate_config(ckpt["model"], ckpt["config"], version)
+    try:
+        config = migrate_config(ckpt["model"], ckpt["config"], version)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}", field=e.field, expected=e.expected, value=e.value) from None
     if version != CONFIG_VERSION:
         log.info("%s: config migrated from version %d to %d", path, version, CONFIG_VERSION)
     ckpt = {**ckpt, "config": config, "config_version": CONFIG_VERSION}

@@ -21,7 +21,7 @@ A checkpoint (:func:`ecpe.models.save_model`) is one file of plain data, loadabl
 ``torch.load(path, weights_only=True)``::
 
     {"format": "ecpe-checkpoint/1",      # CHECKPOINT_FORMAT
-     "config_version": 2,                # CONFIG_VERSION; absent = 1 (see ecpe.models.migrate_config)
+     "config_version": 3,                # CONFIG_VERSION; absent = 1 (see ecpe.models.migrate_config)
      "model": "e2eecpe",                 # registry name (ecpe.models.MODELS)
      "config": {...},                    # the model's config dataclass as a dict (tuples as lists)
      "vocab": {...},                     # Vocab.state_dict()

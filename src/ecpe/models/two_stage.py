@@ -15,19 +15,20 @@ Without the filter, every candidate is kept.
 Both stages live in one module (and one checkpoint). Stage 1 is trained first (epoch chosen by the mean
 of emotion and cause F1 on the selection set); stage 2 is trained on the candidates that stage 1 predicts
 on the *training* documents and chosen by pair F1 on the candidates stage 1 predicts on the selection set.
-The specification is ``shared/docs/baselines.md``.
+What they are and what to watch when reproducing them: ``docs/baselines.md``.
 """
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import ClassVar, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import option
 from ..data.batching import DocBatch, DocTensors, batch_to
 from ..data.corpus import Document
 from ..data.vocab import Vocab
@@ -37,10 +38,7 @@ from ..modules.rnn import AttentionClauseEncoder, BiLSTM, PackedClauses, pack_cl
 from .base import Decoded, ECPEModel
 
 __all__ = ["TwoStageConfig", "TwoStageECPE", "Indep", "InterCE", "InterEC", "ClauseExtractor", "PairFilter",
-           "ClauseTensors", "CandidateTensors", "PairBatch", "candidate_pairs", "evaluate_filter", "mean_clause_f1",
-           "STAGES"]
-
-STAGES = ("stage1", "stage2")
+           "ClauseTensors", "CandidateTensors", "PairBatch", "candidate_pairs", "evaluate_filter", "mean_clause_f1"]
 
 
 @dataclass
@@ -52,13 +50,15 @@ class TwoStageConfig:
     (``--epochs``) caps each stage's epochs; every epoch is trained (no early stopping).
     """
 
-    embed_dim: int = 200
-    hidden: int = 100              # LSTM units per direction (word and clause level)
+    models: ClassVar[str] = "the two-stage models"  # whom the flags' help names
+
+    embed_dim: int = option(200, "word vector size")
+    hidden: int = option(100, "word and clause LSTM units per direction", metavar="D_H")
     pos_dim: int = 50              # relative-position embedding of stage 2
     max_offset: int = 100          # position table rows: offsets -100..100 (+ clamp beyond)
     max_clause_len: int = 30       # words kept per clause
-    filter: bool = True            # False: "w/o filter", every candidate pair is kept
-    threshold: float = 0.5         # the filter keeps a pair if P(pair) > threshold (0.5 = argmax)
+    filter: bool = option(True, "keep every candidate pair (the w/o filter rows)", flag="--no-filter")
+    threshold: float = option(0.5, "the filter keeps a candidate pair whose probability is above it; 0.5 = argmax")
     tune_embeddings: bool = False  # the reference keeps the word vectors fixed
     tf_init: bool = True           # LSTM initialisation of TensorFlow's LSTMCell
     l2: float = 1e-5               # lambda * 1/2 ||W, b||^2 on the softmax layers only

@@ -1,10 +1,10 @@
 """E2EECPE: end-to-end emotion-cause pair extraction via learning to link (Song et al., 2020, §3).
 
-word vectors -> CNN clause encoder (§3.3; our option: a word-level BiLSTM + attention, or both) -> BiLSTM (§3.4;
-our options: plus a clause attention layer, over all clauses or, for the cause side, towards likely emotion clauses;
-or ISML-style exchange passes, BiLSTMs that re-read the clauses with the heads' probabilities)
--> emotion / cause vertices (eqs. 5-6) -> biaffine pair matrix (eq. 7; our option: plus a distance-aware term) -> sigmoid (eq. 8) * position weights
-(eqs. 9-10) -> threshold (eq. 18), with auxiliary emotion and cause classifiers (eqs. 11-14) trained jointly (eqs. 15-17).
+word vectors -> CNN clause encoder (eqs. 1-3; our options: a word-level BiLSTM + attention, or both) -> clause
+BiLSTM (eq. 4) -> emotion / cause vertices (eqs. 5-6) -> biaffine pair matrix M (eq. 7) -> sigmoid (eq. 8) * position
+weights A (eqs. 9-10) -> threshold (eq. 18), with auxiliary emotion and cause classifiers (eqs. 11-14) trained jointly
+(eqs. 15-17). The steps our options change (clause context, pair scorer, pair loss) are strategies of
+:mod:`.variants`, the paper's step by default.
 """
 from __future__ import annotations
 
@@ -15,63 +15,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import E2EConfig
-from ..data.batching import DocBatch, DocTensors, char_id_matrix
-from ..data.corpus import Document
-from ..data.vocab import Vocab
-from ..lexicon import lexicon_classes
-from ..modules import (Biaffine, ClauseAttention, ClauseCNN, DistanceBias, Dropout, PairMLP, WindowScorer,
-                       bilstm_padded, position_weights)
-from ..modules.compat import tensor_version
-from ..modules.rnn import AttentionClauseEncoder, pack_clauses
-from .base import Decoded, ECPEModel, add_pair_clauses
+from ...config import CLAUSE_CONTEXTS, CLAUSE_ENCODERS, CLAUSE_RULES, PAIR_LOSSES, PAIR_SCORERS, E2EConfig
+from ...data.batching import DocBatch, DocTensors, char_id_matrix
+from ...data.corpus import Document
+from ...data.vocab import Vocab
+from ...lexicon import lexicon_classes
+from ...modules import ClauseCNN, Biaffine, Dropout, bilstm_padded, position_weights
+from ...modules.compat import tensor_version
+from ...modules.rnn import AttentionClauseEncoder, pack_clauses
+from ..base import Decoded, ECPEModel, add_pair_clauses
+from .variants import clause_context, pair_loss, pair_objective, pair_scorer, rank_loss
 
-__all__ = ["E2EECPE", "pair_loss", "rank_loss", "PAIR_LOSSES", "TOWERS", "CLAUSE_ENCODERS", "CLAUSE_CONTEXTS", "PAIR_SCORERS", "CLAUSE_RULES"]
-
-CLAUSE_ENCODERS = ("cnn", "lstm", "cnn+lstm")
-CLAUSE_CONTEXTS = ("bilstm", "bilstm+attention", "bilstm+emotion")
-PAIR_SCORERS = ("biaffine", "biaffine+distance", "biaffine+mlp", "biaffine+window")
-CLAUSE_RULES = ("heads", "heads+pairs")
-PAIR_LOSSES = ("bce", "bce+rank")
-TOWERS = ("shared", "separate", "separate+emotion")
-
-
-def pair_loss(logits: torch.Tensor, weights: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
-    """Summed binary cross-entropy of M-hat = sigmoid(M) * A against Y (eq. 15), computed in log space.
-
-    log M-hat = logsigmoid(M) + log A;  log(1 - M-hat) = log(sigmoid(-M) + (1 - A) sigmoid(M)).
-    A clamped ``binary_cross_entropy`` on M-hat kills the gradient of saturated entries.
-
-    Args:
-        logits, weights, gold: matching 1-d tensors of the real (p, q) entries.
-    """
-    ls_pos, ls_neg = F.logsigmoid(logits), F.logsigmoid(-logits)
-    log_p = ls_pos + torch.log(weights)
-    log_not_p = torch.logaddexp(ls_neg, torch.log1p(-weights) + ls_pos)
-    return -(gold * log_p + (1 - gold) * log_not_p).sum()
-
-
-def rank_loss(logits: torch.Tensor, weights: torch.Tensor, target: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
-    """Listwise loss of each document's pair probabilities: cross-entropy between the target pairs, as a
-    distribution over the document's cells, and softmax(log M-hat) = M-hat / sum of the document's M-hat.
-
-    E2EECPE's eq. 15 judges every cell alone; this term asks the gold pairs to outrank the other pairs of
-    their document, as RankCP (Wei et al., ACL 2020) ranks a document's candidate pairs. Documents without a
-    target pair add nothing. Summed over documents.
-
-    Args:
-        logits, weights, target: [B, D, D] M, A and the (0/1 or soft) pair targets.
-        cells: [B, D, D] bool, the real (p, q) cells.
-    """
-    log_mhat = (F.logsigmoid(logits) + torch.log(weights)).masked_fill(~cells, float("-inf")).flatten(1)  # [B, D * D]
-    t = (target * cells).flatten(1)
-    mass = t.sum(1)
-    has = mass > 0
-    if not bool(has.any()):
-        return logits.new_zeros(())
-    log_p = log_mhat[has] - torch.logsumexp(log_mhat[has], 1, keepdim=True)
-    t = t[has] / mass[has, None]
-    return -(t * log_p.masked_fill(t == 0, 0.0)).sum()
+__all__ = ["E2EECPE", "pair_loss", "rank_loss", "PAIR_LOSSES", "CLAUSE_ENCODERS", "CLAUSE_CONTEXTS", "PAIR_SCORERS",
+           "CLAUSE_RULES"]
 
 
 def head(hidden: nn.Linear, out: nn.Linear, h: torch.Tensor) -> torch.Tensor:
@@ -112,21 +68,12 @@ class E2EECPE(ECPEModel):
         if c.char_backoff:
             # ids of each vocabulary word's characters that are words too (multi-character words only)
             self.register_buffer("word_chars", char_id_matrix(vocab, vocab.itos), persistent=False)
-        if c.clause_encoder not in CLAUSE_ENCODERS:
-            raise ValueError(f"clause_encoder must be one of {', '.join(CLAUSE_ENCODERS)}, got {c.clause_encoder!r}")
+        # eqs. 1-3: words -> clause vector (the paper's CNN; our options: a word BiLSTM + attention, or both)
         encoders = c.clause_encoder.split("+")
-
-        def clause_encoders() -> dict[str, nn.Module]:  # words -> clause vector: the shared ones, and a cause tower's
-            made = {}
-            if "cnn" in encoders:
-                made["cnn"] = ClauseCNN(c.embed_dim, c.kernel_sizes, c.filters)
-            if "lstm" in encoders:  # the two-stage baselines' encoder: a batch's clauses in one packed pass
-                made["word_encoder"] = AttentionClauseEncoder(c.embed_dim, c.word_hidden)
-            return made
-
-        shared = clause_encoders()
-        self.cnn, self.word_encoder = shared.get("cnn"), shared.get("word_encoder")
-        clause_dim = sum(m.out_dim for m in shared.values())
+        self.cnn = ClauseCNN(c.embed_dim, c.kernel_sizes, c.filters) if "cnn" in encoders else None
+        # the two-stage baselines' encoder: a batch's clauses in one packed pass
+        self.word_encoder = AttentionClauseEncoder(c.embed_dim, c.word_hidden) if "lstm" in encoders else None
+        clause_dim = sum(m.out_dim for m in (self.cnn, self.word_encoder) if m is not None)
         n_lex = 0
         if c.lexicon:
             # [V, F] 0/1 lexicon classes of each vocabulary word (ecpe.lexicon), saved with the weights
@@ -135,70 +82,20 @@ class E2EECPE(ECPEModel):
             if feats.shape != (len(vocab), n_lex):
                 raise ValueError(f"lexicon features of shape {tuple(feats.shape)}, expected {(len(vocab), n_lex)}")
             self.register_buffer("lexicon_features", feats.float())
-        self.lstm = nn.LSTM(clause_dim + n_lex, c.hidden, batch_first=True, bidirectional=True)
+        self.lstm = nn.LSTM(clause_dim + n_lex, c.hidden, batch_first=True, bidirectional=True)  # eq. 4
         self.emotion_vertex = nn.Linear(2 * c.hidden, c.vertex_dim)  # W_e, b_e (eq. 5)
         self.cause_vertex = nn.Linear(2 * c.hidden, c.vertex_dim)    # W_c, b_c (eq. 6)
         self.biaffine = Biaffine(c.vertex_dim)                       # W_m, b_m (eq. 7)
-        if c.clauses not in CLAUSE_RULES:
-            raise ValueError(f"clauses must be one of {', '.join(CLAUSE_RULES)}, got {c.clauses!r}")
-        if c.beta < 0:
-            raise ValueError(f"beta (the auxiliary losses' weight) must be at least 0, got {c.beta!r}")
-        if c.pair_loss not in PAIR_LOSSES:
-            raise ValueError(f"pair_loss must be one of {', '.join(PAIR_LOSSES)}, got {c.pair_loss!r}")
-        if c.pair_scorer not in PAIR_SCORERS:
-            raise ValueError(f"pair_scorer must be one of {', '.join(PAIR_SCORERS)}, got {c.pair_scorer!r}")
-        if c.pair_scorer != "biaffine" and c.max_distance < 1:
-            raise ValueError(f"max_distance must be at least 1, got {c.max_distance!r}")
-        # our option: a term added to M that knows the distance p - q (modules.pair); absent for "biaffine"
-        self.pair_extra = {"biaffine": lambda: None,
-                           "biaffine+distance": lambda: DistanceBias(c.max_distance),
-                           "biaffine+mlp": lambda: PairMLP(c.vertex_dim, c.vertex_dim, c.max_distance),
-                           "biaffine+window": lambda: WindowScorer(2 * c.hidden, c.max_distance)}[c.pair_scorer]()
-
-        def aux_heads() -> dict[str, nn.Module]:  # the auxiliary classifiers: the model's, and each exchange pass's
-            return {"emotion_hidden": nn.Linear(2 * c.hidden, c.vertex_dim),  # eq. 11
-                    "cause_hidden": nn.Linear(2 * c.hidden, c.vertex_dim),    # eq. 12
-                    "emotion_out": nn.Linear(c.vertex_dim, 2),                # eq. 13
-                    "cause_out": nn.Linear(c.vertex_dim, 2)}                  # eq. 14
-
+        # the variants' layers keep the names and the creation order (hence the initial weights) under which
+        # the checkpoints were saved
+        self.pair_extra = pair_scorer(c)                             # M from eq. 7's scores (variants)
         if c.use_aux:
-            for name, layer in aux_heads().items():
-                setattr(self, name, layer)
-        if c.towers not in TOWERS:
-            raise ValueError(f"towers must be one of {', '.join(TOWERS)}, got {c.towers!r}")
-        if c.towers != "shared" and c.clause_context != "bilstm":
-            raise ValueError(f"towers {c.towers!r} takes clause_context 'bilstm' only")
-        if c.towers == "separate+emotion" and not c.use_aux:
-            raise ValueError("towers 'separate+emotion' reads the auxiliary emotion head: it needs use_aux")
-        # our option: the cause side (eq. 6, eqs. 12 and 14) reads its own clause encoder and BiLSTM, as the
-        # two-stage models (Inter-EC, ECPE-MLL) give emotions and causes separate encoders; absent when shared.
-        # "separate+emotion": its clause BiLSTM also reads the emotion head's P(emotion) of each clause (Inter-EC)
-        self.cause_tower = None
-        if c.towers != "shared":
-            tower = clause_encoders()
-            n_emo = 1 if c.towers == "separate+emotion" else 0
-            tower["lstm"] = nn.LSTM(clause_dim + n_lex + n_emo, c.hidden, batch_first=True, bidirectional=True)
-            self.cause_tower = nn.ModuleDict(tower)
-        if c.clause_context not in CLAUSE_CONTEXTS:
-            raise ValueError(f"clause_context must be one of {', '.join(CLAUSE_CONTEXTS)}, got {c.clause_context!r}")
-        if c.clause_context == "bilstm+emotion" and not c.use_aux:
-            raise ValueError("clause_context 'bilstm+emotion' reads the auxiliary emotion head: it needs use_aux")
-        if c.exchange < 0:
-            raise ValueError(f"exchange (the number of exchange passes) must be at least 0, got {c.exchange!r}")
-        if c.exchange and not c.use_aux:
-            raise ValueError("exchange passes read the auxiliary heads' probabilities: they need use_aux")
-        if c.exchange and (c.towers != "shared" or c.clause_context != "bilstm"):
-            raise ValueError("exchange passes take towers 'shared' and clause_context 'bilstm' only")
-        # our option (ISML, ECPE-MLL): pass k = 1 .. N is a clause BiLSTM over the clause vectors and the emotion
-        # and cause probabilities of passes 0 .. k - 1; passes 0 .. N - 1 have their own heads (eqs. 11-14), the
-        # last uses the model's. Absent when 0.
-        self.exchange_lstms = nn.ModuleList(
-            nn.LSTM(clause_dim + n_lex + 2 * k, c.hidden, batch_first=True, bidirectional=True)
-            for k in range(1, c.exchange + 1))
-        self.exchange_heads = nn.ModuleList(nn.ModuleDict(aux_heads()) for _ in range(c.exchange))
-        # our option: clause-level attention after eq. 4 (modules.context); "bilstm" (the paper) has none
-        self.context = (ClauseAttention(2 * c.hidden, c.vertex_dim, c.attention_heads)
-                        if c.clause_context != "bilstm" else None)
+            self.emotion_hidden = nn.Linear(2 * c.hidden, c.vertex_dim)  # eq. 11
+            self.cause_hidden = nn.Linear(2 * c.hidden, c.vertex_dim)    # eq. 12
+            self.emotion_out = nn.Linear(c.vertex_dim, 2)                # eq. 13
+            self.cause_out = nn.Linear(c.vertex_dim, 2)                  # eq. 14
+        self.context = clause_context(c)                             # after eq. 4 (variants)
+        self.pair_objective = pair_objective(c)                      # eq. 15 (variants)
 
     # ---- data ------------------------------------------------------------------------------------
     def tensorize(self, docs: Sequence[Document]) -> DocTensors:
@@ -277,31 +174,14 @@ class E2EECPE(ECPEModel):
             self._word_table = cached
         return cached[1]
 
-    def encode(self, batch: DocBatch, side: str = "shared", extra: torch.Tensor | None = None) -> torch.Tensor:
-        """Contextual clause states h_i (eqs. 1-4). Returns [B, D, 2 * hidden].
+    def encode(self, batch: DocBatch) -> torch.Tensor:
+        """Contextual clause states h_i (eqs. 1-4): the clause BiLSTM over the clause vectors. Returns
+        [B, D, 2 * hidden], 0 on padding."""
+        return bilstm_padded(self.lstm, self.clause_grid(batch), batch.doc_lens)
 
-        ``side="cause"`` (with ``towers="separate"``): the states of the cause side's own clause encoder and
-        BiLSTM, over the same word vectors; otherwise the shared (or, separate, the emotion side's) ones.
-        ``extra`` ([B, D, F], optional): features of each clause appended to its vector before the BiLSTM.
-        """
-        lstm = self.cause_tower["lstm"] if side == "cause" else self.lstm
-        return self.contextualize(lstm, self.clause_grid(batch, side), batch, extra)
-
-    @staticmethod
-    def contextualize(lstm: nn.LSTM, grid: torch.Tensor, batch: DocBatch, extra: torch.Tensor | None = None) -> torch.Tensor:
-        """eq. 4: a clause BiLSTM over the clause vectors [B, D, F] (with ``extra`` features appended)."""
-        if extra is not None:
-            grid = torch.cat([grid, extra * batch.mask[..., None].to(extra.dtype)], -1)
-        return bilstm_padded(lstm, grid, batch.doc_lens)  # [B, D, 2 * d_h], 0 on padding
-
-    def clause_grid(self, batch: DocBatch, side: str = "shared") -> torch.Tensor:
+    def clause_grid(self, batch: DocBatch) -> torch.Tensor:
         """Clause vectors (eqs. 1-3, with the lexicon features when enabled) laid out [B, D, F], 0 on padding."""
-        if side == "cause":
-            tower = self.cause_tower
-            cnn, word_encoder = (tower[k] if k in tower else None for k in ("cnn", "word_encoder"))
-            cached = False  # the projection table is the shared CNN's
-        else:
-            cnn, word_encoder, cached = self.cnn, self.word_encoder, self._cache_words
+        cnn, word_encoder, cached = self.cnn, self.word_encoder, self._cache_words
         parts = []  # clause vectors of each encoder, side by side ("cnn+lstm": [CNN's; LSTM's])
         if cached and not self.training and not torch.is_grad_enabled():
             table, ids, unknown_rows = self.word_table(), batch.flat_words, None
@@ -348,56 +228,21 @@ class E2EECPE(ECPEModel):
             ``emotion`` / ``cause`` [B, D, 2] log-probabilities of the auxiliary heads (when enabled).
         """
         scores = {}
-        if self.config.exchange:
-            h = self.exchange(batch, scores)
-        else:
-            h = self.encode(batch)
-        if self.config.clause_context == "bilstm+attention":  # every clause reads the document's clauses
-            h = self.context(h, batch.mask)
+        h = self.context.shared(self.encode(batch), batch.mask)                 # eqs. 1-4
         if self.config.use_aux:
             scores["emotion"] = head(self.emotion_hidden, self.emotion_out, h)  # eqs. 11, 13
-        h_c = h  # what the cause side (eq. 6, eqs. 12 and 14) reads
-        if self.cause_tower is not None:  # its own encoder; with "separate+emotion" also reading P(emotion), not differentiated
-            emo = scores["emotion"][..., 1:].exp().detach() if self.config.towers == "separate+emotion" else None
-            h_c = self.encode(batch, "cause", extra=emo)
-        if self.config.clause_context == "bilstm+emotion":
-            # every clause reads the document's clauses weighted towards its likely emotion clauses (the emotion
-            # head's log-probabilities, not differentiated: the emotion head learns from its own loss only)
-            h_c = self.context(h, batch.mask, prior=scores["emotion"][..., 1].detach())
-        z_e = torch.relu(self.emotion_vertex(h))     # eq. 5
-        z_c = torch.relu(self.cause_vertex(h_c))     # eq. 6
-        logits = self.biaffine(z_e, z_c)  # eq. 7
-        if isinstance(self.pair_extra, PairMLP):
-            logits = logits + self.pair_extra(z_e, z_c)
-        elif isinstance(self.pair_extra, WindowScorer):  # per-offset classifiers of each pivot's clause state
-            logits = logits + self.pair_extra(h, h_c)
-        elif self.pair_extra is not None:
-            logits = logits + self.pair_extra(logits.shape[1])
-        scores["pair_logits"] = logits
+        h_c = self.context.cause(h, batch.mask, scores.get("emotion"))         # what the cause side reads
+        z_e = torch.relu(self.emotion_vertex(h))                                # eq. 5
+        z_c = torch.relu(self.cause_vertex(h_c))                                # eq. 6
+        scores["pair_logits"] = self.pair_extra(self.biaffine(z_e, z_c), h, h_c)  # eq. 7
         if self.config.use_position:
-            scores["pair_weights"] = position_weights(batch.doc_lens, batch.max_doc_len, self.config.eps)
+            scores["pair_weights"] = position_weights(batch.doc_lens, batch.max_doc_len, self.config.eps)  # eq. 9
         else:
             m = batch.mask.float()
             scores["pair_weights"] = m[:, :, None] * m[:, None, :]
         if self.config.use_aux:
-            scores["cause"] = head(self.cause_hidden, self.cause_out, h_c)  # eqs. 12, 14
+            scores["cause"] = head(self.cause_hidden, self.cause_out, h_c)      # eqs. 12, 14
         return scores
-
-    def exchange(self, batch: DocBatch, scores: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The clause states of the last exchange pass ([B, D, 2 * hidden]); the earlier passes' head
-        log-probabilities go to ``scores`` as ``earlier_emotion`` / ``earlier_cause`` [N, B, D, 2]."""
-        grid = self.clause_grid(batch)  # one clause encoding (and one dropout draw) read by every pass
-        h = self.contextualize(self.lstm, grid, batch)
-        probs, emotions, causes = [], [], []
-        for heads, lstm in zip(self.exchange_heads, self.exchange_lstms):
-            emo = head(heads["emotion_hidden"], heads["emotion_out"], h)
-            cau = head(heads["cause_hidden"], heads["cause_out"], h)
-            emotions.append(emo)
-            causes.append(cau)
-            probs += [emo[..., 1:].exp(), cau[..., 1:].exp()]
-            h = self.contextualize(lstm, grid, batch, torch.cat(probs, -1))
-        scores["earlier_emotion"], scores["earlier_cause"] = torch.stack(emotions), torch.stack(causes)
-        return h
 
     def loss(self, scores: dict[str, torch.Tensor], batch: DocBatch) -> torch.Tensor:
         """(L_pair + beta * L_aux) / N (eqs. 15-17; the L2 term is applied by the optimizer).
@@ -407,27 +252,18 @@ class E2EECPE(ECPEModel):
         independent of the batch. Padding enters neither.
         """
         m = batch.mask
-        pair_mask = m[:, :, None] & m[:, None, :]
-        loss = pair_loss(scores["pair_logits"][pair_mask], scores["pair_weights"][pair_mask], batch.pairs[pair_mask])
-        if self.config.pair_loss == "bce+rank":  # our option: the gold pairs should also outrank their document's others
-            loss = loss + self.config.rank_weight * rank_loss(scores["pair_logits"], scores["pair_weights"],
-                                                              batch.pairs, pair_mask)
-        if self.config.use_aux:
-            # the heads' (emotion, cause) log-probabilities: the model's, and every earlier exchange pass's
-            heads = [(scores["emotion"], scores["cause"]),
-                     *zip(scores.get("earlier_emotion", ()), scores.get("earlier_cause", ()))]
+        cells = m[:, :, None] & m[:, None, :]
+        loss = self.pair_objective(scores["pair_logits"], scores["pair_weights"], batch.pairs, cells)  # eq. 15
+        if self.config.use_aux:  # eq. 16
+            emo, cau = scores["emotion"][m], scores["cause"][m]
             if batch.emotion_target is not None:  # soft targets (distillation)
                 def nll(logp, t):
                     return -(t * logp[..., 1] + (1 - t) * logp[..., 0]).sum()
 
-                targets = batch.emotion_target[m], batch.cause_target[m]
+                aux = nll(emo, batch.emotion_target[m]) + nll(cau, batch.cause_target[m])
             else:
-                def nll(logp, t):
-                    return F.nll_loss(logp, t, reduction="sum")
-
-                targets = batch.emotion[m], batch.cause[m]
-            aux = sum(nll(emo[m], targets[0]) + nll(cau[m], targets[1]) for emo, cau in heads)
-            loss = loss + self.config.beta * aux
+                aux = F.nll_loss(emo, batch.emotion[m], reduction="sum") + F.nll_loss(cau, batch.cause[m], reduction="sum")
+            loss = loss + self.config.beta * aux                               # eq. 17
         return loss / m.sum()
 
     @torch.no_grad()
