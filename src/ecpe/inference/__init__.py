@@ -3,8 +3,9 @@
 Never imports :mod:`ecpe.training`; ``ecpe predict``, ``ecpe evaluate``, ``ecpe serve`` and the Python API
 (``ecpe.Extractor``) all go through it.
 """
-from .core import PRECISIONS, decode_batches, evaluate, predict, predict_docs, set_precision, to_predictions
-from .ensemble import Ensemble, evaluate_runs, for_inference, load_models, predict_documents, set_clauses
+from .core import (PRECISIONS, decode_batches, evaluate, predict, predict_docs, predict_documents, set_precision,
+                   to_predictions)
+from .ensemble import Ensemble, evaluate_runs, for_inference, load_models, set_clauses
 from .extractor import Extractor
 from .inputs import MAX_CLAUSES, InputError, check_document
 
