@@ -196,28 +196,38 @@ def extract_lines(extractor, lines: Sequence[tuple[int, bytes | str]], limits: L
     limits = limits or Limits(max_clauses=extractor.max_clauses)
     parsed = [parse_line(raw, limits) for _, raw in lines]
     good = [i for i, (_, _, err) in enumerate(parsed) if err is None]
-    results: dict[int, dict | str] = {}
+    results: dict[int, str] = {}   # the JSON text of each good line's result
+    errors = {i: err for i, (_, _, err) in enumerate(parsed) if err is not None}
     try:
-        for i, r in zip(good, extractor.extract_many([parsed[i][0] for i in good], threshold=threshold, matrix=matrix)):
-            results[i] = r
+        items = [parsed[i][0] for i in good]
+        results.update(zip(good, extractor.extract_many(items, threshold=threshold, matrix=matrix, as_json=True)))
     except InputError:
         for i in good:
             try:
-                results[i] = extractor.extract(parsed[i][0], threshold=threshold, matrix=matrix)
+                results[i] = extractor.extract_many([parsed[i][0]], threshold=threshold, matrix=matrix, as_json=True)[0]
             except InputError as e:
-                results[i] = str(e)
+                errors[i] = str(e)
     out = []
-    for i, ((lineno, _), (_, doc_id, err)) in enumerate(zip(lines, parsed)):
-        r = results.get(i, err)
-        if isinstance(r, dict):
+    for i, ((lineno, _), (_, doc_id, _)) in enumerate(zip(lines, parsed)):
+        if i in results:
             try:
-                out.append(Output(lineno, _dumps({"id": doc_id, **r} if doc_id is not None else r), len(r["pairs"]),
-                                  None))
+                text = _result_line(results[i], doc_id)
+                # a pair is the only place where {"emotion":  stands outside a string (inside one, " is \")
+                out.append(Output(lineno, text, text.count('{"emotion": '), None))
                 continue
             except (ValueError, RecursionError) as e:
-                r = f"the result cannot be written as JSON ({e.__class__.__name__}: {str(e)[:100]})"
-        out.append(Output(lineno, _error_json(lineno, doc_id, r), 0, r))
+                errors[i] = f"the result cannot be written as JSON ({e.__class__.__name__}: {str(e)[:100]})"
+        out.append(Output(lineno, _error_json(lineno, doc_id, errors[i]), 0, errors[i]))
     return out
+
+
+def _result_line(text: str, doc_id: Any) -> str:
+    """The output line of a result's JSON text (``Extractor.extract_many(..., as_json=True)``): the line's id
+    first when it has one, as ``json.dumps({"id": doc_id, **result})`` writes it; ValueError for a result that
+    is not strict JSON (NaN or Infinity, as ``allow_nan=False`` refuses them)."""
+    if "NaN" in text or "Infinity" in text:  # rare (a clause may hold the word): checked the slow way
+        text = _dumps(json.loads(text))
+    return text if doc_id is None else '{"id": ' + _dumps(doc_id) + ", " + text[1:]
 
 
 # ---- reading ----------------------------------------------------------------------------------------

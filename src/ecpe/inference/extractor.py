@@ -144,21 +144,24 @@ class Extractor:
         """Pairs of one document; see :meth:`extract_many`."""
         return self.extract_many([text], threshold=threshold, matrix=matrix)[0]
 
-    def extract_many(self, items: Sequence[Any], threshold: float | None = None, matrix: bool = False) -> list[dict[str, Any]]:
+    def extract_many(self, items: Sequence[Any], threshold: float | None = None, matrix: bool = False,
+                     as_json: bool = False) -> list[Any]:
         """Extract pairs from several documents, batched by length.
 
         Returns one dict per input: ``clauses`` (strings), ``pairs`` (``emotion``, ``cause`` 0-based clause
         indices and ``score``), ``emotion_prob`` and ``cause_prob`` per clause; with ``matrix``, also
-        ``pair_matrix`` (M-hat, rows = emotion clause, columns = cause clause).
+        ``pair_matrix`` (M-hat, rows = emotion clause, columns = cause clause). With ``as_json``, each
+        result's JSON text instead, ``json.dumps(result, ensure_ascii=False)``, written from the arrays
+        (what ``ecpe predict --input`` writes; about 3x faster than building the dicts and dumping them).
         """
         if len(items) <= self.chunk:
-            return self._run([self._prepare(it) for it in items], threshold, matrix)
+            return (self._run_json if as_json else self._run)([self._prepare(it) for it in items], threshold, matrix)
 
         def chunks():
             for s in range(0, len(items), self.chunk):
                 yield [self._prepare(it) for it in items[s:s + self.chunk]]
 
-        return list(self._pipelined(chunks(), threshold, matrix))
+        return list(self._pipelined(chunks(), threshold, matrix, as_json))
 
     def _pipelined(self, chunks: Iterable[Any], threshold: float | None = None, matrix: bool = False,
                    as_json: bool = False) -> Iterator[Any]:
