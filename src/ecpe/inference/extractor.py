@@ -16,7 +16,7 @@ from .arrays import predict_chunk, result_dicts, result_json
 from .card import model_card
 from .core import PRECISIONS
 from .ensemble import for_inference, load_models
-from .inputs import InputError, check_document, check_max_clauses, is_blank
+from .inputs import LOCAL_LIMITS, InputError, check_document, check_max_clauses, is_blank
 
 __all__ = ["Extractor", "InputError"]
 
@@ -57,7 +57,7 @@ class Extractor:
     """
 
     def __init__(self, model, checkpoint: dict[str, Any] | None = None, batch_size: int = 64,
-                 max_clauses: int = 2000, chunk: int = 1024, pipeline: bool | None = None,
+                 max_clauses: int = LOCAL_LIMITS.max_clauses, chunk: int = 1024, pipeline: bool | None = None,
                  device: str | torch.device | None = None, segmenter: str | None = None,
                  precision: str | None = None):
         # precision: fp32 or bf16 (matrix products under bfloat16 autocast: faster on CPUs with AMX /
@@ -125,7 +125,8 @@ class Extractor:
         if kind == "text":
             texts, words = prepare_text(item if isinstance(item, str) else item["text"], self.segmenter)
             if len(texts) > self.max_clauses:
-                raise InputError(f"document has {len(texts)} clauses; the limit is {self.max_clauses}")
+                raise InputError(f"document has {len(texts)} clauses; the limit is {self.max_clauses}",
+                                 "too_many_clauses")
             return Prepared(texts, words)
         clauses = item["clauses"]
         if kind == "str":
