@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_corpus
+from helpers import TINY, make_corpus
 
 from ecpe.data.batching import ChunkTensors, DocTensors
 from ecpe.data.corpus import Document, load_fold

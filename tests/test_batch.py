@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_corpus
+from helpers import make_corpus
 
 from ecpe.batch import Limits, ShardWriter, extract_lines, find_shards, parse_line
 from ecpe.cli import main

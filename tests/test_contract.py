@@ -7,7 +7,7 @@ import inspect
 import pytest
 import torch
 
-from conftest import TINY
+from helpers import TINY
 
 from ecpe.config import TrainConfig
 from ecpe.data.corpus import Fold
