@@ -128,6 +128,7 @@ class Ensemble:
     def chunk_tensors(self, docs: Sequence[Sequence[Sequence[str]]]) -> EnsembleTensors:
         return EnsembleTensors([m.chunk_tensors(docs) for m in self.models])
 
+    @torch.no_grad()
     def forward(self, batch: EnsembleBatch) -> dict[str, torch.Tensor]:
         """The members' M-hat, emotion and cause probabilities, each member run in its own precision
         (:func:`~ecpe.inference.scores_of`) on its own device, averaged in float64 on the device of
