@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_corpus
+from helpers import TINY, make_corpus
 
 from ecpe.data.batching import ChunkTensors, DocTensors
 from ecpe.data.corpus import Document, load_fold
@@ -73,7 +73,7 @@ def test_chunk_batches_equal_doc_tensor_batches(char_backoff):
     dt = DocTensors([Document(str(i), d) for i, d in enumerate(docs)], vocab, 7, 5, char_backoff=char_backoff)
     ct = ChunkTensors(docs, vocab, 7, 5, char_backoff=char_backoff)  # 7: some clauses are truncated
     order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
-    batches = list(ct.batches(16))
+    batches = list(ct.length_batches(16))
     assert len(batches) == 4
     for s, b in zip(range(0, len(docs), 16), batches):
         a = dt.batch(order[s:s + 16])

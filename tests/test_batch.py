@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_corpus
+import torch
+from helpers import make_corpus
 
 from ecpe.batch import Limits, ShardWriter, extract_lines, find_shards, parse_line
 from ecpe.cli import main
@@ -81,6 +82,33 @@ def test_extract_lines_equals_extract_many(extractor):
             assert o.error and rec == {"line": 100, "error": o.error}
         else:
             assert o.error is None and rec == {"id": (n - 1) // 2, **next(expected)} and o.pairs == len(rec["pairs"])
+
+
+@pytest.mark.parametrize("matrix", [False, True])
+def test_extract_lines_writes_the_text_json_dumps_writes(extractor, matrix):
+    """Output lines are written from arrays (Extractor.extract_many(..., as_json=True)): the very text of
+    json.dumps of the result with the id first, and the same pair counts; blank clauses and ids of every
+    JSON type included."""
+    items = [{"id": 'a"b\\', "text": texts(1, seed=3)[0]}, {"id": {"k": [1, 2.5, None]}, "clauses": ["他收到礼物", " ", "老人很高兴"]},
+             {"text": "NaN 和 Infinity 很高兴，他收到礼物"}, {"id": 3, "clauses": [["老人", "很", "高兴"], ["收到", "礼物"]]},
+             *({"id": f"t{i}", "text": t} for i, t in enumerate(texts(6, seed=4)))]
+    lines = [(n, json.dumps(it, ensure_ascii=False)) for n, it in enumerate(items, 1)]
+    for threshold in (None, 0.0):
+        outs = extract_lines(extractor, lines, threshold=threshold, matrix=matrix)
+        want = extractor.extract_many(items, threshold=threshold, matrix=matrix)
+        assert sum(len(r["pairs"]) for r in want) > 0
+        for it, o, r in zip(items, outs, want):
+            assert o.json == json.dumps({"id": it["id"], **r} if "id" in it else r, ensure_ascii=False)
+            assert o.pairs == len(r["pairs"]) and o.error is None
+
+
+def test_a_result_that_is_not_strict_json_is_an_error_record(model):
+    ex = Extractor.load(model)
+    with torch.no_grad():
+        ex.model.biaffine.affine.bias.fill_(float("nan"))  # M-hat is NaN everywhere
+    (out,) = extract_lines(ex, [(1, '{"id": 1, "text": "他收到礼物，老人很高兴"}')], matrix=True)
+    assert out.error.startswith("the result cannot be written as JSON (ValueError: Out of range float")
+    assert json.loads(out.json) == {"line": 1, "id": 1, "error": out.error}
 
 
 def test_extract_lines_isolates_what_the_extractor_refuses(extractor, monkeypatch):

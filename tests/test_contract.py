@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from conftest import TINY
+from helpers import TINY
 
 from ecpe.config import ConfigError, TrainConfig
 from ecpe.data.corpus import Fold
@@ -50,6 +50,9 @@ def test_round_trip_train_save_load_predict(name, make_docs, tmp_path):
         assert model.loss(model(fresh), fresh).dim() == 0
     again, _ = load_model(tmp_path / "model.pt")
     assert predict(model, tensors) == predict(again, again.tensorize(docs[24:]))
+    # the tensors of the prediction path (model.chunk_tensors, from clauses of words) predict the same
+    assert predict(model, model.chunk_tensors([d.clauses for d in docs[24:]]), batch_size=4) == \
+        predict(model, tensors, batch_size=4)
     ex = Extractor.load(tmp_path / "model.pt")
     assert ex.extract("")["pairs"] == []
     out = ex.extract("今天我们去公园，收到礼物。他很高兴。")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import make_corpus, write_split
+from helpers import make_corpus, write_split
 
 from ecpe.cli import main
 from ecpe.data.vocab import Vocab

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_corpus, write_split
+from helpers import make_corpus, write_split
 from gensim.models import KeyedVectors
 
 from ecpe.cli import main

@@ -11,7 +11,8 @@ from ecpe.data import Vocab
 from ecpe.inference import Ensemble
 from ecpe.models import build_model, save_model
 from ecpe.inference import Extractor
-from ecpe.inference import evaluate, predict
+from ecpe.inference import evaluate, predict, predict_documents
+from ecpe.inference.arrays import predict_chunk
 
 
 def _model(corpus, tiny_config, seed, docs=None, **extra):
@@ -24,7 +25,7 @@ def test_one_member_ensemble_is_the_model(corpus, tiny_config):
     m = _model(corpus, tiny_config, 0)
     t = m.tensorize(corpus)
     single = predict(m, t, threshold=0.05)
-    ens = Ensemble([m]).predict_docs(corpus, threshold=0.05)
+    ens = predict_documents(Ensemble([m]), corpus, threshold=0.05)
     for a, b in zip(single, ens):
         assert [(p, q) for p, q, _ in a.pairs] == [(p, q) for p, q, _ in b.pairs]
         assert a.emotions == b.emotions and a.causes == b.causes
@@ -39,7 +40,7 @@ def test_members_are_averaged_through_their_own_vocabularies(corpus, tiny_config
     pa = predict(a, a.tensorize(docs), keep_matrix=True)
     pb = predict(b, b.tensorize(docs), keep_matrix=True)
     eta = 0.2
-    out = Ensemble([a, b]).predict_docs(docs, threshold=eta, keep_matrix=True)
+    out = predict_documents(Ensemble([a, b]), docs, threshold=eta, keep_matrix=True)
     for x, y, e, d in zip(pa, pb, out, docs):
         n = len(d.clauses)
         mean = [[(x.pair_prob[p][q] + y.pair_prob[p][q]) / 2 for q in range(n)] for p in range(n)]
@@ -49,6 +50,29 @@ def test_members_are_averaged_through_their_own_vocabularies(corpus, tiny_config
         assert e.emotions == [k for k in range(n) if emo[k] > 0.5]
 
 
+def test_per_document_and_chunk_paths_of_an_ensemble_agree(corpus, tiny_config):
+    """predict_documents (Prediction objects, the path of ecpe evaluate) and predict_chunk (arrays, the path
+    of Extractor) run the same Ensemble.forward / decode: the same pairs with the same float scores, the
+    same clause probabilities and pair matrices, bit for bit."""
+    a = _model(corpus, tiny_config, 0)
+    b = _model(corpus, tiny_config, 1, docs=corpus[10:], hidden=tiny_config["hidden"] * 2, char_backoff=True)
+    ens, docs = Ensemble([a, b]), corpus[:15]
+    for threshold in (None, 0.2):
+        preds = predict_documents(ens, docs, threshold=threshold, keep_matrix=True, batch_size=4)
+        res = predict_chunk(ens, [d.clauses for d in docs], threshold=threshold, keep_matrix=True, batch_size=4)
+        n_pairs = 0
+        for i, (p, d) in enumerate(zip(preds, docs)):
+            n, c, o = len(d), int(res.clause_starts[i]), int(res.matrix_starts[i])
+            s, e = int(res.pair_starts[i]), int(res.pair_starts[i + 1])
+            chunk_pairs = [(q, r, v) for (q, r), v in zip(res.pairs[s:e].tolist(), res.pair_scores[s:e].tolist())]
+            assert sorted(chunk_pairs) == sorted(p.pairs)  # the chunk path orders them by score
+            assert res.emotion_prob[c:c + n].tolist() == p.emotion_prob
+            assert res.cause_prob[c:c + n].tolist() == p.cause_prob
+            assert res.matrix[o:o + n * n].reshape(n, n).tolist() == p.pair_prob
+            n_pairs += len(p.pairs)
+        assert n_pairs > 0
+
+
 def test_members_of_different_configurations_are_averaged(corpus, tiny_config):
     # as research/ensemble.py averages variants: another size, char backoff, another vocabulary
     a = _model(corpus, tiny_config, 0)
@@ -56,7 +80,7 @@ def test_members_of_different_configurations_are_averaged(corpus, tiny_config):
     docs = corpus[:6]
     pa = predict(a, a.tensorize(docs), keep_matrix=True)
     pb = predict(b, b.tensorize(docs), keep_matrix=True)
-    out = Ensemble([a, b]).predict_docs(docs, threshold=0.2, keep_matrix=True)
+    out = predict_documents(Ensemble([a, b]), docs, threshold=0.2, keep_matrix=True)
     for x, y, e in zip(pa, pb, out):
         mean = (torch.tensor(x.pair_prob, dtype=torch.float64) + torch.tensor(y.pair_prob, dtype=torch.float64)) / 2
         assert torch.allclose(torch.tensor(e.pair_prob, dtype=torch.float64), mean, atol=1e-6)
@@ -133,7 +157,7 @@ def test_clauses_heads_plus_pairs_adds_the_clauses_of_every_pair(corpus, tiny_co
     docs = corpus[:8]
     a, b = _model(corpus, tiny_config, 0), _model(corpus, tiny_config, 0)  # (seed 0's heads leave clauses out)
     for model, run in ((a, lambda m: predict(m, m.tensorize(docs), threshold=-1.0)),
-                       (Ensemble([a, b]), lambda m: m.predict_docs(docs, threshold=-1.0))):
+                       (Ensemble([a, b]), lambda m: predict_documents(m, docs, threshold=-1.0))):
         heads = run(model)
         for m in (model.models if isinstance(model, Ensemble) else [model]):
             m.config.clauses = "heads+pairs"

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import make_corpus, write_split
+from helpers import make_corpus, write_split
 
 from ecpe.cache import default_model_dir
 from ecpe.cli import main

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import make_corpus, write_split
+from helpers import make_corpus, write_split
 
 from ecpe.cli import main
 from ecpe.data.corpus import write_documents

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import decode_py
+from helpers import decode_py
 
 from ecpe.config import ConfigError
 from ecpe.data.corpus import Document

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import TINY, make_corpus, write_split
+from helpers import TINY, make_corpus, write_split
 
 from ecpe.config import TrainConfig
 from ecpe.training import train_run

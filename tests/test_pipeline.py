@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import TINY, make_corpus
+from helpers import TINY, make_corpus
 
 from ecpe.data.vocab import Vocab
 from ecpe.models import build_model

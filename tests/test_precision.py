@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_corpus
+from helpers import TINY, make_corpus
 from tiny_model import make_tiny_model
 
 from ecpe.cli import main

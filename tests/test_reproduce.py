@@ -6,7 +6,7 @@ import math
 import warnings
 
 import pytest
-from conftest import make_corpus, write_split
+from helpers import make_corpus, write_split
 
 from ecpe.cli import main
 from ecpe.data.corpus import read_documents, write_documents

@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import make_corpus, write_split
+from helpers import make_corpus, write_split
 
 from ecpe import lexicon as lexicon_mod
 from ecpe import resources

@@ -294,7 +294,7 @@ def test_cli_serve(monkeypatch, model_path, capsys):
     # --threads 0: leave torch's thread count alone in this process
     assert main(["serve", "--model", str(model_path), "--port", "8765", "--max-documents", "7", "--threads", "0"]) == 0
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8765
-    assert seen["app"].state.limits.max_documents == 7
+    assert seen["app"].state.settings.max_documents == 7
     assert main(["serve", "--model", str(model_path.parent / "missing.pt"), "--threads", "0"]) == 2
     assert "not found" in capsys.readouterr().err
     assert main(["serve", "--model", str(model_path), "--max-clauses", "0", "--threads", "0"]) == 2
@@ -333,3 +333,15 @@ def test_batcher_stop_fails_waiting_jobs():
 def test_only_empty_clauses(client):
     r = post(client, {"clauses": [""]})
     assert r.status_code == 200, r.text
+
+
+def test_the_http_api_and_batch_lines_give_the_same_verdict(client):
+    """One input contract: a document over a limit is refused with the same message and code by POST /extract
+    and by an ecpe predict --input line under the same limits."""
+    from ecpe.batch import Limits, parse_line
+
+    for doc in ("好" * 81, {"text": "好，" * 7}, {"clauses": ["好"] * 7}, {"clauses": [["好" * 50], ["好" * 31]]}):
+        detail = only_error(post(client, {"documents": [doc]}))
+        _, _, error = parse_line(json.dumps(doc, ensure_ascii=False) if isinstance(doc, dict) else doc,
+                                 Limits(max_clauses=LIMITS["max_clauses"], max_chars=LIMITS["max_chars"]))
+        assert detail[0]["msg"] == error and detail[0]["type"] in ("too_many_characters", "too_many_clauses")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ecpe.config import TrainConfig
-from conftest import decode_py
+from helpers import decode_py
 
 from ecpe.data.corpus import Document, Fold
 from ecpe.data.vocab import Vocab

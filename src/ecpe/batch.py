@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .inference import MAX_CLAUSES, Extractor, InputError, check_document
+from .inference import LOCAL_LIMITS, MAX_CLAUSES, Extractor, InputError, Limits, check_document
 
 __all__ = ["Limits", "Output", "ShardStats", "JobStats", "BatchFailure", "parse_line", "extract_lines",
            "find_shards", "ShardWriter", "run_local", "run_ray", "add_arguments", "predict_command",
@@ -57,17 +57,6 @@ GROUP = 1024              # lines handed to Extractor.extract_many at once (it p
 
 class BatchFailure(ValueError):
     """The job stopped: a bad line under ``on_error="fail"``, or a usage error (bad paths, missing extra)."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one document may hold: over a limit, the line is an error record (the model never sees it).
-
-    ``max_clauses`` is the extractor's own limit (``Extractor(max_clauses=...)``); clauses of a raw text are
-    counted by splitting only, which is cheap and never fewer than the model would see."""
-
-    max_clauses: int = 2000
-    max_chars: int = 100_000
 
 
 class Output(NamedTuple):
@@ -119,7 +108,7 @@ def _strict_loads(line: str) -> Any:
     return obj
 
 
-def parse_line(raw: bytes | str | Unreadable, limits: Limits = Limits()) -> tuple[Any, Any, str | None]:
+def parse_line(raw: bytes | str | Unreadable, limits: Limits = LOCAL_LIMITS) -> tuple[Any, Any, str | None]:
     """One input line -> ``(item for Extractor, id or None, error or None)``.
 
     A line starting with ``{`` is a JSON object (``{"text": ...}``, ``{"clauses": [...]}``, with an optional
@@ -196,28 +185,38 @@ def extract_lines(extractor, lines: Sequence[tuple[int, bytes | str]], limits: L
     limits = limits or Limits(max_clauses=extractor.max_clauses)
     parsed = [parse_line(raw, limits) for _, raw in lines]
     good = [i for i, (_, _, err) in enumerate(parsed) if err is None]
-    results: dict[int, dict | str] = {}
+    results: dict[int, str] = {}   # the JSON text of each good line's result
+    errors = {i: err for i, (_, _, err) in enumerate(parsed) if err is not None}
     try:
-        for i, r in zip(good, extractor.extract_many([parsed[i][0] for i in good], threshold=threshold, matrix=matrix)):
-            results[i] = r
+        items = [parsed[i][0] for i in good]
+        results.update(zip(good, extractor.extract_many(items, threshold=threshold, matrix=matrix, as_json=True)))
     except InputError:
         for i in good:
             try:
-                results[i] = extractor.extract(parsed[i][0], threshold=threshold, matrix=matrix)
+                results[i] = extractor.extract_many([parsed[i][0]], threshold=threshold, matrix=matrix, as_json=True)[0]
             except InputError as e:
-                results[i] = str(e)
+                errors[i] = str(e)
     out = []
-    for i, ((lineno, _), (_, doc_id, err)) in enumerate(zip(lines, parsed)):
-        r = results.get(i, err)
-        if isinstance(r, dict):
+    for i, ((lineno, _), (_, doc_id, _)) in enumerate(zip(lines, parsed)):
+        if i in results:
             try:
-                out.append(Output(lineno, _dumps({"id": doc_id, **r} if doc_id is not None else r), len(r["pairs"]),
-                                  None))
+                text = _result_line(results[i], doc_id)
+                # a pair is the only place where {"emotion":  stands outside a string (inside one, " is \")
+                out.append(Output(lineno, text, text.count('{"emotion": '), None))
                 continue
             except (ValueError, RecursionError) as e:
-                r = f"the result cannot be written as JSON ({e.__class__.__name__}: {str(e)[:100]})"
-        out.append(Output(lineno, _error_json(lineno, doc_id, r), 0, r))
+                errors[i] = f"the result cannot be written as JSON ({e.__class__.__name__}: {str(e)[:100]})"
+        out.append(Output(lineno, _error_json(lineno, doc_id, errors[i]), 0, errors[i]))
     return out
+
+
+def _result_line(text: str, doc_id: Any) -> str:
+    """The output line of a result's JSON text (``Extractor.extract_many(..., as_json=True)``): the line's id
+    first when it has one, as ``json.dumps({"id": doc_id, **result})`` writes it; ValueError for a result that
+    is not strict JSON (NaN or Infinity, as ``allow_nan=False`` refuses them)."""
+    if "NaN" in text or "Infinity" in text:  # rare (a clause may hold the word): checked the slow way
+        text = _dumps(json.loads(text))
+    return text if doc_id is None else '{"id": ' + _dumps(doc_id) + ", " + text[1:]
 
 
 # ---- reading ----------------------------------------------------------------------------------------
@@ -603,7 +602,7 @@ class RayExtractActor:
 
 
 def run_ray(model: Sequence[str | Path], job: Job, on_error: str = "record", threshold: float | None = None,
-            matrix: bool = False, limits: Limits = Limits(), device: str = "cpu", segmenter: str | None = None,
+            matrix: bool = False, limits: Limits = LOCAL_LIMITS, device: str = "cpu", segmenter: str | None = None,
             address: str | None = None, actors: int | None = None, num_gpus_per_actor: float = 0.0,
             cpus_per_actor: float = 1.0, quiet: bool = False, group: int = GROUP,
             meter: Meter | None = None, precision: str = "fp32", batch_size: int = 64) -> ShardStats:
@@ -732,11 +731,11 @@ def add_arguments(parser) -> None:
     g.add_argument("--threads", type=int, default=0,
                    help="torch threads of this process (default 0: torch's default, one per core). On a machine "
                         "that other jobs keep busy, 1 can be several times faster (docs/batch.md)")
-    g.add_argument("--max-clauses", type=int, default=Limits.max_clauses,
-                   help=f"clauses per document, else an error record (default {Limits.max_clauses}, at most "
+    g.add_argument("--max-clauses", type=int, default=LOCAL_LIMITS.max_clauses,
+                   help=f"clauses per document, else an error record (default {LOCAL_LIMITS.max_clauses}, at most "
                         f"{MAX_CLAUSES}: memory grows with its square)")
-    g.add_argument("--max-chars", type=int, default=Limits.max_chars,
-                   help=f"characters per document, else an error record (default {Limits.max_chars})")
+    g.add_argument("--max-chars", type=int, default=LOCAL_LIMITS.max_chars,
+                   help=f"characters per document, else an error record (default {LOCAL_LIMITS.max_chars})")
 
 
 class Progress:
@@ -787,10 +786,10 @@ def predict_command(args) -> int:
 
 
 def _predict_command(args, progress: Progress) -> int:
-    limits = Limits(max_clauses=args.max_clauses, max_chars=args.max_chars)
-    if not 1 <= limits.max_clauses <= MAX_CLAUSES or limits.max_chars < 1:
-        raise BatchFailure(f"--max-clauses must be 1..{MAX_CLAUSES} (a document's pair matrix grows with the square "
-                           "of its clauses) and --max-chars positive")
+    try:  # over a limit, a line is an error record (the model never sees it)
+        limits = Limits(max_clauses=args.max_clauses, max_chars=args.max_chars)
+    except ValueError as e:
+        raise BatchFailure(f"--{e}") from None
     is_dir = args.input != "-" and Path(args.input).is_dir()
     if args.engine == "ray" and not is_dir:
         raise BatchFailure("--engine ray reads a directory of shards: --input DIR --output DIR")

@@ -217,6 +217,13 @@ class DocTensors:
         self.soft = (mixed, (1 - weight) * self.emotion.float() + weight * emotion.float(),
                      (1 - weight) * self.cause.float() + weight * cause.float())
 
+    def length_batches(self, batch_size: int) -> Iterator[DocBatch]:
+        """Batches for prediction: the documents sorted by length (a stable sort), cut by :func:`batch_spans`;
+        ``batch.index`` says which documents."""
+        order = sorted(range(len(self.docs)), key=lambda i: len(self.docs[i]))
+        for s, e in batch_spans([len(self.docs[i]) for i in order], batch_size):
+            yield self.batch(order[s:e])
+
     def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, bucket: bool = True) -> Iterator[DocBatch]:
         """Yield batches. With ``shuffle``, documents of similar length are grouped (``bucket``) and the
         order of batches is random; without it, batches follow the documents' order."""
@@ -273,9 +280,9 @@ class ChunkTensors:
     The prediction counterpart of :class:`DocTensors` (which also holds gold labels and is built once
     per split): every word id of the chunk is looked up at once (:func:`lookup_ids`), the clauses are
     laid end to end once for the whole chunk, with the documents sorted by length, and each batch is a
-    contiguous slice of that layout. ``batches(size)`` gives the same :class:`DocBatch` es (gold fields
-    zero) as ``DocTensors(docs, ...).batch(index)`` over the same length-sorted index, and the ids are
-    ``DocTensors``' ones, so the model computes the same scores.
+    contiguous slice of that layout. ``length_batches(size)`` gives the same :class:`DocBatch` es (gold
+    fields zero) as ``DocTensors(docs, ...).length_batches(size)``, and the ids are ``DocTensors``' ones, so
+    the model computes the same scores.
 
     Args:
         docs: documents as clauses of words (no gold pairs).
@@ -313,7 +320,7 @@ class ChunkTensors:
     def __len__(self) -> int:
         return len(self.doc_lens)
 
-    def batches(self, batch_size: int) -> Iterator[DocBatch]:
+    def length_batches(self, batch_size: int) -> Iterator[DocBatch]:
         """Batches of ``batch_size`` documents of similar length; ``batch.index`` says which documents."""
         for s, e in batch_spans(self._sorted_lens, batch_size):
             yield self._batch(s, e)

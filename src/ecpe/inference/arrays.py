@@ -1,10 +1,11 @@
 """Prediction of a chunk of documents with array operations only: clause words -> ids -> batches ->
 scores -> pairs, and the results as dicts or JSON text built from arrays.
 
-The path of :class:`~ecpe.inference.Extractor`. Per chunk of documents: the word ids are looked up at once
-and the batches are slices of one layout (:class:`~ecpe.data.batching.ChunkTensors`); each batch is
-decoded on the model's device (pairs above eta with the model's one ``nonzero``; an ensemble averages its
-members' M-hat and clause probabilities there first); what the documents need (their clause
+The path of :class:`~ecpe.inference.Extractor`. Per chunk of documents: the model builds the chunk's
+tensors (``model.chunk_tensors``; E2EECPE looks the word ids up at once and cuts its batches from one
+layout, :class:`~ecpe.data.batching.ChunkTensors`); each batch is decoded on the model's device (pairs
+above eta with the model's one ``nonzero``; an ensemble averages its members' M-hat and clause
+probabilities there first, :meth:`~ecpe.inference.Ensemble.forward`); what the documents need (their clause
 probabilities, their pairs, optionally their pair matrices) is gathered on the device and moved to the
 CPU once per chunk; rounding is done on arrays. Same results as :func:`ecpe.inference.predict_documents`
 followed by per-value rounding (``tests/test_arrays.py``).
@@ -13,18 +14,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from ..data.batching import ChunkTensors, DocBatch
-from ..data.corpus import Document
-from ..devices import model_device
-from ..models import E2EECPE
-from ..models.base import Decoded
-from .core import length_batches, scores_of
-from .ensemble import Ensemble
+from .core import decode_batches
 
 __all__ = ["ChunkResult", "predict_chunk", "round4", "result_dicts", "result_json"]
 
@@ -47,73 +42,17 @@ class ChunkResult:
     matrix_starts: np.ndarray | None  # [n]
 
 
-def _tensors(model, docs: Sequence[Sequence[Sequence[str]]]):
-    """Batches source for one model: the array path for E2EECPE, the model's own tensorize otherwise."""
-    if isinstance(model, E2EECPE):
-        c = model.config
-        return ChunkTensors(docs, model.vocab, c.max_clause_len, max(c.kernel_sizes), char_backoff=c.char_backoff)
-    return model.tensorize([Document(str(i), list(d)) for i, d in enumerate(docs)])
-
-
-def _batches(model, tensors, batch_size: int, device) -> Iterator[DocBatch]:
-    if isinstance(tensors, ChunkTensors):
-        for batch in tensors.batches(batch_size):
-            yield batch.to(device)
-    else:
-        yield from length_batches(tensors, batch_size, device)
-
-
-@torch.inference_mode()
-def _decoded(model, docs, threshold: float | None, batch_size: int) -> Iterator[tuple[DocBatch, Decoded]]:
-    """(batch, decoded) over the documents, in batches of documents of similar length."""
-    if isinstance(model, Ensemble):
-        yield from _ensemble_decoded(model, docs, threshold, batch_size)
-        return
-    model.eval()
-    device = model_device(model)
-    for batch in _batches(model, _tensors(model, docs), batch_size, device):
-        yield batch, model.decode(scores_of(model, batch), batch, threshold=threshold)
-
-
-def _ensemble_decoded(ens: Ensemble, docs, threshold: float | None, batch_size: int):
-    """The members' M-hat and clause probabilities averaged per batch on the device (float64, as
-    :meth:`Ensemble.predict_docs` averages them), decoded as one model: pairs where the mean M-hat > eta
-    (inside the documents), emotions and causes where the mean probability > 1/2."""
-    eta = ens.config.threshold if threshold is None else threshold
-    ens.eval()
-    members = []
-    for m in ens.models:
-        members.append((m, _batches(m, _tensors(m, docs), batch_size, model_device(m))))
-    device = model_device(ens.models[0])
-    while True:
-        sums = None
-        first = None
-        for m, batches in members:
-            batch = next(batches, None)
-            if batch is None:
-                return
-            d = m.decode(scores_of(m, batch), batch)
-            probs = [t.to(device, torch.float64) for t in (d.pair_prob, d.emotion_prob, d.cause_prob)]
-            sums = probs if sums is None else [a + b for a, b in zip(sums, probs)]
-            if first is None:
-                first = batch.to(device)
-        probs, ep, cp = (s / len(members) for s in sums)
-        mask = first.mask
-        above = (probs > eta) & mask[:, :, None] & mask[:, None, :]
-        pairs = above.nonzero()                                          # [K, 3], row-major
-        yield first, Decoded(first.doc_lens, pairs, probs[pairs.unbind(1)], (ep > 0.5) & mask, (cp > 0.5) & mask,
-                             ep, cp, probs)
-
-
 @torch.inference_mode()
 def predict_chunk(model, docs: Sequence[Sequence[Sequence[str]]], threshold: float | None = None,
                   keep_matrix: bool = False, batch_size: int = 64) -> ChunkResult:
     """Predictions for documents given as clauses of words (each with at least one clause), from one
-    model or an :class:`Ensemble`, as arrays (see :class:`ChunkResult`)."""
+    model or an :class:`~ecpe.inference.Ensemble`, as arrays (see :class:`ChunkResult`): the model's
+    ``chunk_tensors`` batched by length, decoded on its device (:func:`~ecpe.inference.decode_batches`)."""
     n = len(docs)
     doc_lens = np.fromiter(map(len, docs), dtype=np.int64, count=n)
     index, emo, cau, pairs, scores, mats = [], [], [], [], [], []
-    for batch, d in (_decoded(model, docs, threshold, batch_size) if n else ()):
+    decoded = decode_batches(model, model.chunk_tensors(docs), batch_size, threshold) if n else ()
+    for batch, d in decoded:
         mask = batch.mask
         idx = torch.as_tensor(batch.index, dtype=torch.long, device=mask.device)
         index.append(idx)

@@ -6,13 +6,13 @@ from typing import Iterator, Sequence
 
 import torch
 
-from ..data.batching import DocBatch, DocTensors, batch_spans
+from ..data.batching import DocBatch, DocTensors
 from ..data.corpus import Document
 from ..devices import model_device
 from ..metrics import Prediction, score
 from ..models.base import Decoded
 
-__all__ = ["decode_batches", "length_batches", "to_predictions", "predict", "evaluate", "predict_docs", "PRECISIONS",
+__all__ = ["decode_batches", "to_predictions", "predict", "evaluate", "predict_docs", "predict_documents", "PRECISIONS",
            "set_precision", "scores_of"]
 
 # inference precisions: the name users give -> the dtype the model's matrix products run in under autocast
@@ -44,22 +44,15 @@ def scores_of(model, batch: DocBatch) -> dict[str, torch.Tensor]:
 
 
 @torch.inference_mode()
-def decode_batches(model, tensors: DocTensors, batch_size: int = 64) -> Iterator[tuple[DocBatch, Decoded]]:
-    """(batch, decoded) over every document of ``tensors``, in batches of documents of similar length
-    (``batch.index`` says which). ``model``: anything with ``forward`` and ``decode`` (a model, a stage)."""
-    yield from _decode_batches(model, tensors, batch_size, None)
-
-
-def length_batches(tensors: DocTensors, batch_size: int, device: torch.device | str = "cpu") -> Iterator[DocBatch]:
-    """Batches of ``tensors`` on ``device``, of documents sorted by length (a stable sort), cut by :func:`batch_spans`."""
-    order = sorted(range(len(tensors)), key=lambda i: len(tensors.docs[i]))
-    for s, e in batch_spans([len(tensors.docs[i]) for i in order], batch_size):
-        yield tensors.batch(order[s:e]).to(device)
-
-
-def _decode_batches(model, tensors, batch_size, threshold):
+def decode_batches(model, tensors, batch_size: int = 64, threshold: float | None = None
+                   ) -> Iterator[tuple[DocBatch, Decoded]]:
+    """(batch, decoded) over every document of ``tensors`` (from ``model.tensorize`` or
+    ``model.chunk_tensors``), in batches of documents of similar length (``batch.index`` says which), on the
+    model's device. ``model``: anything with ``forward`` and ``decode`` (a model, a stage, an ensemble)."""
     model.eval()
-    for batch in length_batches(tensors, batch_size, model_device(model)):
+    device = model_device(model)
+    for batch in tensors.length_batches(batch_size):
+        batch = batch.to(device)
         yield batch, model.decode(scores_of(model, batch), batch, threshold=threshold)
 
 
@@ -93,7 +86,7 @@ def predict(model, tensors: DocTensors, batch_size: int = 64, threshold: float |
             keep_matrix: bool = False) -> list[Prediction]:
     """Predictions for every document of ``tensors`` (in their order); batches are grouped by length."""
     out: list[Prediction | None] = [None] * len(tensors)
-    for batch, decoded in _decode_batches(model, tensors, batch_size, threshold):
+    for batch, decoded in decode_batches(model, tensors, batch_size, threshold):
         for i, p in zip(batch.index, to_predictions(decoded, keep_matrix)):
             out[i] = p
     return out  # type: ignore[return-value]
@@ -106,5 +99,9 @@ def evaluate(model, tensors: DocTensors, threshold: float | None = None) -> dict
 
 def predict_docs(model, docs: Sequence[Document], threshold: float | None = None, keep_matrix: bool = False,
                  batch_size: int = 64) -> list[Prediction]:
-    """Predictions of one model for documents (tensorized with the model's own vocabulary)."""
+    """Predictions for ``docs`` (in their order) from one model or an :class:`~ecpe.inference.Ensemble`,
+    each tensorized with the model's own vocabulary."""
     return predict(model, model.tensorize(docs), batch_size=batch_size, threshold=threshold, keep_matrix=keep_matrix)
+
+
+predict_documents = predict_docs  # the name ``ecpe evaluate``, training and the analyses call it by

@@ -1,26 +1,81 @@
 """Ensembles: several trained E2EECPE models (for example one per seed) whose probabilities are averaged.
 
-Each member reads the documents through its own vocabulary; the ensemble averages, per document, the pair
-matrix M-hat = sigmoid(M) * A (eqs. 8-10), the emotion probabilities and the cause probabilities, then
-decodes as one model does: pairs where the mean M-hat > eta (eq. 18), emotions and causes where the mean
-probability > 1/2. Test documents are never used to build it: each member is selected on its own dev set.
+Each member reads the documents through its own vocabulary; the ensemble averages the pair matrix
+M-hat = sigmoid(M) * A (eqs. 8-10), the emotion probabilities and the cause probabilities, then decodes as
+one model does: pairs where the mean M-hat > eta (eq. 18), emotions and causes where the mean probability
+> 1/2. :class:`Ensemble` has the model contract's ``tensorize`` / ``chunk_tensors`` / ``forward`` /
+``decode``, so every prediction path (:func:`~ecpe.inference.predict_documents`,
+:func:`~ecpe.inference.arrays.predict_chunk`) runs it as it runs one model. Test documents are never used
+to build it: each member is selected on its own dev set.
 """
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
-import numpy as np
 import torch
 
+from ..data.batching import DocBatch
 from ..data.corpus import Document, find_folds, read_documents
-from ..metrics import Prediction, mean_std, score
+from ..devices import model_device
+from ..metrics import mean_std, score
 from ..models import ECPEModel, load_model
+from ..models.base import Decoded, add_pair_clauses
 from ..significance import paired_ttest
-from .core import decode_batches, evaluate, predict_docs, set_precision
+from .core import evaluate, predict_docs, scores_of, set_precision
 
-__all__ = ["Ensemble", "predict_documents", "for_inference", "load_models", "evaluate_runs", "set_clauses"]
+__all__ = ["Ensemble", "EnsembleBatch", "EnsembleTensors", "for_inference", "load_models", "evaluate_runs",
+           "set_clauses"]
+
+
+@dataclass
+class EnsembleBatch:
+    """The same documents batched once per member (each through its own vocabulary). ``mask``,
+    ``doc_lens`` and ``index`` are the first member's: every member's batch holds the same documents."""
+
+    members: list[DocBatch]
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return self.members[0].mask
+
+    @property
+    def doc_lens(self) -> torch.Tensor:
+        return self.members[0].doc_lens
+
+    @property
+    def index(self) -> list[int]:
+        return self.members[0].index
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.members[0].doc_lens)
+
+    def to(self, device: torch.device | str) -> "EnsembleBatch":
+        return EnsembleBatch([b.to(device) for b in self.members])
+
+
+class EnsembleTensors:
+    """Each member's tensors of the same documents; ``length_batches`` zips the members' batches (the
+    documents are sorted by length the same way for every member, so their batches line up)."""
+
+    def __init__(self, members: Sequence[Any]):
+        self.members = list(members)
+
+    def __len__(self) -> int:
+        return len(self.members[0])
+
+    @property
+    def docs(self) -> list[Document]:
+        return self.members[0].docs
+
+    def length_batches(self, batch_size: int) -> Iterator[EnsembleBatch]:
+        for batches in zip(*(t.length_batches(batch_size) for t in self.members)):
+            if any(b.index != batches[0].index for b in batches):
+                raise RuntimeError("the members' batches hold different documents")
+            yield EnsembleBatch(list(batches))
 
 
 class Ensemble:
@@ -28,7 +83,8 @@ class Ensemble:
 
     Args:
         models: trained models (E2EECPE with the auxiliary heads; two-stage models are refused, their
-            candidate pairs cannot be averaged). The first member's threshold is the default.
+            candidate pairs cannot be averaged). The first member's threshold and clause rule are the
+            ensemble's.
     """
 
     name = "ensemble"
@@ -61,48 +117,51 @@ class Ensemble:
         for m in self.models:
             yield from m.parameters()
 
-    def predict_docs(self, docs: Sequence[Document], threshold: float | None = None, keep_matrix: bool = False,
-                     batch_size: int = 64) -> list[Prediction]:
-        """Predictions for ``docs`` from the members' mean probabilities."""
-        eta = self.config.threshold if threshold is None else threshold
-        # every member's full M-hat and clause probabilities, per document (float64: the mean is taken in it)
-        per_model = []
+    def buffers(self):
         for m in self.models:
-            mats: list[Any] = [None] * len(docs)
-            emo: list[Any] = [None] * len(docs)
-            cau: list[Any] = [None] * len(docs)
-            for batch, d in decode_batches(m, m.tensorize(docs), batch_size=batch_size):
-                probs, ep, cp = (t.detach().to("cpu", torch.float64).numpy() for t in
-                                 (d.pair_prob, d.emotion_prob, d.cause_prob))
-                for b, (i, n) in enumerate(zip(batch.index, d.doc_lens.tolist())):
-                    mats[i], emo[i], cau[i] = probs[b, :n, :n], ep[b, :n], cp[b, :n]
-            per_model.append((mats, emo, cau))
-        out = []
-        for i, doc in enumerate(docs):
-            n = len(doc.clauses)
-            matrix = np.mean([mats[i].reshape(n, n) for mats, _, _ in per_model], axis=0)
-            ep = np.mean([emo[i] for _, emo, _ in per_model], axis=0).reshape(n)
-            cp = np.mean([cau[i] for _, _, cau in per_model], axis=0).reshape(n)
-            rows, cols = np.nonzero(matrix > eta)  # row-major, as a single model's decode
-            pairs = [(int(r), int(c), float(matrix[r, c])) for r, c in zip(rows, cols)]
-            emotions, causes = set(np.nonzero(ep > 0.5)[0].tolist()), set(np.nonzero(cp > 0.5)[0].tolist())
-            if self.config.clauses == "heads+pairs":  # members are E2EECPE models (averageable)
-                emotions, causes = emotions | set(rows.tolist()), causes | set(cols.tolist())
-            out.append(Prediction(pairs, sorted(emotions), sorted(causes), ep.tolist(), cp.tolist(),
-                                  matrix.tolist() if keep_matrix else None))
-        return out
+            yield from m.buffers()
+
+    # ---- the model contract's prediction half ------------------------------------------------------
+    def tensorize(self, docs: Sequence[Document]) -> EnsembleTensors:
+        return EnsembleTensors([m.tensorize(docs) for m in self.models])
+
+    def chunk_tensors(self, docs: Sequence[Sequence[Sequence[str]]]) -> EnsembleTensors:
+        return EnsembleTensors([m.chunk_tensors(docs) for m in self.models])
+
+    @torch.no_grad()
+    def forward(self, batch: EnsembleBatch) -> dict[str, torch.Tensor]:
+        """The members' M-hat, emotion and cause probabilities, each member run in its own precision
+        (:func:`~ecpe.inference.scores_of`) on its own device, averaged in float64 on the device of
+        ``batch`` (members added in order, then divided by their number)."""
+        device = batch.mask.device
+        total: list[torch.Tensor] = []
+        for m, b in zip(self.models, batch.members):
+            b = b.to(model_device(m))
+            d = m.decode(scores_of(m, b), b)
+            probs = [t.to(device, torch.float64) for t in (d.pair_prob, d.emotion_prob, d.cause_prob)]
+            total = probs if not total else [a + p for a, p in zip(total, probs)]
+        n = len(self.models)
+        return {"pair_prob": total[0] / n, "emotion_prob": total[1] / n, "cause_prob": total[2] / n}
+
+    __call__ = forward
+
+    @torch.no_grad()
+    def decode(self, scores: dict[str, torch.Tensor], batch: EnsembleBatch, threshold: float | None = None) -> Decoded:
+        """As E2EECPE decodes: pairs where the mean M-hat > eta (inside the documents, row-major), emotions
+        and causes where the mean probability > 1/2 (with ``clauses="heads+pairs"`` also the clauses of
+        every pair)."""
+        eta = self.config.threshold if threshold is None else threshold
+        probs, ep, cp = scores["pair_prob"], scores["emotion_prob"], scores["cause_prob"]
+        mask = batch.mask
+        pairs = ((probs > eta) & mask[:, :, None] & mask[:, None, :]).nonzero()   # [K, 3]
+        emotions, causes = (ep > 0.5) & mask, (cp > 0.5) & mask
+        if self.config.clauses == "heads+pairs":  # members are E2EECPE models (averageable)
+            add_pair_clauses(emotions, causes, pairs)
+        return Decoded(batch.doc_lens, pairs, probs[pairs.unbind(1)], emotions, causes, ep, cp, probs)
 
     def evaluate(self, docs: Sequence[Document], threshold: float | None = None) -> dict[str, dict[str, float]]:
         """Pair / emotion / cause P/R/F1 on gold documents."""
-        return score(docs, self.predict_docs(docs, threshold))
-
-
-def predict_documents(model, docs: Sequence[Document], threshold: float | None = None, keep_matrix: bool = False,
-                      batch_size: int = 64) -> list[Prediction]:
-    """Predictions for ``docs`` from one model or an :class:`Ensemble` (in their order)."""
-    if isinstance(model, Ensemble):
-        return model.predict_docs(docs, threshold=threshold, keep_matrix=keep_matrix, batch_size=batch_size)
-    return predict_docs(model, docs, threshold=threshold, keep_matrix=keep_matrix, batch_size=batch_size)
+        return score(docs, predict_docs(self, docs, threshold))
 
 
 def for_inference(model, precision: str | None = None):

@@ -16,7 +16,7 @@ from .arrays import predict_chunk, result_dicts, result_json
 from .card import model_card
 from .core import PRECISIONS
 from .ensemble import for_inference, load_models
-from .inputs import InputError, check_document, check_max_clauses, is_blank
+from .inputs import LOCAL_LIMITS, InputError, check_document, check_max_clauses, is_blank
 
 __all__ = ["Extractor", "InputError"]
 
@@ -57,7 +57,7 @@ class Extractor:
     """
 
     def __init__(self, model, checkpoint: dict[str, Any] | None = None, batch_size: int = 64,
-                 max_clauses: int = 2000, chunk: int = 1024, pipeline: bool | None = None,
+                 max_clauses: int = LOCAL_LIMITS.max_clauses, chunk: int = 1024, pipeline: bool | None = None,
                  device: str | torch.device | None = None, segmenter: str | None = None,
                  precision: str | None = None):
         # precision: fp32 or bf16 (matrix products under bfloat16 autocast: faster on CPUs with AMX /
@@ -125,7 +125,8 @@ class Extractor:
         if kind == "text":
             texts, words = prepare_text(item if isinstance(item, str) else item["text"], self.segmenter)
             if len(texts) > self.max_clauses:
-                raise InputError(f"document has {len(texts)} clauses; the limit is {self.max_clauses}")
+                raise InputError(f"document has {len(texts)} clauses; the limit is {self.max_clauses}",
+                                 "too_many_clauses")
             return Prepared(texts, words)
         clauses = item["clauses"]
         if kind == "str":
@@ -144,21 +145,24 @@ class Extractor:
         """Pairs of one document; see :meth:`extract_many`."""
         return self.extract_many([text], threshold=threshold, matrix=matrix)[0]
 
-    def extract_many(self, items: Sequence[Any], threshold: float | None = None, matrix: bool = False) -> list[dict[str, Any]]:
+    def extract_many(self, items: Sequence[Any], threshold: float | None = None, matrix: bool = False,
+                     as_json: bool = False) -> list[Any]:
         """Extract pairs from several documents, batched by length.
 
         Returns one dict per input: ``clauses`` (strings), ``pairs`` (``emotion``, ``cause`` 0-based clause
         indices and ``score``), ``emotion_prob`` and ``cause_prob`` per clause; with ``matrix``, also
-        ``pair_matrix`` (M-hat, rows = emotion clause, columns = cause clause).
+        ``pair_matrix`` (M-hat, rows = emotion clause, columns = cause clause). With ``as_json``, each
+        result's JSON text instead, ``json.dumps(result, ensure_ascii=False)``, written from the arrays
+        (what ``ecpe predict --input`` writes; about 3x faster than building the dicts and dumping them).
         """
         if len(items) <= self.chunk:
-            return self._run([self._prepare(it) for it in items], threshold, matrix)
+            return (self._run_json if as_json else self._run)([self._prepare(it) for it in items], threshold, matrix)
 
         def chunks():
             for s in range(0, len(items), self.chunk):
                 yield [self._prepare(it) for it in items[s:s + self.chunk]]
 
-        return list(self._pipelined(chunks(), threshold, matrix))
+        return list(self._pipelined(chunks(), threshold, matrix, as_json))
 
     def _pipelined(self, chunks: Iterable[Any], threshold: float | None = None, matrix: bool = False,
                    as_json: bool = False) -> Iterator[Any]:

@@ -3,7 +3,10 @@
 A model is an ``nn.Module`` subclass of :class:`ECPEModel`, built as ``cls(vocab, config, embeddings)``:
 
 - ``tensorize(docs)`` -> the tensors of a split, built once (``DocTensors`` or a subclass), whose
-  ``batches(...)`` / ``batch(index)`` give the batches the other methods read;
+  ``batches(...)`` / ``batch(index)`` / ``length_batches(size)`` give the batches the other methods read;
+- ``chunk_tensors(docs)`` -> the tensors of documents to predict, given as clauses of words; only their
+  ``length_batches(size)`` is read (default: ``tensorize`` of unlabelled documents; E2EECPE builds a
+  :class:`~ecpe.data.batching.ChunkTensors` with array operations only);
 - ``forward(batch)`` -> scores (a dict of tensors);
 - ``loss(scores, batch)`` -> a scalar tensor, the training objective of one batch;
 - ``decode(scores, batch, threshold=None)`` -> :class:`Decoded`, predictions as **tensors** (conversion to
@@ -40,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.batching import DocBatch, DocTensors
+from ..data.batching import ChunkTensors, DocBatch, DocTensors
 from ..data.corpus import Document
 from ..data.vocab import Vocab
 
@@ -111,6 +114,12 @@ class ECPEModel(nn.Module, ABC):
     @abstractmethod
     def tensorize(self, docs: Sequence[Document]) -> DocTensors:
         """The tensors of a split, built once."""
+
+    def chunk_tensors(self, docs: Sequence[Sequence[Sequence[str]]]) -> DocTensors | ChunkTensors:
+        """The tensors of documents to predict (each a list of clauses, each a list of words), read through
+        ``length_batches(batch_size)``: batches of documents of similar length, ``batch.index`` saying which.
+        Same batches as ``tensorize`` of the documents without gold pairs, which is the default."""
+        return self.tensorize([Document(str(i), [list(c) for c in d]) for i, d in enumerate(docs)])
 
     @abstractmethod
     def forward(self, batch: DocBatch) -> dict[str, torch.Tensor]:

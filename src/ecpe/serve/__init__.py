@@ -16,11 +16,11 @@ import sys
 import torch
 
 from ..cache import find_model
-from ..inference import Extractor
+from ..inference import MAX_CLAUSES, Extractor
 from ..options import CLIError, add_device_argument, add_precision_argument
-from .limits import DEFAULTS, Limits
+from .limits import DEFAULTS, ServerSettings
 
-__all__ = ["add_subcommand", "create_app", "Limits"]
+__all__ = ["add_subcommand", "create_app", "ServerSettings"]
 
 log = logging.getLogger("ecpe.serve")
 
@@ -43,11 +43,10 @@ def cmd_serve(args) -> int:
                        "pip install 'ecpe[serve]'") from None
     if not 0 <= args.port <= 65535:
         raise CLIError(f"--port must be 0..65535, got {args.port}")
-    limits = Limits(max_body_bytes=args.max_body_bytes, max_documents=args.max_documents,
-                    max_clauses=args.max_clauses, max_chars=args.max_chars, max_batch=args.max_batch,
-                    batch_wait_ms=args.batch_wait_ms, read_timeout_s=args.read_timeout)
     try:
-        limits.check()
+        settings = DEFAULTS.replace(max_body_bytes=args.max_body_bytes, max_documents=args.max_documents,
+                                    max_clauses=args.max_clauses, max_chars=args.max_chars, max_batch=args.max_batch,
+                                    batch_wait_ms=args.batch_wait_ms, read_timeout_s=args.read_timeout)
     except ValueError as e:
         raise CLIError(str(e)) from None
     if args.threads < 0:
@@ -58,7 +57,7 @@ def cmd_serve(args) -> int:
     extractor = Extractor.load(args.model, device=args.device, precision=args.precision)  # FileNotFoundError / ValueError: one-line errors
     if args.threads:
         torch.set_num_threads(args.threads)
-    app = create_app(extractor, limits)
+    app = create_app(extractor, settings)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"ecpe serve: listening on {args.host}, not only on this machine; the API has no authentication",
               file=sys.stderr)
@@ -91,10 +90,10 @@ def add_subcommand(sub) -> None:
                    help=f"largest request body, else 413 (default {d.max_body_bytes})")
     s.add_argument("--max-documents", type=int, default=d.max_documents,
                    help=f"documents per request, else 422 (default {d.max_documents})")
-    s.add_argument("--max-clauses", type=int, default=d.max_clauses,
-                   help=f"clauses per document, else 422 (default {d.max_clauses})")
-    s.add_argument("--max-chars", type=int, default=d.max_chars,
-                   help=f"characters per document, else 422 (default {d.max_chars})")
+    s.add_argument("--max-clauses", type=int, default=d.documents.max_clauses,
+                   help=f"clauses per document, else 422 (default {d.documents.max_clauses}, at most {MAX_CLAUSES})")
+    s.add_argument("--max-chars", type=int, default=d.documents.max_chars,
+                   help=f"characters per document, else 422 (default {d.documents.max_chars})")
     s.add_argument("--max-batch", type=int, default=d.max_batch,
                    help=f"documents gathered from concurrent requests into one model call (default {d.max_batch})")
     s.add_argument("--batch-wait-ms", type=float, default=d.batch_wait_ms,

@@ -16,7 +16,6 @@ import logging
 import time
 import uuid
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Hashable, Sequence, Union
 
@@ -30,13 +29,12 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Di
                       StrictFloat, StrictStr, Tag, model_validator)
 from pydantic_core import PydanticCustomError
 
-from ..data.text import split_clauses
-from ..inference import InputError
+from ..inference.inputs import CLAUSES_SHAPE, InputError, clause_kind, lone_surrogate
 from ..version import __version__
 from .batcher import Busy, MicroBatcher
-from .limits import Limits
+from .limits import ServerSettings
 
-__all__ = ["create_app", "Limits", "SAMPLE_TEXT"]
+__all__ = ["create_app", "ServerSettings", "SAMPLE_TEXT"]
 
 log = logging.getLogger("ecpe.serve")
 
@@ -45,12 +43,12 @@ SAMPLE_TEXT = "昨天上午，警察把丢失的钱交给了老人，并告诉�
 
 
 # ---- request and response schemas -------------------------------------------------------------------
+# The schemas give the types (and the OpenAPI document) with the checks of ecpe.inference.inputs, so that a
+# fault is reported at its field; the size limits are checked by ServerSettings.documents in the handler.
 def _unicode(v: str) -> str:
-    try:
-        v.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise PydanticCustomError("invalid_unicode", "not valid Unicode text: a lone surrogate {char} at character {at}",
-                                  {"char": f"\\u{ord(v[e.start]):04x}", "at": e.start}) from None
+    problem = lone_surrogate(v)
+    if problem:
+        raise PydanticCustomError("invalid_unicode", "not valid Unicode text: {problem}", {"problem": problem})
     return v
 
 
@@ -59,11 +57,8 @@ Text = Annotated[StrictStr, AfterValidator(_unicode)]
 
 
 def _check_clauses(v: Any) -> Any:
-    ok = isinstance(v, list) and (all(isinstance(c, str) for c in v) or all(
-        isinstance(c, list) and all(isinstance(w, str) for w in c) for c in v))
-    if not ok:
-        raise PydanticCustomError("clauses_type", "'clauses' must be a list of strings (clauses) or a list of "
-                                                  "lists of strings (segmented clauses)")
+    if clause_kind(v) is None:
+        raise PydanticCustomError("clauses_type", CLAUSES_SHAPE)
     return v
 
 
@@ -182,15 +177,6 @@ def _clean_errors(errors: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _doc_size(doc: Any) -> tuple[int, int]:
-    """(clauses, characters) of one validated document. Clauses of a text are counted by splitting only
-    (cheap; segmentation may drop a few more), so the limit holds before the model sees the text."""
-    if isinstance(doc, (str, TextDocument)):
-        text = doc if isinstance(doc, str) else doc.text
-        return len(split_clauses(text)), len(text)
-    return len(doc.clauses), sum(len(c) if isinstance(c, str) else sum(map(len, c)) for c in doc.clauses)
-
-
 def _field(doc: Any) -> tuple[str, ...]:
     """The field of a batch item that a limit error names: none for a bare string."""
     return () if isinstance(doc, str) else ("text",) if isinstance(doc, TextDocument) else ("clauses",)
@@ -306,24 +292,25 @@ class GuardMiddleware:
 
 
 # ---- the app ----------------------------------------------------------------------------------------
-def create_app(extractor, limits: Limits | None = None, *, warmup: bool = True, **limit_overrides) -> FastAPI:
+def create_app(extractor, settings: ServerSettings | None = None, *, warmup: bool = True, **overrides) -> FastAPI:
     """The service over a loaded :class:`ecpe.inference.Extractor`.
 
     Args:
         extractor: the model, loaded once; it is only ever run on one worker thread.
-        limits: request limits and batching settings (defaults: :class:`Limits`); keyword arguments such as
-            ``max_documents=8`` override single fields.
+        settings: request limits and batching settings (defaults: :class:`ServerSettings`); keyword arguments
+            such as ``max_documents=8`` or ``max_clauses=50`` override single fields.
         warmup: run the model once on the sample text at start-up (loads the segmenter before the first request).
     """
-    limits = replace(limits or Limits(), **limit_overrides).check()
+    settings = (settings or ServerSettings()).replace(**overrides)
+    limits = settings.documents
     info = jsonable_encoder(extractor.info)
 
     def run_model(items: Sequence[Any], key: Hashable) -> list[dict[str, Any]]:
         threshold, matrix = key
         return extractor.extract_many(items, threshold=threshold, matrix=matrix)
 
-    batcher = MicroBatcher(run_model, max_batch=limits.max_batch, wait_ms=limits.batch_wait_ms,
-                           max_pending=limits.max_pending)
+    batcher = MicroBatcher(run_model, max_batch=settings.max_batch, wait_ms=settings.batch_wait_ms,
+                           max_pending=settings.max_pending)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -340,7 +327,7 @@ def create_app(extractor, limits: Limits | None = None, *, warmup: bool = True, 
     app = FastAPI(title="ecpe", version=__version__, lifespan=lifespan, docs_url=None,
                   description="Emotion-cause pair extraction (E2EECPE, Song et al. 2020). `POST /extract` with a "
                               "raw text, a pre-split document or a batch; the page at `/` draws the result.")
-    app.state.extractor, app.state.limits, app.state.batcher = extractor, limits, batcher
+    app.state.extractor, app.state.settings, app.state.batcher = extractor, settings, batcher
     started_at = time.time()
     index_html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
 
@@ -361,8 +348,8 @@ def create_app(extractor, limits: Limits | None = None, *, warmup: bool = True, 
               description="Body: `{\"text\": ...}`, `{\"clauses\": [...]}` or `{\"documents\": [...]}` (each a "
                           "string, `{\"text\"}` or `{\"clauses\"}`). One document gives one result; `documents` "
                           "gives `{\"results\": [...]}` in order. `pairs` hold 0-based clause indices. "
-                          f"Limits: {limits.max_documents} documents per request, {limits.max_clauses} clauses "
-                          f"and {limits.max_chars} characters per document, {limits.max_body_bytes} bytes per body.")
+                          f"Limits: {settings.max_documents} documents per request, {limits.max_clauses} clauses "
+                          f"and {limits.max_chars} characters per document, {settings.max_body_bytes} bytes per body.")
     async def extract(req: ExtractRequest):
         if req.documents is not None:
             docs = list(req.documents)
@@ -372,22 +359,20 @@ def create_app(extractor, limits: Limits | None = None, *, warmup: bool = True, 
         else:
             docs, locs = [ClausesDocument(clauses=req.clauses)], [("body", "clauses")]
         errors = []
-        if len(docs) > limits.max_documents:
+        items = [_plain(d) for d in docs]
+        if len(docs) > settings.max_documents:
             errors.append(_error(("body", "documents"), f"{len(docs)} documents; the limit is "
-                                 f"{limits.max_documents} per request", "too_many_documents"))
+                                 f"{settings.max_documents} per request", "too_many_documents"))
         else:
-            for doc, loc in zip(docs, locs):
-                n_clauses, n_chars = _doc_size(doc)
-                if n_chars > limits.max_chars:
-                    errors.append(_error(loc, f"{n_chars} characters; the limit is {limits.max_chars} per "
-                                         "document", "too_many_characters"))
-                elif n_clauses > limits.max_clauses:
-                    errors.append(_error(loc, f"{n_clauses} clauses; the limit is {limits.max_clauses} per "
-                                         "document", "too_many_clauses"))
+            for item, loc in zip(items, locs):
+                try:
+                    limits.check(item)
+                except InputError as e:
+                    errors.append(_error(loc, str(e), e.code))
         if errors:
             return JSONResponse({"detail": errors}, status_code=422)
         try:
-            results = await batcher.submit([_plain(d) for d in docs], (req.threshold, req.matrix))
+            results = await batcher.submit(items, (req.threshold, req.matrix))
         except Busy as e:
             return JSONResponse({"detail": f"server unavailable: {e}"}, status_code=503, headers={"Retry-After": "1"})
         except InputError as e:
@@ -404,7 +389,7 @@ def create_app(extractor, limits: Limits | None = None, *, warmup: bool = True, 
 
     @app.get("/model", summary="The model: name, config, training protocol and scores")
     async def model_info():
-        return {**info, "limits": limits.as_dict()}
+        return {**info, "limits": settings.as_dict()}
 
     @app.get("/", include_in_schema=False)
     async def page():
@@ -418,5 +403,5 @@ def create_app(extractor, limits: Limits | None = None, *, warmup: bool = True, 
         return HTMLResponse(html.replace("<body>", '<body>\n<script src="/static/docs-fallback.js"></script>', 1))
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.add_middleware(GuardMiddleware, max_body_bytes=limits.max_body_bytes, read_timeout_s=limits.read_timeout_s)
+    app.add_middleware(GuardMiddleware, max_body_bytes=settings.max_body_bytes, read_timeout_s=settings.read_timeout_s)
     return app

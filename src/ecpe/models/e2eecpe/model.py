@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...config import CLAUSE_CONTEXTS, CLAUSE_ENCODERS, CLAUSE_RULES, PAIR_LOSSES, PAIR_SCORERS, E2EConfig
-from ...data.batching import DocBatch, DocTensors, char_id_matrix
+from ...data.batching import ChunkTensors, DocBatch, DocTensors, char_id_matrix
 from ...data.corpus import Document
 from ...data.vocab import Vocab
 from ...lexicon import lexicon_classes
@@ -102,6 +102,11 @@ class E2EECPE(ECPEModel):
         """Tensors of a split, built once."""
         return DocTensors(docs, self.vocab, self.config.max_clause_len, max(self.config.kernel_sizes),
                           char_backoff=self.config.char_backoff)
+
+    def chunk_tensors(self, docs: Sequence[Sequence[Sequence[str]]]) -> ChunkTensors:
+        """Tensors of documents to predict (clauses of words), built with array operations only."""
+        c = self.config
+        return ChunkTensors(docs, self.vocab, c.max_clause_len, max(c.kernel_sizes), char_backoff=c.char_backoff)
 
     def embed_words(self, words: torch.Tensor, unknown_chars: torch.Tensor | None = None) -> torch.Tensor:
         """Word vectors of ``words`` [T], with word dropout while training.
