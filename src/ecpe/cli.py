@@ -14,8 +14,8 @@ from typing import Sequence
 
 
 from . import compare, experiments, serve, stats, vectors
-from .batch import add_arguments as add_batch_arguments
-from .batch import predict_command
+from .batch.command import add_arguments as add_batch_arguments
+from .batch.command import predict_command
 from .cache import default_model_dir, find_model
 from .inference.card import model_card
 from .config import E2EConfig, TrainConfig, from_dict
