@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import errno
+import io
 import json
 import logging
 import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import IO
 
 import torch
@@ -16,7 +16,8 @@ from ..inference import MAX_CLAUSES, Extractor, InputError
 from .lines import EXIT_CRASHED, EXIT_ERRORS, EXIT_OK, EXIT_STOPPED, ON_ERROR, BatchFailure, Limits
 from .local import run_local, run_stream
 from .ray_engine import RayOptions, _import_ray, run_ray
-from .shards import STATE_DIR, Job, JobStats, Meter, open_binary
+from .files import Location
+from .shards import STATE_DIR, Job, JobStats, Meter, open_binary, write_atomic
 
 log = logging.getLogger("ecpe.batch")
 
@@ -32,17 +33,19 @@ def add_arguments(parser) -> None:
                         '{"line": N, "id": ..., "error": "..."} in its place; skip leaves it out (reported on '
                         "stderr); fail stops the job (a directory job discards the shard being written)")
     g.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="directory jobs: local (this process, default) or ray (Ray Data on a cluster; "
-                        "needs the ecpe[ray] extra)")
+                   help="directory jobs: local (this process, default) or ray (one Ray task per shard on a cluster, "
+                        "which reads, extracts and writes it; needs the ecpe[ray] extra)")
     g.add_argument("--address", help="--engine ray: the cluster to join (HEAD:6379, or auto); default: "
                                      "$RAY_ADDRESS, else one started on this machine by `ray start`, else a new "
                                      "local Ray for the job ('local': always a new one)")
-    g.add_argument("--actors", type=int, help="--engine ray: model actors (default: as many as the cluster's "
-                                              "CPUs, or GPUs / --num-gpus-per-actor)")
-    g.add_argument("--num-gpus-per-actor", type=float, default=0.0, metavar="G",
-                   help="--engine ray: GPUs per actor (e.g. 1, or 0.5 to share one); 0 (default) = CPU actors")
-    g.add_argument("--cpus-per-actor", type=float, default=1.0,
-                   help="--engine ray: CPUs per actor, also its torch threads (default 1)")
+    g.add_argument("--workers", "--actors", dest="workers", type=int, metavar="N",
+                   help="--engine ray: shards extracted at once, each by one Ray task that reads, extracts and "
+                        "writes it (default: as many as the cluster's CPUs / --cpus-per-worker, or its GPUs / "
+                        "--gpus-per-worker)")
+    g.add_argument("--gpus-per-worker", "--num-gpus-per-actor", dest="gpus_per_worker", type=float, default=0.0,
+                   metavar="G", help="--engine ray: GPUs per task (e.g. 1, or 0.5 to share one); 0 (default) = CPU")
+    g.add_argument("--cpus-per-worker", "--cpus-per-actor", dest="cpus_per_worker", type=float, default=1.0,
+                   metavar="C", help="--engine ray: CPUs per task, also its torch threads (default 1)")
     g.add_argument("--threads", type=int, default=0,
                    help="torch threads of this process (default 0: torch's default, one per core). On a machine "
                         "that other jobs keep busy, 1 can be several times faster (docs/batch.md)")
@@ -64,7 +67,7 @@ class Progress:
     def done(self) -> str:
         if self.job is None:
             return f"{self.lines} lines written; the output is incomplete"
-        finished = sum((self.job.output / s).exists() for s in self.job.shards)
+        finished = len(self.job.finished())
         return f"{finished} of {len(self.job.shards)} shards done, re-run to resume"
 
 
@@ -105,7 +108,7 @@ def _predict_command(args, progress: Progress) -> int:
     if not 1 <= limits.max_clauses <= MAX_CLAUSES or limits.max_chars < 1:
         raise BatchFailure(f"--max-clauses must be 1..{MAX_CLAUSES} (a document's pair matrix grows with the square "
                            "of its clauses) and --max-chars positive")
-    is_dir = args.input != "-" and Path(args.input).is_dir()
+    is_dir = args.input != "-" and Location.of(args.input, "--input").is_dir()
     if args.engine == "ray" and not is_dir:
         raise BatchFailure("--engine ray reads a directory of shards: --input DIR --output DIR")
     if args.threads < 0:
@@ -118,10 +121,10 @@ def _predict_command(args, progress: Progress) -> int:
         raise BatchFailure("--input DIR needs --output DIR")
     if args.engine == "ray":
         _import_ray()
-        if args.actors is not None and args.actors < 1:
-            raise BatchFailure("--actors must be 1 or more")
-        if args.num_gpus_per_actor < 0 or args.cpus_per_actor <= 0:
-            raise BatchFailure("--num-gpus-per-actor must be 0 or more, --cpus-per-actor more than 0")
+        if args.workers is not None and args.workers < 1:
+            raise BatchFailure("--workers must be 1 or more")
+        if args.gpus_per_worker < 0 or args.cpus_per_worker <= 0:
+            raise BatchFailure("--gpus-per-worker must be 0 or more, --cpus-per-worker more than 0")
     job = Job.plan(args.input, args.output)
     progress.job = job
     stats = JobStats(shards=len(job.shards), skipped=len(job.shards) - len(job.todo), engine=args.engine)
@@ -130,8 +133,8 @@ def _predict_command(args, progress: Progress) -> int:
         options = RayOptions(model=args.model, on_error=args.on_error, threshold=args.threshold, matrix=args.matrix,
                              limits=limits, device=args.device, segmenter=args.segmenter,
                              precision=getattr(args, "precision", "fp32"), batch_size=getattr(args, "batch_size", 64),
-                             address=args.address, actors=args.actors, num_gpus_per_actor=args.num_gpus_per_actor,
-                             cpus_per_actor=args.cpus_per_actor, quiet=args.quiet)
+                             address=args.address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+                             cpus_per_worker=args.cpus_per_worker, quiet=args.quiet)
         stats.now = run_ray(job, options, meter=meter)
     else:
         stats.now = run_local(_local_extractor(args, limits), job, args.on_error, args.threshold, args.matrix,
@@ -141,9 +144,8 @@ def _predict_command(args, progress: Progress) -> int:
     steady = meter.steady()
     stats.steady_lines_per_s = None if steady is None else round(steady, 1)
     stats.total = job.finished_stats()
-    (job.output / STATE_DIR).mkdir(exist_ok=True)
-    (job.output / STATE_DIR / "summary.json").write_text(
-        json.dumps({**asdict(stats), "input": str(job.input), "on_error": args.on_error}, indent=1), encoding="utf-8")
+    write_atomic(job.output / STATE_DIR / "summary.json",
+                 json.dumps({**asdict(stats), "input": str(job.input), "on_error": args.on_error}, indent=1))
     print(f"ecpe predict: {stats.summary()}", file=sys.stderr)
     return EXIT_ERRORS if stats.total.errors else EXIT_OK
 
@@ -170,10 +172,18 @@ class _Counted:
         self.pending = 0
 
 
+def _open_text(where: str) -> IO[str]:
+    """The output of a single-file job: a local path or a URL (written as it goes, not atomically)."""
+    loc = Location.of(where, "--output")
+    if loc.local:
+        return open(where, "w", encoding="utf-8")
+    return io.TextIOWrapper(loc.open("wb"), encoding="utf-8")
+
+
 def _predict_file(args, limits: Limits, progress: Progress) -> int:
     ex = _local_extractor(args, limits)
     src = sys.stdin.buffer if args.input == "-" else open_binary(args.input)
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    out = _open_text(args.output) if args.output else sys.stdout
     try:
         stats = run_stream(ex, src, _Counted(out, progress), args.input, args.on_error, args.threshold, args.matrix,
                            limits, quiet=args.quiet or args.output is None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from tqdm.auto import tqdm
 
@@ -12,29 +12,38 @@ from .lines import GROUP, Limits, Unreadable, _read_fault, extract_lines, groupe
 from .shards import Job, Meter, ShardStats, Sink, _bars, read_shard
 
 
+def run_shard(extractor, job: Job, shard: str, on_error: str = "record", threshold: float | None = None,
+              matrix: bool = False, limits: Limits | None = None, group: int = GROUP,
+              progress: Callable[[int], None] | None = None) -> ShardStats:
+    """One input shard of ``job`` -> its output shard, written to a temporary name and renamed when complete
+    (discarded on any error); returns its counts. Both engines run a shard with this (Ray in its workers)."""
+    limits = limits or Limits(max_clauses=extractor.max_clauses)
+    start = time.perf_counter()
+    writer = job.writer(shard)
+    sink = Sink(writer.write, on_error, str(job.input / shard))
+    try:
+        for lines in grouped(read_shard(job.input / shard), group):
+            for out in extract_lines(extractor, lines, limits, threshold, matrix):
+                sink.add(out)
+            if progress is not None:
+                progress(len(lines))
+        sink.stats.seconds = time.perf_counter() - start
+        writer.commit(sink.stats)
+    except BaseException:
+        writer.abort()
+        raise
+    return sink.stats
+
+
 def run_local(extractor, job: Job, on_error: str = "record", threshold: float | None = None, matrix: bool = False,
               limits: Limits | None = None, quiet: bool = False, group: int = GROUP,
               meter: Meter | None = None) -> ShardStats:
     """Run the unfinished shards of ``job`` in this process, one after the other; returns this run's counts."""
-    limits = limits or Limits(max_clauses=extractor.max_clauses)
     shard_bar, doc_bar = _bars(job, quiet, meter)
     now = ShardStats()
     try:
         for shard in job.todo:
-            start = time.perf_counter()
-            writer = job.writer(shard)
-            sink = Sink(writer.write, on_error, str(job.input / shard))
-            try:
-                for lines in grouped(read_shard(job.input / shard), group):
-                    for out in extract_lines(extractor, lines, limits, threshold, matrix):
-                        sink.add(out)
-                    doc_bar.update(len(lines))
-                sink.stats.seconds = time.perf_counter() - start
-                writer.commit(sink.stats)
-            except BaseException:
-                writer.abort()
-                raise
-            now.add(sink.stats)
+            now.add(run_shard(extractor, job, shard, on_error, threshold, matrix, limits, group, doc_bar.update))
             shard_bar.update(1)
     finally:
         shard_bar.close()

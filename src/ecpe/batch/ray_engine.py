@@ -1,86 +1,46 @@
-"""The Ray engine: the shards of a job as a Ray Data pipeline on a cluster."""
+"""The Ray engine: the shards of a job on a Ray cluster, each written by the task that extracts it.
+
+The driver (the ``ecpe predict`` process) plans the job (:class:`~ecpe.batch.shards.Job`: the shards left to
+do), runs one Ray task per shard, a few at a time per CPU (or GPU) of the cluster, and adds up the counts they
+return. A task reads its input shard, extracts it and writes its output shard with the same code as the local
+engine (:func:`~ecpe.batch.local.run_shard`: a temporary name, then a rename), so no output line passes through
+the driver. Each Ray worker process loads the model once (:func:`_extractor`) and keeps it for the next shards
+it is given. A task whose worker dies (its process killed, its node lost) is run again by Ray from the start of
+its shard, on any node: the dead worker's temporary file is left behind (removed at the job's end, or by the
+next run), and the shard's output is written once.
+"""
 from __future__ import annotations
 
 import logging
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-import numpy as np
 import torch
 
 from ..inference import Extractor
-from .lines import GROUP, BatchFailure, Limits, Output, Unreadable, extract_lines, grouped
-from .shards import Job, Meter, ShardStats, ShardWriter, Sink, _bars, read_shard
+from .lines import GROUP, BatchFailure, Limits
+from .local import run_shard
+from .shards import Job, Meter, ShardStats, _bars, remove_stale_temporaries
 
 log = logging.getLogger("ecpe.batch")
+
+RETRIES = 3   # runs again of a shard whose worker died
 
 
 def _import_ray():
     try:
         import ray
-        import ray.data  # noqa: F401
     except ImportError as e:
-        raise BatchFailure(f"--engine ray needs Ray Data, which is not installed ({e}); install the extra: "
+        raise BatchFailure(f"--engine ray needs Ray, which is not installed ({e}); install the extra: "
                            "pip install 'ecpe[ray]'") from None
     return ray
-
-
-def _read_shard_rows(batch: dict, group: int) -> Iterator[dict]:
-    """Ray Data read step: rows ``{shard, path}`` -> batches of numbered lines ``{shard, line, raw}``."""
-
-    for index, path in zip(batch["shard"], batch["path"]):
-        for lines in grouped(read_shard(str(path)), group):
-            yield {"shard": np.full(len(lines), int(index), dtype=np.int64),
-                   "line": np.array([n for n, _ in lines], dtype=np.int64),
-                   "raw": np.array([b"" if isinstance(raw, Unreadable) else raw for _, raw in lines], dtype=object),
-                   "unreadable": np.array([raw.reason if isinstance(raw, Unreadable) else "" for _, raw in lines],
-                                          dtype=object)}
-
-
-class RayExtractActor:
-    """A Ray Data actor: loads the model once (from the checkpoint bytes it is given, so the model file need
-    not be on every node), then turns batches of numbered lines into output records."""
-
-    def __init__(self, checkpoints: list, device: str, segmenter: str | None, max_clauses: int,
-                 max_chars: int, threshold: float | None, matrix: bool, threads: int, precision: str = "fp32",
-                 batch_size: int = 64):
-
-        import ray
-
-
-        torch.set_num_threads(max(1, threads))
-        with tempfile.TemporaryDirectory(prefix="ecpe-actor-") as tmp:
-            paths = []
-            for i, data in enumerate(ray.get(checkpoints) if checkpoints and not isinstance(checkpoints[0], bytes)
-                                      else checkpoints):
-                p = Path(tmp) / f"model{i}.pt"
-                p.write_bytes(data)
-                paths.append(p)
-            self.extractor = Extractor.load(paths if len(paths) > 1 else paths[0], device=device,
-                                            segmenter=segmenter, max_clauses=max_clauses, precision=precision,
-                                            batch_size=batch_size)
-        self.limits = Limits(max_clauses=max_clauses, max_chars=max_chars)
-        self.threshold, self.matrix = threshold, matrix
-
-    def __call__(self, batch: dict) -> dict:
-
-        lines = [(int(n), Unreadable(str(fault)) if fault else bytes(raw))
-                 for n, raw, fault in zip(batch["line"], batch["raw"], batch["unreadable"])]
-        outs = extract_lines(self.extractor, lines, self.limits, self.threshold, self.matrix)
-        return {"shard": np.asarray(batch["shard"], dtype=np.int64),
-                "line": np.array([o.line for o in outs], dtype=np.int64),
-                "json": np.array([o.json for o in outs], dtype=object),
-                "pairs": np.array([o.pairs for o in outs], dtype=np.int64),
-                "error": np.array([o.error or "" for o in outs], dtype=object)}
 
 
 @dataclass(frozen=True)
 class RayOptions:
     """How :func:`run_ray` extracts (the model, the ``on_error`` policy, threshold, limits, ...) and on what
-    cluster resources (``address``, ``actors``, GPUs and CPUs per actor)."""
+    cluster resources (``address``, ``workers``, GPUs and CPUs per worker)."""
 
     model: tuple[str, ...]                  # checkpoint paths (several: an ensemble)
     on_error: str = "record"
@@ -93,9 +53,9 @@ class RayOptions:
     batch_size: int = 64                    # documents per forward pass
     group: int = GROUP                      # lines per Extractor.extract_many call
     address: str | None = None              # the cluster to join (as ray.init's address)
-    actors: int | None = None               # None: as many as the cluster holds
-    num_gpus_per_actor: float = 0.0
-    cpus_per_actor: float = 1.0
+    workers: int | None = None              # shards at once; None: as many as the cluster holds
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
     quiet: bool = False
 
     def __post_init__(self):
@@ -103,14 +63,47 @@ class RayOptions:
                                                                  else self.model)))
 
 
+_EXTRACTORS: dict[tuple, Extractor] = {}   # in a Ray worker process: the model of the job it serves
+
+
+def _extractor(checkpoints: list, options: RayOptions, device: str) -> Extractor:
+    """The extractor of this worker process, loaded once from the checkpoint bytes in Ray's object store (so
+    the model file need not be on every node)."""
+    import ray
+
+    key = (tuple(c.hex() for c in checkpoints), device, options.segmenter, options.limits.max_clauses,
+           options.precision, options.batch_size)
+    if key not in _EXTRACTORS:
+        _EXTRACTORS.clear()                        # a worker serves one job at a time: drop an earlier job's model
+        with tempfile.TemporaryDirectory(prefix="ecpe-worker-") as tmp:
+            paths = []
+            for i, data in enumerate(ray.get(checkpoints)):
+                p = Path(tmp) / f"model{i}.pt"
+                p.write_bytes(data)
+                paths.append(p)
+            _EXTRACTORS[key] = Extractor.load(paths if len(paths) > 1 else paths[0], device=device,
+                                              segmenter=options.segmenter, max_clauses=options.limits.max_clauses,
+                                              precision=options.precision, batch_size=options.batch_size)
+    return _EXTRACTORS[key]
+
+
+def extract_shard(checkpoints: list, options: RayOptions, device: str, job: Job, shard: str) -> ShardStats:
+    """A Ray task: one shard of ``job`` read, extracted and written (a temporary name, then a rename); returns
+    its counts only."""
+    torch.set_num_threads(max(1, int(options.cpus_per_worker)))
+    o = options
+    return run_shard(_extractor(checkpoints, o, device), job, shard, o.on_error, o.threshold, o.matrix, o.limits,
+                     o.group)
+
+
 def run_ray(job: Job, options: RayOptions, meter: Meter | None = None) -> ShardStats:
-    """Run the unfinished shards of ``job`` with Ray Data: read (tasks) -> ``map_batches`` over a pool of
-    ``options.actors`` model actors (CPU, or ``num_gpus_per_actor`` GPUs each) -> this process writes each output
-    shard, in input order, with the same :class:`ShardWriter` as :func:`run_local`. Joins the cluster at
-    ``options.address`` (default as ``ray.init``: ``$RAY_ADDRESS``, as under ``ray job submit``, else a cluster
-    started on this machine by ``ray start``, else a new local one), or uses the Ray the caller has initialised.
-    Input shards must be readable on every node (a shared file system); the output is written where this process
-    runs. Returns this run's counts."""
+    """Run the unfinished shards of ``job`` on Ray: one task per shard, ``options.workers`` at a time (CPU, or
+    ``gpus_per_worker`` GPUs each), each of which reads, extracts and writes its whole shard; this process only
+    hands out shards and adds up their counts. Joins the cluster at ``options.address`` (default as
+    ``ray.init``: ``$RAY_ADDRESS``, as under ``ray job submit``, else a cluster started on this machine by
+    ``ray start``, else a new local one), or uses the Ray the caller has initialised. Input and output must be
+    reachable from every node at the same path or URL (a shared file system, an object store). Returns this
+    run's counts."""
     ray = _import_ray()
     started = False
     if not ray.is_initialized():
@@ -125,79 +118,54 @@ def run_ray(job: Job, options: RayOptions, meter: Meter | None = None) -> ShardS
 
 
 def _run_ray(ray, job: Job, o: RayOptions, meter: Meter | None) -> ShardStats:
-    import ray.data
-
     if not job.todo:
         return ShardStats()
-    resources = ray.cluster_resources()
-    actors = o.actors
-    if actors is None:  # as many as the cluster holds
-        actors = int(resources.get("GPU", 0) // o.num_gpus_per_actor) if o.num_gpus_per_actor > 0 \
-            else int(resources.get("CPU", 1) // o.cpus_per_actor)
-        actors = max(1, actors)
-    if not log.isEnabledFor(logging.DEBUG):
-        logging.getLogger("ray.data").setLevel(logging.WARNING)  # no execution plans on stderr unless -v
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True  # output shards are written in input order
-    ctx.enable_progress_bars = False               # ours count shards and documents
+    slots = o.workers
+    if slots is None:  # as many as the cluster holds
+        resources = ray.cluster_resources()
+        slots = int(resources.get("GPU", 0) // o.gpus_per_worker) if o.gpus_per_worker > 0 \
+            else int(resources.get("CPU", 1) // o.cpus_per_worker)
+    slots = max(1, slots)
     device = o.device
-    if o.num_gpus_per_actor > 0 and device == "cpu":
-        device = "cuda"                            # Ray sets CUDA_VISIBLE_DEVICES for each actor
-    # the checkpoints go to the object store once; a list of refs is passed as is, and each actor fetches them
+    if o.gpus_per_worker > 0 and device == "cpu":
+        device = "cuda"                            # Ray sets CUDA_VISIBLE_DEVICES for each task
+    # the checkpoints go to the object store once; a list of refs is passed as is, and each worker fetches them
     checkpoints = [ray.put(Path(p).read_bytes()) for p in o.model]
-    shards = ray.data.from_items([{"shard": i, "path": str(job.input / s)} for i, s in enumerate(job.todo)],
-                                 override_num_blocks=len(job.todo))
-    # reading is light: num_cpus=0 keeps it from waiting for a CPU that the actors hold, and a few reader tasks
-    # at a time are enough (unbounded, Ray starts a worker process per shard, each importing torch with ecpe)
-    readers = max(1, min(len(job.todo), actors // 8 + 1))
-    lines = shards.map_batches(_read_shard_rows, fn_kwargs={"group": o.group}, batch_size=1, num_cpus=0,
-                               concurrency=readers)
-    outputs = lines.map_batches(
-        RayExtractActor, batch_size=o.group, compute=ray.data.ActorPoolStrategy(size=actors),
-        fn_constructor_kwargs=dict(checkpoints=checkpoints, device=device, segmenter=o.segmenter,
-                                   max_clauses=o.limits.max_clauses, max_chars=o.limits.max_chars,
-                                   threshold=o.threshold, matrix=o.matrix, threads=max(1, int(o.cpus_per_actor)),
-                                   precision=o.precision, batch_size=o.batch_size),
-        num_cpus=o.cpus_per_actor, num_gpus=o.num_gpus_per_actor or None)
-
+    task = ray.remote(num_cpus=o.cpus_per_worker, num_gpus=o.gpus_per_worker or None, max_retries=RETRIES,
+                      max_calls=0)(extract_shard)    # max_calls=0: GPU workers too keep their model
+    plan = Job(job.input, job.output, [], [])      # what a task needs of the job: where to read and write
     shard_bar, doc_bar = _bars(job, o.quiet, meter)
     now = ShardStats()
-    current: tuple[int, ShardWriter, Sink, float] | None = None
-    pending = 0  # the first shard of job.todo not committed yet
+    todo = iter(job.todo)
+    running: list = []
+    failure: BaseException | None = None
 
-    def finish(upto: int) -> None:
-        """Commit the shard being written, then (empty) the shards before ``upto`` that gave no lines."""
-        nonlocal current, pending
-        if current is not None:
-            index, writer, sink, start = current
-            sink.stats.seconds = time.perf_counter() - start
-            writer.commit(sink.stats)
-            now.add(sink.stats)
-            shard_bar.update(1)
-            current, pending = None, index + 1
-        for index in range(pending, upto):
-            job.writer(job.todo[index]).commit(ShardStats())
-            shard_bar.update(1)
-        pending = max(pending, upto)
+    def hand_out() -> None:
+        while failure is None and len(running) < slots:
+            shard = next(todo, None)
+            if shard is None:
+                return
+            running.append(task.remote(checkpoints, o, device, plan, shard))
 
     try:
-        for batch in outputs.iter_batches(batch_size=None, batch_format="numpy"):
-            for index, line, text, pairs, error in zip(batch["shard"], batch["line"], batch["json"], batch["pairs"],
-                                                       batch["error"]):
-                index = int(index)
-                if current is None or current[0] != index:
-                    finish(index)
-                    writer = job.writer(job.todo[index])
-                    current = (index, writer, Sink(writer.write, o.on_error, str(job.input / job.todo[index])),
-                               time.perf_counter())
-                current[2].add(Output(int(line), str(text), int(pairs), str(error) or None))
-            doc_bar.update(len(batch["line"]))
-        finish(len(job.todo))
-    except BaseException:
-        if current is not None:
-            current[1].abort()
-        raise
+        hand_out()
+        while running:
+            done, _ = ray.wait(running, num_returns=1)
+            running.remove(done[0])
+            try:
+                stats = ray.get(done[0])
+            except Exception as e:  # its shard was discarded; the shards being run finish, no new one starts
+                failure = failure or e
+                continue
+            now.add(stats)
+            shard_bar.update(1)
+            doc_bar.update(stats.lines)
+            hand_out()
     finally:
         shard_bar.close()
         doc_bar.close()
+    remove_stale_temporaries(job.output)            # those of workers that died
+    if failure is not None:
+        cause = getattr(failure, "cause", None)    # the task's own exception (RayTaskError.cause)
+        raise cause if isinstance(cause, Exception) else failure
     return now

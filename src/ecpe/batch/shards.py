@@ -14,39 +14,53 @@ from typing import IO, Callable, Iterator
 
 from tqdm.auto import tqdm
 
+from .files import Location, parse_temporary, temporary_name, this_host
 from .lines import BatchFailure, Output, Unreadable, _read_fault, numbered_lines
 
 SHARD_SUFFIXES = (".jsonl", ".jsonl.gz")
 STATE_DIR = ".ecpe"       # inside the output directory: per-shard counts and the job summary
 
 
-def open_binary(path: str | Path) -> IO[bytes]:
-    """A shard for reading, decompressed when its name ends in .gz."""
-    return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
+class _GzipReader(gzip.GzipFile):
+    """Gzip over a file this object owns: closing it closes the file too."""
+
+    def __init__(self, raw: IO[bytes]):
+        super().__init__(filename="", mode="rb", fileobj=raw)
+        self._owned = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._owned.close()
 
 
-def read_shard(path: str | Path) -> Iterator[tuple[int, bytes | Unreadable]]:
+def open_binary(where: str | Path | Location) -> IO[bytes]:
+    """A shard (a local path, a URL or a :class:`Location`) for reading, decompressed when its name ends in .gz."""
+    loc = Location.of(where)
+    if loc.local:
+        return gzip.open(loc.path, "rb") if loc.name.endswith(".gz") else open(loc.path, "rb")
+    raw = loc.open("rb")
+    return _GzipReader(raw) if loc.name.endswith(".gz") else raw
+
+
+def read_shard(where: str | Path | Location) -> Iterator[tuple[int, bytes | Unreadable]]:
     """The numbered lines of a shard; when it cannot be opened or read to its end, one last
     ``(next line number, Unreadable(reason))``, so that the lines before the fault are kept."""
     last = 0
     try:
-        with open_binary(path) as f:
+        with open_binary(where) as f:
             for last, raw in numbered_lines(f):
                 yield last, raw
     except (OSError, EOFError, zlib.error) as e:
         yield last + 1, Unreadable(_read_fault(e, last))
 
 
-def find_shards(root: str | Path) -> list[str]:
+def find_shards(root: str | Path | Location) -> list[str]:
     """The input shards under ``root`` (recursively; ``*.jsonl`` and ``*.jsonl.gz``, hidden names left out),
     as sorted paths relative to it; each output shard has the same relative path under the output folder."""
-    root = Path(root)
-    found = []
-    for p in root.rglob("*"):
-        rel = p.relative_to(root)
-        if p.is_file() and p.name.endswith(SHARD_SUFFIXES) and not any(part.startswith(".") for part in rel.parts):
-            found.append(rel.as_posix())
-    return sorted(found)
+    return sorted(rel for rel in Location.of(root).files()
+                  if rel.endswith(SHARD_SUFFIXES) and not any(part.startswith(".") for part in rel.split("/")))
 
 
 @dataclass
@@ -65,17 +79,19 @@ class ShardStats:
 
 
 class ShardWriter:
-    """Output lines to ``final``, atomically: written to a hidden temporary file beside it, flushed to disk,
-    and renamed to ``final`` by :meth:`commit` (with the shard's counts saved under ``.ecpe/``).
-    Gzip output (``.gz`` names) is written with a zero timestamp, so the same input gives the same bytes."""
+    """Output lines to ``final``, atomically: written to a hidden temporary file beside it (its name says which
+    process on which host writes it), flushed to disk, and renamed to ``final`` by :meth:`commit` (with the
+    shard's counts saved under ``.ecpe/`` first). Gzip output (``.gz`` names) is written with a zero timestamp,
+    so the same input gives the same bytes. ``final`` is a local path, a URL or a :class:`Location`."""
 
-    def __init__(self, final: Path, state: Path | None = None):
-        self.final, self.state = final, state
-        final.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = final.parent / f".{final.name}.{os.getpid()}.tmp"
-        self._raw = open(self.tmp, "wb")
+    def __init__(self, final: str | Path | Location, state: str | Path | Location | None = None):
+        self.final = Location.of(final, "--output")
+        self.state = None if state is None else Location.of(state, "--output")
+        self.final.parent.mkdir()
+        self.tmp = self.final.parent / temporary_name(self.final.name)
+        self._raw = self.tmp.open("wb")
         self._out: IO[bytes] = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0) \
-            if final.name.endswith(".gz") else self._raw
+            if self.final.name.endswith(".gz") else self._raw
 
     def write(self, line: str) -> None:
         self._out.write(line.encode("utf-8") + b"\n")
@@ -84,21 +100,28 @@ class ShardWriter:
         if self._out is not self._raw:
             self._out.close()
         self._raw.flush()
-        os.fsync(self._raw.fileno())
+        if self.final.local:
+            os.fsync(self._raw.fileno())
         self._raw.close()
         if self.state is not None:  # counts first: a shard whose rename is lost is simply redone
-            self.state.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.state.parent / f".{self.state.name}.{os.getpid()}.tmp"
-            tmp.write_text(json.dumps(asdict(stats)), encoding="utf-8")
-            os.replace(tmp, self.state)
-        os.replace(self.tmp, self.final)
+            write_atomic(self.state, json.dumps(asdict(stats)))
+        self.tmp.replace(self.final)
 
     def abort(self) -> None:
         try:
             self._out.close()
             self._raw.close()
         finally:
-            self.tmp.unlink(missing_ok=True)
+            self.tmp.unlink()
+
+
+def write_atomic(where: Location, text: str) -> None:
+    """A small file written whole or not at all (a temporary beside it, then renamed)."""
+    where.parent.mkdir()
+    tmp = where.parent / temporary_name(where.name)
+    with tmp.open("wb") as f:
+        f.write(text.encode("utf-8"))
+    tmp.replace(where)
 
 
 class Sink:
@@ -131,7 +154,7 @@ def _note(msg: str) -> None:
 
 
 class Meter:
-    """When the first lines came out (start-up: model load, for Ray the cluster and the actors) and the rate
+    """When the first lines came out (start-up: model load; for Ray the cluster, the workers and their first shards) and the rate
     after them, so that a job's summary tells its fixed cost from its throughput."""
 
     def __init__(self):
@@ -177,19 +200,20 @@ class JobStats:
 
 @dataclass
 class Job:
-    """A directory job: what to read, where to write, what is left to do."""
+    """A directory job: what to read, where to write, what is left to do. ``input`` and ``output`` are
+    :class:`Location` s: local folders or any file system fsspec opens."""
 
-    input: Path
-    output: Path
+    input: Location
+    output: Location
     shards: list[str]
     todo: list[str]
 
     @classmethod
-    def plan(cls, input: str | Path, output: str | Path) -> "Job":
-        src, dst = Path(input).resolve(), Path(output).resolve()
+    def plan(cls, input: str | Path | Location, output: str | Path | Location) -> "Job":
+        src, dst = Location.of(input, "--input"), Location.of(output, "--output")
         if not src.is_dir():
             raise BatchFailure(f"--input {input} is not a directory")
-        if dst == src or src in dst.parents:
+        if dst.inside(src):
             raise BatchFailure("--output must not be the input directory or inside it (its shards would be read "
                                "as input on the next run)")
         if dst.exists() and not dst.is_dir():
@@ -197,39 +221,53 @@ class Job:
         shards = find_shards(src)
         if not shards:
             raise BatchFailure(f"no input shards (*.jsonl, *.jsonl.gz) under {input}")
-        dst.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(dst)
-        todo = [s for s in shards if not (dst / s).exists()]
-        return cls(src, dst, shards, todo)
+        dst.mkdir()
+        remove_stale_temporaries(dst)
+        done = set(dst.files())
+        return cls(src, dst, shards, [s for s in shards if s not in done])
 
     def writer(self, shard: str) -> ShardWriter:
         return ShardWriter(self.output / shard, self.state_file(shard))
 
-    def state_file(self, shard: str) -> Path:
+    def state_file(self, shard: str) -> Location:
         return self.output / STATE_DIR / "shards" / f"{shard}.json"
+
+    def finished(self) -> list[str]:
+        """The shards whose output exists."""
+        done = set(self.output.files())
+        return [s for s in self.shards if s in done]
 
     def finished_stats(self) -> ShardStats:
         """The counts of every finished shard, as saved when each was committed."""
         total = ShardStats()
+        done = set(self.output.files())
         for s in self.shards:
-            f = self.state_file(s)
-            if (self.output / s).exists() and f.exists():
-                total.add(ShardStats(**json.loads(f.read_text(encoding="utf-8"))))
+            state = f"{STATE_DIR}/shards/{s}.json"
+            if s in done and state in done:
+                total.add(ShardStats(**json.loads(self.state_file(s).read_text())))
         return total
 
 
-def _remove_stale_temporaries(root: Path) -> None:
-    """Temporary shards left by a killed job (``.NAME.PID.tmp`` of a process that no longer runs)."""
-    for tmp in root.rglob(".*.tmp"):
-        try:
-            pid = int(tmp.name.rsplit(".", 2)[-2])
-            os.kill(pid, 0)
-            if pid == os.getpid():
-                raise ProcessLookupError
-        except (ValueError, IndexError, ProcessLookupError):
-            tmp.unlink(missing_ok=True)
-        except PermissionError:
-            pass  # another user's running process
+def remove_stale_temporaries(root: Location) -> None:
+    """Temporary files left under ``root`` by killed writers: those of a process of this host that no longer
+    runs, and those written on other hosts (Ray workers of an earlier run: one job at a time writes to an
+    output folder, and this is called before its workers start and after they have all ended)."""
+    here = this_host()
+    for rel in list(root.files()):
+        tmp = parse_temporary(rel.rsplit("/", 1)[-1])
+        if tmp is None:
+            continue
+        host, pid = tmp
+        if host in ("", here):
+            try:
+                os.kill(pid, 0)
+                if pid != os.getpid():
+                    continue  # a running process's
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue  # another user's running process
+        (root / rel).unlink()
 
 
 def _bars(job: Job, quiet: bool, meter: Meter | None):
