@@ -11,9 +11,11 @@ Three layers, each usable on its own:
   finished one;
 * one **job** (a directory of shards, planned by :class:`Job`) -> a directory of output shards: finished shards
   are skipped, so a job killed half-way and run again ends with every document exactly once. The shards run in
-  this process (:func:`run_local`, ``local.py``) or on a Ray cluster (:func:`run_ray`, ``ray_engine.py``).
+  this process (:func:`run_local`, ``local.py``) or on a Ray cluster (:func:`run_ray`, ``ray_engine.py``: one
+  task per shard, which writes it); both run each shard with :func:`run_shard`.
 
-``command.py`` is ``ecpe predict --input``: its options and its exit status.
+Inputs and outputs are local paths or URLs of any file system fsspec opens (``files.py``). ``command.py`` is
+``ecpe predict --input``: its options and its exit status.
 
 What a bad line does is the ``on_error`` policy: ``record`` (default; the error record takes the line's place
 in the output, so output line k is still input line k), ``skip`` (left out, reported on stderr) or ``fail``
@@ -27,11 +29,12 @@ from __future__ import annotations
 from .command import add_arguments, predict_command
 from .lines import (EXIT_CRASHED, EXIT_ERRORS, EXIT_OK, EXIT_STOPPED, BatchFailure, Limits, Output, extract_lines,
                     parse_line)
-from .local import run_local, run_stream
+from .files import Location
+from .local import run_local, run_shard, run_stream
 from .ray_engine import RayOptions, run_ray
 from .shards import SHARD_SUFFIXES, STATE_DIR, Job, JobStats, ShardStats, ShardWriter, find_shards
 
 __all__ = ["Limits", "Output", "ShardStats", "JobStats", "BatchFailure", "Job", "parse_line", "extract_lines",
-           "find_shards", "ShardWriter", "run_local", "run_stream", "run_ray", "RayOptions", "add_arguments",
+           "find_shards", "ShardWriter", "Location", "run_shard", "run_local", "run_stream", "run_ray", "RayOptions", "add_arguments",
            "predict_command", "EXIT_OK", "EXIT_ERRORS", "EXIT_STOPPED", "EXIT_CRASHED", "SHARD_SUFFIXES",
            "STATE_DIR"]
