@@ -1,5 +1,5 @@
 """Throughput of corpus-scale extraction (`ecpe predict --input DIR --output DIR`): the single-process engine
-and Ray Data with 1 and 2 actors, on the same shards; peak memory; Ray's overhead per document; and where the
+and Ray with 1 and 2 workers, on the same shards; peak memory; Ray's overhead per document; and where the
 time of one process goes (segmentation vs the model).
 
     python benchmarks/batch.py --data ../shared/data/ecpe-zh --docs 50000 --shards 8
@@ -8,14 +8,22 @@ The input is the NEWS documents as raw text (each document's clauses joined with
 documents and cut into ``--shards`` JSONL shards. Each engine runs as a real `ecpe predict` subprocess, as a
 user would run it; its peak memory is the largest sum of PSS (resident memory, shared pages split between
 the processes sharing them) over the process and all its descendants (for Ray: the driver, the GCS, the raylet
-and the actors), and its CPU time the sum over the same processes, both sampled every 0.2 s from /proc.
+and the workers), and its CPU time the sum over the same processes, both sampled every 0.2 s from /proc.
 Documents/s "steady" is the job's own figure (.ecpe/summary.json): the rate after its first lines were written,
-i.e. without start-up (model load; for Ray the cluster and the actors). Each engine is also run on a
+i.e. without start-up (model load; for Ray the cluster and the workers). Each engine is also run on a
 100-document shard, whose CPU time is subtracted to give CPU ms per document (CPU time depends far less than
 wall time on what else the machine runs).
 
 By default the model is an untrained E2EECPE of the paper's size (200/50/300/100) over the NEWS vocabulary:
 its speed is that of a trained one (--model PATH to use one). Results (JSON) go to --out.
+
+``--driver-share`` measures something else: how much of one CPU the driver of ``--engine ray`` (the
+``ecpe predict`` process itself) uses, run in this process: ``time.process_time()`` of this process (every
+thread: Ray's own included) against wall time, for a small job (--docs, default 20,000, in --shards shards, a
+tiny model so that the workers are quick) and a 100-document one, whose difference gives the driver's CPU
+per document:
+
+    python benchmarks/batch.py --driver-share --data ../shared/data/ecpe-zh
 """
 from __future__ import annotations
 
@@ -54,14 +62,20 @@ def write_shards(root: Path, texts: list[str], n_docs: int, n_shards: int) -> No
 
 def paper_size_model(path: Path, data: Path) -> Path:
     from ecpe.data.vocab import Vocab
-    from ecpe.models import build_model, save_model
+    from ecpe.models import build_model
 
     torch.manual_seed(0)
     docs = read_documents(data / "all_data_pair.txt")
     model = build_model("e2eecpe", Vocab.build(c for d in docs for c in d.clauses), {})
-    # untrained, M-hat is near 0.5 everywhere: a threshold that keeps as many pairs as the corpus has (1.11 per
-    # document), so that the output, and the time spent writing it, is that of a trained model
+    return _as_trained(model, path, data)
+
+
+def _as_trained(model, path: Path, data: Path) -> Path:
+    """Save an untrained model with the threshold that keeps as many pairs as the corpus has (1.11 per
+    document; untrained, M-hat is near 0.5 everywhere), so that the output, and the time spent writing it, is
+    that of a trained model."""
     from ecpe.inference import Extractor
+    from ecpe.models import save_model
 
     sample = news_texts(data)[:300]
     scores = sorted((v for r in Extractor(model).extract_many(sample, threshold=0.0, matrix=True)
@@ -154,6 +168,52 @@ def where_the_time_goes(model: Path, texts: list[str], n: int) -> dict:
             "total_ms_per_doc": round(1000 * total / n, 3), "segmentation_share": round(seg / total, 3)}
 
 
+def tiny_model(path: Path, data: Path) -> Path:
+    """An untrained E2EECPE of tiny sizes over the NEWS vocabulary: fast workers, the same output records."""
+    from ecpe.data.vocab import Vocab
+    from ecpe.models import build_model
+
+    torch.manual_seed(0)
+    docs = read_documents(data / "all_data_pair.txt")
+    model = build_model("e2eecpe", Vocab.build(c for d in docs for c in d.clauses),
+                        {"embed_dim": 16, "filters": 4, "hidden": 8, "vertex_dim": 8})
+    return _as_trained(model, path, data)
+
+
+def driver_share(args, texts: list[str], work: Path) -> dict:
+    """CPU seconds of this process (the driver of `ecpe predict --engine ray --workers N`) against wall seconds,
+    for --docs documents and for 100 (the fixed cost: Ray's start-up, the plan)."""
+    import logging
+
+    from ecpe.cli import main as ecpe_main
+
+    logging.disable(logging.WARNING)  # Ray's start-up lines
+    model = Path(args.model) if args.model else tiny_model(work / "tiny.pt", Path(args.data))
+    res = {"date": dt.datetime.now().isoformat(timespec="minutes"), "cpus": os.cpu_count(),
+           "load_average_at_start": os.getloadavg(), "workers": args.workers, "documents": args.docs,
+           "shards": args.shards, "model": str(args.model or "untrained tiny E2EECPE (16/4/8/8)")}
+    # the first run pays this process's one-time costs (imports of Ray's modules): a warm-up, not recorded
+    for name, n, shards in (("warm-up", 100, 1), ("small", 100, 1), ("full", args.docs, args.shards)):
+        inp, out = work / f"share-in-{name}", work / f"share-out-{name}"
+        write_shards(inp, texts, n, shards)
+        wall, cpu = time.perf_counter(), time.process_time()
+        # --actors: the name that the Ray Data engine (commit 64de577) and the current one both read
+        rc = ecpe_main(["predict", "--model", str(model), "--input", str(inp), "--output", str(out), "-q",
+                        "--engine", "ray", "--actors", str(args.workers), "--address", "local"])
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if rc not in (0, 1):
+            raise RuntimeError(f"ecpe predict exited {rc}")
+        if name == "warm-up":
+            continue
+        res[name] = {"documents": n, "wall_s": round(wall, 2), "driver_cpu_s": round(cpu, 2),
+                     "driver_cpu_share": round(cpu / wall, 3)}
+        print(name, json.dumps(res[name]), file=sys.stderr)
+    extra = args.docs - 100
+    res["driver_cpu_us_per_doc"] = round(1e6 * (res["full"]["driver_cpu_s"] - res["small"]["driver_cpu_s"]) / extra, 1)
+    res["load_average_at_end"] = os.getloadavg()
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="../shared/data/ecpe-zh")
@@ -161,12 +221,26 @@ def main() -> None:
     ap.add_argument("--shards", type=int, default=8)
     ap.add_argument("--model", help="a model.pt (default: an untrained paper-size E2EECPE)")
     ap.add_argument("--engines", default="local,local-1thread,ray-1,ray-2",
-                    help="comma-separated: local (torch's default threads), local-1thread, ray-N (N actors)")
+                    help="comma-separated: local (torch's default threads), local-1thread, ray-N (N workers)")
     ap.add_argument("--out", default="docs/results/batch")
+    ap.add_argument("--driver-share", action="store_true",
+                    help="measure the CPU share of the Ray driver only (in this process; --docs default 20,000)")
+    ap.add_argument("--workers", type=int, default=2, help="--driver-share: Ray workers (default 2)")
     args = ap.parse_args()
 
     texts = news_texts(Path(args.data))
     work = Path(tempfile.mkdtemp(prefix="ecpe-bench-batch-"))
+    if args.driver_share:
+        if args.docs == ap.get_default("docs"):
+            args.docs = 20_000
+        res = driver_share(args, texts, work)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"driver_share_{dt.datetime.now().strftime('%Y-%m-%dT%H%M')}.json"
+        path.write_text(json.dumps(res, indent=1))
+        print(json.dumps(res, indent=1))
+        print(f"written: {path}", file=sys.stderr)
+        return
     model = Path(args.model) if args.model else paper_size_model(work / "model.pt", Path(args.data))
     big, small = work / "in", work / "in-small"
     write_shards(big, texts, args.docs, args.shards)
@@ -188,7 +262,7 @@ def main() -> None:
         if engine == "local-1thread":
             extra = ["--threads", "1"]
         elif engine.startswith("ray-"):
-            extra = ["--engine", "ray", "--actors", engine.split("-")[1]]
+            extra = ["--engine", "ray", "--workers", engine.split("-")[1]]
         elif engine != "local":
             raise SystemExit(f"unknown engine {engine}")
         res = {}
@@ -208,7 +282,7 @@ def main() -> None:
         results["engines"][engine] = res
     base = results["engines"].get("local-1thread")
     for engine, res in results["engines"].items():
-        if engine.startswith("ray-1") and base:  # Ray with one 1-thread actor against one 1-thread process
+        if engine.startswith("ray-1") and base:  # Ray with one 1-thread worker against one 1-thread process
             res["ray_overhead_ms_per_doc"] = round(1000 * (1 / res["docs_per_s_steady"] - 1 / base["docs_per_s_steady"]), 3)
             res["ray_overhead_cpu_ms_per_doc"] = round(res["cpu_ms_per_doc_steady"] - base["cpu_ms_per_doc_steady"], 3)
             res["ray_fixed_overhead_s"] = round(res["fixed"]["seconds"] - base["fixed"]["seconds"], 2)

@@ -322,7 +322,6 @@ def test_killed_job_run_again_has_every_document_exactly_once(model, tmp_path):
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ecpe[ray]'); the Ray engine is untested")
-    pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'ecpe[ray]')")
     # address="local": a new Ray of 2 CPUs even where a `ray start` cluster runs on this machine
     ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 ** 2, log_to_driver=False,
              _node_ip_address="127.0.0.1")
@@ -407,3 +406,102 @@ def test_ray_missing_names_the_extra(model, tmp_path, monkeypatch, capsys):
     assert rc == 2
     assert "ecpe[ray]" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # stopped before it created anything
+
+
+def _wait_for_temporary(out: Path, proc_alive, timeout: float = 120) -> Path | None:
+    """The first temporary output file of this host's writers that appears under ``out``."""
+    from ecpe.batch.files import parse_temporary, this_host
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc_alive():
+        if out.exists():
+            for p in out.rglob(".*.tmp"):
+                parsed = parse_temporary(p.name)
+                if parsed and parsed[0] == this_host():
+                    return p
+        time.sleep(0.005)
+    return None
+
+
+def test_ray_workers_write_their_shards_and_a_killed_one_is_redone(model, tmp_path, local_ray, monkeypatch):
+    """The driver writes no output line; a worker SIGKILLed while writing a shard, and a temporary file left by
+    an earlier run on another host, still give every document exactly once and no temporary file."""
+    import threading
+
+    from ecpe.batch import ShardWriter
+    from ecpe.batch.files import parse_temporary
+
+    def not_in_the_driver(*a, **k):
+        raise AssertionError("the driver wrote an output shard")
+
+    monkeypatch.setattr(ShardWriter, "__init__", not_in_the_driver)  # this process only: Ray's workers import
+    inp, out = tmp_path / "in", tmp_path / "out"
+    ids = make_shards(inp, 3, 1500)
+    out.mkdir()
+    (out / ".part-000.jsonl.otherhost-4242.tmp").write_text('{"id": "0-0"}\n')  # a dead writer's, elsewhere
+    result = {}
+    job = threading.Thread(target=lambda: result.setdefault("rc", main(
+        ["predict", "--model", str(model), "--input", str(inp), "--output", str(out), "-q", "--engine", "ray",
+         "--workers", "1"])))
+    job.start()
+    tmp = _wait_for_temporary(out, job.is_alive)
+    assert tmp is not None, "no shard was seen being written"
+    pid = parse_temporary(tmp.name)[1]
+    assert pid != os.getpid()  # written by a Ray worker
+    os.kill(pid, signal.SIGKILL)
+    job.join(300)
+    assert result.get("rc") == 0
+    found = ids_in(out)
+    assert len(found) == len(ids) and sorted(found) == sorted(ids)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_ray_on_error_fail_stops_and_discards_the_shard(model, tmp_path, local_ray, capsys):
+    inp, out = tmp_path / "in", tmp_path / "out"
+    make_shards(inp, 2, 3)
+    (inp / "part-001.jsonl").write_text(jsonl([{"id": "x", "text": "好"}, "{broken"]))
+    assert main(["predict", "--model", str(model), "--input", str(inp), "--output", str(out), "-q",
+                 "--engine", "ray", "--workers", "1", "--on-error", "fail"]) == 2
+    assert f"{inp / 'part-001.jsonl'}:2: invalid JSON" in capsys.readouterr().err
+    assert "part-001.jsonl" not in find_shards(out) and not list(out.rglob("*.tmp"))
+
+
+# ---- other file systems (fsspec) ---------------------------------------------------------------------
+def test_shards_on_another_file_system(model, tmp_path, capsys):
+    """memory:// in and out (any fsspec file system) gives the lines a local job gives; file:// URLs are local
+    paths; a protocol whose package is missing is a usage error that names it."""
+    import fsspec
+
+    inp = tmp_path / "in"
+    ids = make_shards(inp, 4, 5, bad_every=3)
+    mem = fsspec.filesystem("memory")
+    for s in find_shards(inp):
+        mem.pipe_file(f"/ecpe-test/in/{s}", (inp / s).read_bytes())
+    base = ["predict", "--model", str(model), "-q"]
+    try:
+        assert main([*base, "--input", "memory://ecpe-test/in", "--output", "memory://ecpe-test/out"]) == 1
+        assert main([*base, "--input", f"file://{inp}", "--output", str(tmp_path / "local")]) == 1
+        assert find_shards("memory://ecpe-test/out") == find_shards(tmp_path / "local") == find_shards(inp)
+        for s in find_shards(inp):
+            got = mem.cat_file(f"/ecpe-test/out/{s}")
+            assert got == (tmp_path / "local" / s).read_bytes(), s
+        assert not [p for p in mem.find("/ecpe-test/out") if p.endswith(".tmp")]
+        summary = json.loads(mem.cat_file("/ecpe-test/out/.ecpe/summary.json"))
+        assert summary["total"]["documents"] + summary["total"]["errors"] == len(ids)
+        mem.rm_file("/ecpe-test/out/part-001.jsonl")  # resumable there too
+        assert main([*base, "--input", "memory://ecpe-test/in", "--output", "memory://ecpe-test/out"]) == 1
+        assert "(1 run now" in capsys.readouterr().err
+        assert mem.cat_file("/ecpe-test/out/part-001.jsonl") == (tmp_path / "local" / "part-001.jsonl").read_bytes()
+        # a single file, in and out
+        assert main([*base, "--input", "memory://ecpe-test/in/part-000.jsonl",
+                     "--output", "memory://ecpe-test/one.jsonl"]) == 1
+        assert mem.cat_file("/ecpe-test/one.jsonl") == (tmp_path / "local" / "part-000.jsonl").read_bytes()
+    finally:
+        mem.rm("/ecpe-test", recursive=True)
+    assert main([*base, "--input", "nosuchprotocol://b/in", "--output", str(tmp_path / "o")]) == 2
+    assert "--input nosuchprotocol://b/in" in capsys.readouterr().err
+    try:
+        import s3fs  # noqa: F401
+    except ImportError:
+        assert main([*base, "--input", "s3://bucket/in", "--output", str(tmp_path / "o")]) == 2
+        assert "s3fs" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ecpe import batch
+from ecpe.batch import local as batch_local
 from ecpe.batch import EXIT_CRASHED, EXIT_ERRORS, EXIT_OK, Limits, extract_lines, parse_line
 from ecpe.cli import main
 from ecpe.data.batching import batch_spans
@@ -160,7 +161,7 @@ def test_an_unexpected_error_exits_3_without_a_traceback(model, tmp_path, capsys
     def broken(*a, **k):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(batch, "extract_lines", broken)
+    monkeypatch.setattr(batch_local, "extract_lines", broken)
     assert main(["predict", "--model", str(model), "--input", str(_lines(tmp_path, 2)), "-q"]) == EXIT_CRASHED
     err = capsys.readouterr().err
     assert "crashed (RuntimeError: boom" in err and "Traceback" not in err

@@ -14,8 +14,8 @@ from typing import Sequence
 
 
 from . import compare, experiments, serve, stats, vectors
-from .batch import add_arguments as add_batch_arguments
-from .batch import predict_command
+from .batch.command import add_arguments as add_batch_arguments
+from .batch.command import predict_command
 from .cache import default_model_dir, find_model
 from .inference.card import model_card
 from .config import CLAUSE_RULES, TrainConfig, from_dict
@@ -407,8 +407,11 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     r.add_argument("text", nargs="*", help="texts to analyse, one document each")
     r.add_argument("--input", help="JSON lines file (.gz too; '-' for standard input), or a directory of such shards: "
                                    "{\"text\": ...}, {\"clauses\": [...]} (pre-split) or {\"clauses\": [[words]]} "
-                                   "(pre-segmented), with an optional \"id\" copied to the output; plain lines are texts")
-    r.add_argument("--output", help="write JSON lines here instead of standard output (a directory for --input DIR)")
+                                   "(pre-segmented), with an optional \"id\" copied to the output; plain lines are texts. "
+                                   "A local path or a URL of any file system fsspec opens (s3://, gs://, ...: "
+                                   "install its package, e.g. s3fs)")
+    r.add_argument("--output", help="write JSON lines here instead of standard output (a directory for --input DIR; "
+                                    "a path or a URL, as --input)")
     r.add_argument("--threshold", type=float, help="pair threshold eta (default: the model's)")
     r.add_argument("--matrix", action="store_true", help="include the pair matrix M-hat in the output")
     r.add_argument("--batch-size", type=int, default=64,
