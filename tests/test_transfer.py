@@ -309,3 +309,19 @@ def test_cli_teacher_writes_targets_and_names_a_missing_teacher(split20, corpora
     assert main([*args, "--teacher", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert "--teacher: fold 1 model(s) not found" in err and "nope" in err
+
+
+def test_a_teacher_of_another_fold_is_refused(split20, corpora, teachers, tmp_path, capsys):
+    import torch
+
+    tiny_transfer(split20, corpora)
+    ckpt = torch.load(teachers[0] / "fold1" / "model.pt", weights_only=True)
+    ckpt["meta"].update(split="split20", fold=2)  # fold 2's model has trained on fold 1's test documents
+    (tmp_path / "other" / "fold1").mkdir(parents=True)
+    torch.save(ckpt, tmp_path / "other" / "fold1" / "model.pt")
+    args = ["transfer", "build", "--data", str(split20), "--folds", "1", "--corpora", "news"]
+    assert main([*args, "--teacher", str(teachers[0]), "--teacher", str(tmp_path / "other")]) == 2
+    assert "was trained on split20 fold 2, not split20 fold 1" in capsys.readouterr().err
+    ckpt["meta"].update(fold=1)
+    torch.save(ckpt, tmp_path / "other" / "fold1" / "model.pt")
+    assert main([*args, "--teacher", str(tmp_path / "other")]) == 0

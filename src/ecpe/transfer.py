@@ -387,12 +387,25 @@ TARGETS_FORMAT = 1
 
 
 def teacher_paths(runs: Sequence[str | Path], k: int) -> list[Path]:
-    """Fold ``k``'s model of each teacher: ``RUN/fold{k}/model.pt``, or RUN itself when it is a model file."""
-    paths = [Path(r) if Path(r).is_file() else Path(r) / f"fold{k}" / "model.pt" for r in runs]
+    """Fold ``k``'s model of each teacher run folder: ``RUN/fold{k}/model.pt`` (a fold's teacher must be that
+    fold's model: another fold's model has trained on this fold's test documents)."""
+    paths = [Path(r) / f"fold{k}" / "model.pt" for r in runs]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"--teacher: fold {k} model(s) not found: {', '.join(missing)}")
     return paths
+
+
+def check_teacher_fold(paths: Sequence[Path], checkpoints: Sequence[dict[str, Any]], split: str | None, k: int) -> None:
+    """Refuse a teacher whose checkpoint says it was trained on another split or fold (its training documents
+    would hold this fold's test documents). Checkpoints that record no split (``"none"``) pass."""
+    for path, ckpt in zip(paths, checkpoints):
+        meta = ckpt.get("meta") or {}
+        their_split, their_fold = meta.get("split"), meta.get("fold")
+        if split is None or their_split in (None, "none"):
+            continue
+        if their_split != split or their_fold != k:
+            raise ValueError(f"--teacher: {path} was trained on {their_split} fold {their_fold}, not {split} fold {k}")
 
 
 def _in_document_order(values: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
@@ -426,10 +439,11 @@ def score_documents(teacher, docs: Sequence[Sequence[Sequence[str]]], chunk: int
             "matrix": cat(mat, np.float32)}
 
 
-def teacher_targets(transfer_path: str | Path, runs: Sequence[str | Path], k: int, device: str = "cpu",
-                    refresh: bool = False, progress: bool = False) -> tuple[Path, dict[str, Any]]:
-    """Soft targets of the transfer documents of fold ``k`` from teachers (run folders with
-    ``fold{k}/model.pt``, or model files; one or many, averaged as an :class:`~ecpe.inference.Ensemble`),
+def teacher_targets(transfer_path: str | Path, runs: Sequence[str | Path], k: int, split: str | None = None,
+                    device: str = "cpu", refresh: bool = False, progress: bool = False) -> tuple[Path, dict[str, Any]]:
+    """Soft targets of the transfer documents of fold ``k`` of ``split`` from teachers (run folders with
+    ``fold{k}/model.pt``, checked against ``split`` and ``k``; one or many, averaged as an
+    :class:`~ecpe.inference.Ensemble`),
     cached next to the transfer file as ``.npz`` (no pickles), keyed by the transfer file's and the teacher
     models' sha256. Returns (path, facts). Read it with :func:`read_targets`."""
     transfer_path = Path(transfer_path)
@@ -443,7 +457,8 @@ def teacher_targets(transfer_path: str | Path, runs: Sequence[str | Path], k: in
                       "cached": True}
     start = time.perf_counter()
     records = read_records(transfer_path)
-    model, _ = load_models(paths, device=resolve_device(device))
+    model, checkpoints = load_models(paths, device=resolve_device(device))
+    check_teacher_fold(paths, checkpoints, split, k)
     teacher = model if isinstance(model, Ensemble) else for_inference(Ensemble([model]))
     arrays = score_documents(teacher, [r["clauses"] for r in records], progress=progress)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
@@ -495,8 +510,8 @@ def cmd_build(args) -> int:
         row = {"fold": k, "path": str(path), **{c: facts[c] for c in (*COUNTS, "per_corpus", "keywords",
                                                                           "seconds", "cached")}}
         if args.teacher:
-            tpath, tfacts = teacher_targets(path, args.teacher, k, device=args.device, refresh=args.refresh,
-                                            progress=True)
+            tpath, tfacts = teacher_targets(path, args.teacher, k, split=Path(split_dir).name, device=args.device,
+                                            refresh=args.refresh, progress=True)
             if args.out:
                 shutil.copyfile(tpath, Path(args.out) / f"fold{k}_targets.npz")
             n = len(tfacts["teachers"])
@@ -544,8 +559,8 @@ def add_subcommand(sub) -> None:
                    help=f"split10: the share of training documents `ecpe train` holds out as dev (default "
                         f"{train.dev_fraction}); their keywords are not used and their clauses are avoided")
     b.add_argument("--teacher", action="append", metavar="RUN",
-                   help="a run folder (its foldK/model.pt) or a model file whose probabilities become the soft "
-                        "targets of the transfer documents; repeat it for an ensemble (the mean M-hat and "
+                   help="a run folder of the same split (`ecpe train --out RUN`): its foldK/model.pt's "
+                        "probabilities become the soft targets of the transfer documents; repeat it for an ensemble (the mean M-hat and "
                         "emotion / cause probabilities of E2EECPE models with auxiliary heads); cached per fold "
                         "and teacher set as .npz")
     add_device_argument(b)
