@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 
-from . import compare, experiments, serve, stats, vectors
+from . import compare, experiments, serve, stats, transfer, vectors
 from .batch.command import add_arguments as add_batch_arguments
 from .batch.command import predict_command
 from .cache import default_model_dir, find_model
@@ -433,7 +433,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="the card as JSON")
     i.set_defaults(func=cmd_info)
 
-    for module in (stats, experiments, serve, vectors, compare):  # subcommands defined next to what they run
+    for module in (stats, experiments, serve, vectors, transfer, compare):  # subcommands defined next to what they run
         module.add_subcommand(sub)
     return p
 

@@ -26,7 +26,7 @@ import pickle
 import unicodedata
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from .cache import cache_dir
 from .data.text import jieba_backend, prepare_text
 
-__all__ = ["EXTRA", "MissingResource", "SafeUnpickler", "safe_load_pickle", "load_joblib_arrays", "package_file", "CORPORA",
+__all__ = ["EXTRA", "MissingResource", "SafeUnpickler", "safe_load_pickle", "build_hooked_unpickler", "load_joblib_arrays", "package_file", "CORPORA",
            "corpus_texts", "corpus_sentences", "VECTOR_SOURCES", "load_vectors", "normalize"]
 
 EXTRA = "zh-resources"
@@ -87,12 +87,48 @@ def _new_obj(cls, *args):
     return cls()
 
 
-class _JoblibUnpickler(pickle._Unpickler):  # the Python unpickler: BUILD must be intercepted
+# ---- the one private interface of the standard library used here ----------------------------------
+def build_hooked_unpickler(on_build: Callable[[Any, Callable[[int], bytes]], Any]) -> type:
+    """An unpickler class whose every BUILD opcode ends with ``top = on_build(top, read)``: ``top`` the object
+    the opcode has just built (its ``__setstate__`` called), ``read(n)`` the next ``n`` bytes of the stream.
+
+    It subclasses the pure-Python unpickler, ``pickle._Unpickler`` (private), and replaces the BUILD entry of
+    a copy of its opcode table (``dispatch``, private too): the public C ``pickle.Unpickler`` reads its file
+    ahead, so nothing could read the raw array bytes that joblib writes after each array's header (joblib's
+    own reader subclasses ``pickle._Unpickler`` for the same reason). ``tests/test_pickle_compat.py`` checks
+    it against ``pickle.loads`` for every protocol, so a Python upgrade that changes it fails there."""
+
+    class HookedUnpickler(pickle._Unpickler):
+        dispatch = dict(pickle._Unpickler.dispatch)
+
+        def _load_build(self):
+            pickle._Unpickler.load_build(self)
+            self.stack[-1] = on_build(self.stack[-1], self.read)
+
+        dispatch[pickle.BUILD[0]] = _load_build
+
+    return HookedUnpickler
+
+
+def _array_after_wrapper(obj: Any, read: Callable[[int], bytes]) -> Any:
+    """After the BUILD of a joblib ``NumpyArrayWrapper``: the array made of the raw bytes that follow it."""
+    if not isinstance(obj, _ArrayWrapper):
+        return obj
+    state = obj.state
+    dtype, shape = state["dtype"], tuple(state["shape"])
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or state.get("subclass") is not np.ndarray:
+        raise pickle.UnpicklingError("refusing an array of Python objects (it would need unpickling code)")
+    count = int(np.prod(shape))
+    data = read(count * dtype.itemsize)
+    if len(data) != count * dtype.itemsize:
+        raise pickle.UnpicklingError("joblib file ends inside an array")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order=state.get("order", "C"))
+
+
+class _JoblibUnpickler(build_hooked_unpickler(_array_after_wrapper)):
     """Reads a joblib file of numeric arrays without executing anything from it: numpy arrays are read
     from the raw bytes joblib writes after each array's wrapper, scikit-learn objects become inert
     :class:`_Inert` holders of their state, and every other class lookup is refused."""
-
-    dispatch = dict(pickle._Unpickler.dispatch)
 
     def find_class(self, module: str, name: str):
         if (module, name) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
@@ -104,22 +140,6 @@ class _JoblibUnpickler(pickle._Unpickler):  # the Python unpickler: BUILD must b
         if module.startswith("sklearn.") and name.isidentifier():
             return _new_obj if name == "newObj" else _Inert
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only arrays and inert objects are accepted")
-
-    def load_build(self):
-        super().load_build()
-        wrapper = self.stack[-1]
-        if isinstance(wrapper, _ArrayWrapper):
-            state = wrapper.state
-            dtype, shape = state["dtype"], tuple(state["shape"])
-            if not isinstance(dtype, np.dtype) or dtype.hasobject or state.get("subclass") is not np.ndarray:
-                raise pickle.UnpicklingError("refusing an array of Python objects (it would need unpickling code)")
-            count = int(np.prod(shape))
-            data = self.read(count * dtype.itemsize)
-            if len(data) != count * dtype.itemsize:
-                raise pickle.UnpicklingError("joblib file ends inside an array")
-            self.stack[-1] = np.frombuffer(data, dtype=dtype).reshape(shape, order=state.get("order", "C"))
-
-    dispatch[pickle.BUILD[0]] = load_build
 
 
 def load_joblib_arrays(path: str | Path) -> Any:
