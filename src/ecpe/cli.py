@@ -26,9 +26,10 @@ from .metrics import score
 from .models import model_class
 from .models.e2eecpe import CLAUSE_CONTEXTS, CLAUSE_ENCODERS, CLAUSE_RULES, PAIR_LOSSES, PAIR_SCORERS, TOWERS
 from .resources import MissingResource
-from .options import PRESETS
-from .options import (CLIError, add_device_argument, add_precision_argument, parse_folds, resolve_data,
-                      train_config, train_model_config)
+from .data.lang import CHINESE, language_name
+from .options import PRESETS, PRESETS_NOT_CHINESE, preset_settings
+from .options import (CLIError, add_device_argument, add_precision_argument, check_resources, corpus_language,
+                      default_segmenter, parse_folds, resolve_data, split_folder, train_config, train_model_config)
 from .training import NO_TEST, check_run, protocol_label, recipe_differences, train_final, train_recipe, train_run
 from .version import __version__
 
@@ -94,7 +95,14 @@ def cmd_train(args) -> int:
         args.out = str(default_model_dir())
     cfg = train_config(args)  # checked before the data is looked for
     data = resolve_data(args.data)
-    split_dir = data / args.split if (data / args.split).is_dir() else data
+    split_dir = split_folder(data, args.split)
+    lang, lang_source = getattr(args, "language", None) or corpus_language(split_dir, args.lang)
+    check_resources(args, lang, lang_source)  # a Chinese resource on a corpus of another language: refused
+    if args.preset and preset_settings(args.preset, lang) != PRESETS[args.preset]:
+        print(f"this corpus is {language_name(lang)} ({lang_source}): --preset {args.preset} means "
+              f"{_flags(preset_settings(args.preset, lang))} here (no Chinese resource)", file=sys.stderr)
+    args.segmenter = args.segmenter or default_segmenter(lang)
+    args.language = (lang, lang_source)
     if args.final:
         return _train_final(args, split_dir, model_config, cfg)
     try:
@@ -132,8 +140,9 @@ def cmd_train(args) -> int:
 
 def _about(args, split_dir) -> dict:
     """How a model was asked for, for its card (``ecpe info``)."""
+    lang, source = args.language
     return {"preset": args.preset, "command": "ecpe " + " ".join(getattr(args, "argv", [])),
-            "data": str(Path(split_dir).resolve())}
+            "data": str(Path(split_dir).resolve()), "language": {"code": lang, "source": source}}
 
 
 def _cross_validation(run: str, model_name: str, model_config: dict, cfg: TrainConfig) -> dict:
@@ -219,6 +228,18 @@ def _train_seeds(args, split_dir, folds, model_config, cfg, on_fold) -> int:
     return 1 if failed else 0
 
 
+def _with_preset(args, argv):
+    """``ecpe train --preset NAME``: the arguments parsed again with the preset's settings as the defaults; a
+    preset that differs by language (``best``) reads the corpus's language first."""
+    lang = CHINESE
+    if args.preset in PRESETS_NOT_CHINESE:
+        args.language = corpus_language(split_folder(resolve_data(args.data), args.split), args.lang)
+        lang = args.language[0]
+    again = build_parser(args.preset, lang).parse_args(argv)
+    again.language = getattr(args, "language", None)
+    return again
+
+
 # ---- evaluate -------------------------------------------------------------------------------------
 def cmd_evaluate(args) -> int:
     model, ckpts = load_models(args.model, device=args.device, precision=args.precision)
@@ -289,8 +310,13 @@ def cmd_info(args) -> int:
 
 
 # ---- parser ---------------------------------------------------------------------------------------
-def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
-    """The ``ecpe`` parser; with ``preset``, ``ecpe train``'s defaults are that preset's (see PRESETS)."""
+def _flags(settings: dict) -> str:
+    return " ".join(f"--{d.replace('_', '-')} {v}" for d, v in settings.items())
+
+
+def build_parser(preset: str | None = None, lang: str = CHINESE) -> argparse.ArgumentParser:
+    """The ``ecpe`` parser; with ``preset``, ``ecpe train``'s defaults are that preset's for a corpus of language
+    ``lang`` (see :func:`ecpe.options.preset_settings`)."""
     p = argparse.ArgumentParser(prog="ecpe", description="Emotion-cause pair extraction (E2EECPE, Song et al. 2020; "
                                 "two-stage baselines of Xia & Ding 2019).")
     p.add_argument("--version", action="version", version=f"ecpe {__version__}")
@@ -429,9 +455,15 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                         "test cause F1 +0.012, emotion unchanged)")
     t.add_argument("--no-aux", action="store_true", help="ablation: E2EECPE without the auxiliary tasks")
     t.add_argument("--no-position", action="store_true", help="ablation: E2EECPE without the position weight matrix")
-    t.add_argument("--segmenter", choices=["jieba", "jieba-py", "whitespace"], default="jieba",
-                   help="how raw text is segmented at prediction time; stored in the model (default jieba: "
-                        "rjieba, the Rust port, when installed, else the Python jieba; jieba-py: always the latter)")
+    t.add_argument("--segmenter", choices=["jieba", "jieba-py", "whitespace"],
+                   help="how raw text is segmented at prediction time; stored in the model (default: jieba for a "
+                        "Chinese corpus — rjieba, the Rust port, when installed, else the Python jieba; jieba-py: "
+                        "always the latter —, whitespace (words between spaces and punctuation) for any other)")
+    t.add_argument("--lang", metavar="CODE",
+                   help="the corpus's language as an ISO 639 code (zh, en, ...); default: detected from the first "
+                        "fold's training file. The packaged vectors, corpora and lexicon and the jieba segmenters "
+                        "are Chinese: on a corpus of another language they are refused, and --preset best means "
+                        "the same recipe with vectors from the corpus's own training text")
     t.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores, or cores / jobs)")
     t.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (default 1)")
     add_device_argument(t)
@@ -443,11 +475,12 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--distill-weight", type=float, metavar="W", help="weight W of the teachers' targets (default 0.5)")
     t.add_argument("--preset", choices=sorted(PRESETS),
                    help="a named configuration whose settings become the defaults (flags given still win): "
-                        + "; ".join(f"{k}: " + (" ".join(f"--{d.replace('_', '-')} {v}" for d, v in PRESETS[k].items())
-                                                or "the paper's model (the defaults)") for k in sorted(PRESETS)))
+                        + "; ".join(f"{k}: " + (_flags(PRESETS[k]) or "the paper's model (the defaults)")
+                                    + (f" (a corpus that is not Chinese: {_flags(PRESETS_NOT_CHINESE[k])})"
+                                       if k in PRESETS_NOT_CHINESE else "") for k in sorted(PRESETS)))
     t.set_defaults(func=cmd_train)
     if preset:
-        t.set_defaults(**PRESETS[preset])
+        t.set_defaults(**preset_settings(preset, lang))
 
     e = sub.add_parser("evaluate", help="P/R/F1 of a saved model on documents in the NUSTM format")
     e.add_argument("--model", required=True, action="append",
@@ -504,15 +537,15 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "preset", None):  # parse again with the preset's settings as the defaults
-        args = build_parser(args.preset).parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
+        if getattr(args, "preset", None):  # parse again with the preset's settings as the defaults
+            args = _with_preset(args, argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         return args.func(args) or 0
     except CLIError as e:
         print(f"ecpe {args.command}: error: {e}", file=sys.stderr)
