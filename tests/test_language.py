@@ -84,8 +84,8 @@ def _refuse_chinese_resources(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a Chinese resource was used")
 
-    for target in ("ecpe.embeddings.corpus_sentences", "ecpe.resources.corpus_sentences", "ecpe.training.load_vectors",
-                   "ecpe.training.load_lexicon", "ecpe.data.text._get_jieba", "ecpe.data.text._get_rjieba"):
+    for target in ("ecpe.embeddings.corpus_sentences", "ecpe.resources.corpus_sentences", "ecpe.training.setup.load_vectors",
+                   "ecpe.training.setup.load_lexicon", "ecpe.data.text._get_jieba", "ecpe.data.text._get_rjieba"):
         monkeypatch.setattr(target, refuse)
 
 
