@@ -26,6 +26,7 @@ _FOLD_DIR = re.compile(r"fold(\d+)")
 class RecipeMismatch(ValueError):
     """A run folder holds finished folds trained with other settings than the ones asked for."""
 
+
 def _data_hash(split_dir: str | Path, k: int) -> str | None:
     """sha256 of the contents of fold ``k``'s files (train, test and the valid file :func:`load_fold`
     reads), not of their paths; None when the fold's train or test file is absent."""
@@ -39,8 +40,10 @@ def _data_hash(split_dir: str | Path, k: int) -> str | None:
         h.update(p.name.split("_", 1)[1].encode() + hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()
 
+
 def train_recipe(train_config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in train_config.items() if k not in RECIPE_IGNORED}
+
 
 def fold_recipe(model_name: str, split_dir: str | Path, k: int, model_config: dict[str, Any], cfg: TrainConfig,
                 preprocess: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -50,6 +53,7 @@ def fold_recipe(model_name: str, split_dir: str | Path, k: int, model_config: di
     return json.loads(json.dumps({"split": Path(split_dir).name, "data": _data_hash(split_dir, k), "model": model_name,
                                   "model_config": config, "train": train_recipe(to_dict(cfg)),
                                   "preprocess": dict(preprocess or DEFAULT_PREPROCESS)}))
+
 
 def _checkpoint_recipe(fold_dir: Path) -> dict[str, Any]:
     """The recipe fields a fold's model.pt records (no data hash), for a result.json written without a
@@ -68,8 +72,10 @@ def _checkpoint_recipe(fold_dir: Path) -> dict[str, Any]:
     except Exception as e:
         raise ValueError(f"{path}: {e.__class__.__name__}: {e}") from None
 
+
 def _show(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+
 
 def recipe_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """``"setting old -> new"`` for each setting of ``new`` that ``old`` records otherwise (settings ``old``
@@ -88,6 +94,7 @@ def recipe_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         else:
             out.append(f"{key} {_show(old[key])} -> {_show(value)}")
     return out
+
 
 def check_run(model_name: str, split_dir: str | Path, model_config: dict[str, Any], cfg: TrainConfig,
               run_dir: str | Path, preprocess: dict | None = None,

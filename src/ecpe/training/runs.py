@@ -56,6 +56,7 @@ def environment(device: torch.device | None = None) -> dict[str, Any]:
         pass
     return info
 
+
 def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: TrainConfig, out_dir: str | Path | None,
                progress: bool = True, preprocess: dict[str, Any] | None = None,
                recipe: dict[str, Any] | None = None, about: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -155,6 +156,7 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
         tmp.replace(out_dir / "result.json")
     return result
 
+
 def summarize(model_name: str, split: str, folds: list[int], cfg: TrainConfig, model_config: dict,
               per_fold: list[dict]) -> dict[str, Any]:
     mean, std = mean_std(per_fold)
@@ -163,11 +165,13 @@ def summarize(model_name: str, split: str, folds: list[int], cfg: TrainConfig, m
                                          "train": to_dict(cfg)}, "mean": mean, "std": std,
             "per_fold": [{k: v for k, v in f.items() if k != "history"} for f in per_fold]}
 
+
 def _fold_task(model_name, split_dir, k, model_config, cfg, fold_dir, preprocess, recipe, about=None):
     """Run one fold in a worker process (quietly) and return its result."""
     logging.basicConfig(level=logging.WARNING)
     return train_fold(model_name, load_fold(split_dir, k), model_config, cfg, fold_dir, False, preprocess, recipe,
                       about)
+
 
 def load_done(fold_dir: Path, cfg: TrainConfig) -> dict | None:
     """A finished fold's result under the same protocol, or None (resuming compares the whole recipe:
@@ -178,6 +182,7 @@ def load_done(fold_dir: Path, cfg: TrainConfig) -> dict | None:
         if res.get("protocol") == protocol_label(cfg.select_on):
             return res
     return None
+
 
 def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_config: dict[str, Any], cfg: TrainConfig,
               run_dir: str | Path, progress: bool = True, preprocess: dict | None = None,
@@ -248,6 +253,7 @@ def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_co
     (run_dir / "results.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
     return summary
 
+
 def final_fold(split_dir: str | Path) -> Fold:
     """Every document of a split once (the train, valid and test files of its first fold, which together hold
     the corpus), as a fold without test documents: :func:`train_fold` then selects the epoch on the seeded
@@ -259,6 +265,7 @@ def final_fold(split_dir: str | Path) -> Fold:
             seen.add(d.doc_id)
             docs.append(d)
     return Fold(f"{Path(split_dir).name} (all documents)", 0, docs, [])
+
 
 def train_final(model_name: str, split_dir: str | Path, model_config: dict[str, Any], cfg: TrainConfig,
                 out_dir: str | Path, progress: bool = True, preprocess: dict | None = None,

@@ -25,6 +25,7 @@ def train_single_stage(model: ECPEModel, trainer: Trainer, train, select, select
     history.add(SINGLE_STAGE, trainer.fit(model, train, select, select_name=select_name))
     return history
 
+
 def train_two_stage(model: TwoStageECPE, trainer: Trainer, train, select, select_name: str = "dev") -> History:
     """Train stage 1, then stage 2 on stage 1's predictions for the training documents.
 
@@ -61,5 +62,6 @@ def train_two_stage(model: TwoStageECPE, trainer: Trainer, train, select, select
             lambda module, tensors: evaluate_filter(module, tensors, c.threshold), cand_monitor)
     model.eval()
     return history
+
 
 SCHEDULES: dict[str, Callable[..., History]] = {"single": train_single_stage, "two-stage": train_two_stage}

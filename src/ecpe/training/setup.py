@@ -24,9 +24,11 @@ def carve_dev(docs: Sequence[Document], fraction: float, seed: int) -> tuple[lis
     dev_ids = set(idx[:n_dev])
     return [d for i, d in enumerate(docs) if i not in dev_ids], [d for i, d in enumerate(docs) if i in dev_ids]
 
+
 def fold_seed(seed: int, fold: Fold) -> int:
     """The seed of everything random in one fold's training (torch, the dev share): ``seed * 1000 + fold index``."""
     return seed * 1000 + fold.index
+
 
 def dev_split(fold: Fold, seed: int, fraction: float) -> tuple[list[Document], list[Document], str]:
     """(training documents, dev documents, where dev came from) of a fold as ``ecpe train`` selects on it: the
@@ -36,6 +38,7 @@ def dev_split(fold: Fold, seed: int, fraction: float) -> tuple[list[Document], l
         return list(fold.train), list(fold.dev), "valid file"
     train, dev = carve_dev(fold.train, fraction, fold_seed(seed, fold))
     return train, dev, f"seeded {fraction:.0%} of the training documents"
+
 
 def word_vectors(cfg: TrainConfig, train_docs: Sequence[Document], fold_train: Sequence[Document], dim: int,
                  progress: bool = False) -> tuple[dict, dict[str, Any]]:
@@ -61,6 +64,7 @@ def word_vectors(cfg: TrainConfig, train_docs: Sequence[Document], fold_train: S
         raise ValueError(f"{source}: vectors have {vdim} dimensions but the model uses {dim}; pass --embed-dim {vdim}")
     return vectors, info
 
+
 def _source_vectors(source: str, cfg: TrainConfig, train_docs: Sequence[Document], fold_train: Sequence[Document],
                     dim: int, progress: bool) -> tuple[dict, dict[str, Any]]:
     """One source of :func:`word_vectors` (word2vec sources train ``dim``-d vectors)."""
@@ -84,6 +88,7 @@ def _source_vectors(source: str, cfg: TrainConfig, train_docs: Sequence[Document
         info.update(vectors_dim=file_dim, vocabulary=len(vectors))
     return vectors, info
 
+
 def build_vocab(train_docs: Sequence[Document], cfg: TrainConfig, vectors: dict | None = None) -> Vocab:
     """The training documents' words (``cfg.min_freq``), then, with ``cfg.open_vocab``, words of the
     vectors that training never saw (in the vectors' order: most frequent first for word2vec)."""
@@ -92,6 +97,7 @@ def build_vocab(train_docs: Sequence[Document], cfg: TrainConfig, vectors: dict 
         limit = None if cfg.open_vocab < 0 else cfg.open_vocab
         vocab.extend((w for w in vectors if w not in vocab), limit)
     return vocab
+
 
 def build_embeddings(vocab: Vocab, dim: int, cfg: TrainConfig, vectors: dict, info: dict):
     """Initial word vectors (from :func:`word_vectors`): the matrix for ``vocab`` and facts about it

@@ -33,9 +33,11 @@ def protocol_label(select_on: str) -> str:
         raise ValueError(f"select_on must be 'dev' or 'test', got {select_on!r}")
     return PROTOCOL_DEV if select_on == "dev" else PROTOCOL_PAPER
 
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
+
 
 @dataclass
 class StageHistory:
@@ -48,6 +50,7 @@ class StageHistory:
     @property
     def epoch_seconds(self) -> list[float]:
         return [e["seconds"] for e in self.epochs]
+
 
 SINGLE_STAGE = "model"  # the stage name of a single-stage schedule
 
@@ -70,6 +73,7 @@ class History:
     def epoch_seconds(self) -> list[float]:
         return [s for v in self.stage_seconds.values() for s in v]
 
+
 class _Optimizers:
     """Several optimizers stepped as one (dense Adam + lazy Adam for sparse embedding gradients)."""
 
@@ -84,6 +88,7 @@ class _Optimizers:
         for o in self.optimizers:
             o.step()
 
+
 def make_optimizer(groups: list[dict], lr: float) -> _Optimizers:
     """Adam over the dense groups; SparseAdam over groups flagged ``sparse`` (no weight decay there)."""
     dense = [{k: v for k, v in g.items() if k != "sparse"} for g in groups if not g.get("sparse")]
@@ -96,6 +101,7 @@ def make_optimizer(groups: list[dict], lr: float) -> _Optimizers:
     if sparse:
         opts.append(torch.optim.SparseAdam(sparse, lr=lr))
     return _Optimizers(opts)
+
 
 class Trainer:
     """Trains one model, keeping the weights of the epoch that scores best on the selection set.
