@@ -30,7 +30,8 @@ from .data.lang import CHINESE, language_name
 from .options import PRESETS, PRESETS_NOT_CHINESE, preset_settings
 from .options import (CLIError, add_device_argument, add_precision_argument, check_resources, corpus_language,
                       default_segmenter, parse_folds, resolve_data, split_folder, train_config, train_model_config)
-from .training import NO_TEST, check_run, protocol_label, recipe_differences, train_final, train_recipe, train_run
+from .training import (NO_TEST, RunSpec, protocol_label, recipe_differences, train_final, train_recipe, train_run,
+                       train_runs)
 from .version import __version__
 
 __all__ = ["main", "CLIError", "resolve_data", "add_device_argument"]
@@ -88,6 +89,10 @@ def cmd_train(args) -> int:
     if args.final and (args.teacher or args.select_on != "dev"):
         raise CLIError("--final trains on every document: it selects the epoch on a seeded dev share of them "
                        "(--select-on dev) and takes no --teacher (teachers are fold models)")
+    if args.final and args.engine != "local":
+        raise CLIError("--engine ray trains the folds of a cross-validation run; --final trains one model here")
+    if args.address and args.engine != "ray":
+        raise CLIError("--address applies to --engine ray")
     if args.out is None:
         if not args.final:
             raise CLIError("--out is required (a run folder), except with --final (default: the default model, "
@@ -123,7 +128,8 @@ def cmd_train(args) -> int:
         return _train_seeds(args, split_dir, folds, model_config, cfg, on_fold)
     summary = train_run(args.model, split_dir, folds, model_config, cfg, args.out, progress=not args.quiet,
                         preprocess={"segmenter": args.segmenter}, on_fold=on_fold, jobs=args.jobs,
-                        overwrite=args.overwrite, about=_about(args, split_dir))
+                        overwrite=args.overwrite, about=_about(args, split_dir), engine=args.engine,
+                        address=args.address)
     print_metrics(f"{args.model} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
                   f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
     print(f"results: {Path(args.out) / 'results.json'}")
@@ -205,15 +211,14 @@ def _train_seeds(args, split_dir, folds, model_config, cfg, on_fold) -> int:
     seeds = _seeds(args.seeds)
     out = Path(args.out)
     preprocess = {"segmenter": args.segmenter}
-    for s in seeds:  # every seed's folder is checked before any seed trains
-        check_run(args.model, split_dir, model_config, dataclasses.replace(cfg, seed=s), out / f"seed{s}", preprocess,
-                  args.overwrite)
+    specs = [RunSpec(args.model, split_dir, folds, model_config, dataclasses.replace(cfg, seed=s), out / f"seed{s}",
+                     preprocess, _about(args, split_dir)) for s in seeds]
+    print("seeds " + ", ".join(f"{s} -> {spec.run_dir}" for s, spec in zip(seeds, specs)), file=sys.stderr)
+    # every seed's folder is checked before any seed trains; all folds of all seeds form one pool of tasks
+    summaries = train_runs(specs, progress=not args.quiet, on_fold=on_fold, jobs=args.jobs, overwrite=args.overwrite,
+                           engine=args.engine, address=args.address)
     failed = False
-    for s in seeds:
-        print(f"seed {s} -> {out / f'seed{s}'}", file=sys.stderr)
-        summary = train_run(args.model, split_dir, folds, model_config, dataclasses.replace(cfg, seed=s),
-                            out / f"seed{s}", progress=not args.quiet, preprocess=preprocess,
-                            on_fold=on_fold, jobs=args.jobs, overwrite=args.overwrite, about=_about(args, split_dir))
+    for s, summary in zip(seeds, summaries):
         print_metrics(f"seed {s} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
                       f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
         failed |= bool(summary.get("failures"))
@@ -466,6 +471,12 @@ def build_parser(preset: str | None = None, lang: str = CHINESE) -> argparse.Arg
                         "the same recipe with vectors from the corpus's own training text")
     t.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores, or cores / jobs)")
     t.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (default 1)")
+    t.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (default: this machine, --jobs processes) or ray: every fold (of every --seeds run) is "
+                        "a Ray task using --threads CPUs (default 1), retried if its worker dies; --out and --data "
+                        "must be paths every node sees (docs/cluster.md; needs the ecpe[ray] extra)")
+    t.add_argument("--address", help="--engine ray: the cluster to join (HEAD:6379, or auto); default: $RAY_ADDRESS, "
+                                     "else a cluster started here by `ray start`, else a new local one")
     add_device_argument(t)
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     t.add_argument("--teacher", action="append", metavar="RUN",

@@ -15,7 +15,8 @@ from ..inference import evaluate, predict
 from .distill import set_teacher_targets
 from .recipe import (DEFAULT_PREPROCESS, RECIPE_IGNORED, RecipeMismatch, check_run, fold_recipe, recipe_differences,
                      train_recipe)
-from .runs import environment, final_fold, load_done, summarize, train_final, train_fold, train_run
+from .runs import (ENGINES, RunSpec, environment, final_fold, load_done, summarize, train_final, train_fold, train_run,
+                   train_runs)
 from .schedules import SCHEDULES, train_single_stage, train_two_stage
 from .setup import build_embeddings, build_vocab, carve_dev, dev_split, fold_seed, word_vectors
 from .trainer import (NO_TEST, PROTOCOL_DEV, PROTOCOL_PAPER, SINGLE_STAGE, History, StageHistory, Trainer,
@@ -26,4 +27,4 @@ __all__ = ["Trainer", "History", "StageHistory", "train_single_stage", "train_tw
            "SINGLE_STAGE", "predict", "evaluate", "RecipeMismatch", "fold_recipe", "check_run", "final_fold",
            "train_final", "NO_TEST", "DEFAULT_PREPROCESS", "RECIPE_IGNORED", "recipe_differences", "train_recipe",
            "environment", "load_done", "summarize", "set_teacher_targets", "build_embeddings", "build_vocab",
-           "word_vectors", "make_optimizer", "seed_everything"]
+           "word_vectors", "make_optimizer", "seed_everything", "RunSpec", "train_runs", "ENGINES"]

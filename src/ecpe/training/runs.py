@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -184,76 +185,165 @@ def load_done(fold_dir: Path, cfg: TrainConfig) -> dict | None:
     return None
 
 
+@dataclass
+class RunSpec:
+    """One run folder of :func:`train_runs`: a model, its settings and the folds of a split to train."""
+
+    model_name: str
+    split_dir: str | Path
+    folds: list[int]
+    model_config: dict[str, Any]
+    cfg: TrainConfig
+    run_dir: str | Path
+    preprocess: dict | None = None
+    about: dict[str, Any] | None = None
+
+
+ENGINES = ("local", "ray")
+
+
 def train_run(model_name: str, split_dir: str | Path, folds: list[int], model_config: dict[str, Any], cfg: TrainConfig,
               run_dir: str | Path, progress: bool = True, preprocess: dict | None = None,
               on_fold: Callable[[dict], None] | None = None, jobs: int = 1, overwrite: bool = False,
-              about: dict[str, Any] | None = None) -> dict[str, Any]:
+              about: dict[str, Any] | None = None, engine: str = "local", address: str | None = None) -> dict[str, Any]:
     """Train ``folds`` of a split; each finished fold is written at once and reused on a re-run (resume)
     when it was trained with the same recipe (:func:`check_run`: else refused, or with ``overwrite`` retrained).
 
-    With ``jobs`` > 1, folds run in parallel worker processes (each with cores // jobs torch threads).
+    With ``jobs`` > 1, folds run in parallel worker processes (each with cores // jobs torch threads); with
+    ``engine="ray"``, each fold is a Ray task (see :func:`train_runs`).
     A failure in one fold is reported in the summary and does not lose the others.
     Writes ``run_dir/results.json`` (mean and std over the folds, per-fold figures) and returns it.
     """
-    resolve_device(cfg.device)  # a missing GPU is reported before any fold starts
-    run_dir = Path(run_dir)
-    done = check_run(model_name, split_dir, model_config, cfg, run_dir, preprocess, overwrite)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    split = Path(split_dir).name
-    started = time.perf_counter()
-    results: dict[int, dict] = {}
-    failures = []
-    todo, reused = [], []
-    for k in folds:
-        if k in done:
-            results[k], how = done[k]
-            reused.append(k)
-            print(f"fold {k}: reusing {run_dir / f'fold{k}'} ({model_name}, {split}, {how})", file=sys.stderr)
-        else:
-            todo.append(k)
-    recipes = {k: fold_recipe(model_name, split_dir, k, model_config, cfg, preprocess) for k in todo}
+    spec = RunSpec(model_name, split_dir, folds, model_config, cfg, run_dir, preprocess, about)
+    return train_runs([spec], progress, on_fold, jobs, overwrite, engine, address)[0]
 
-    def finished(k, res):
-        results[k] = res
+
+def train_runs(specs: Sequence[RunSpec], progress: bool = True, on_fold: Callable[[dict], None] | None = None,
+               jobs: int = 1, overwrite: bool = False, engine: str = "local",
+               address: str | None = None) -> list[dict[str, Any]]:
+    """Train several runs (e.g. one per seed) as one pool of fold tasks, and return each run's summary
+    (:func:`train_run` is the one-run case). Every run folder is checked (:func:`check_run`) before anything trains.
+
+    ``engine="local"``: the folds in order in this process, or with ``jobs`` > 1 in that many worker processes.
+    ``engine="ray"``: every fold of every run is a Ray task declaring ``cfg.threads`` CPUs (default 1, and that
+    many torch threads) and, with ``--device cuda``, one GPU; it writes its fold folder itself, so run folders
+    (and the data) must be on a path every node sees. A task whose worker dies is retried (``max_retries``); a
+    fold that raises is reported like a local failure. ``address`` as ``ray.init`` takes it ($RAY_ADDRESS, a
+    running ``ray start`` cluster, else a new local one).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    for spec in specs:
+        resolve_device(spec.cfg.device)  # a missing GPU is reported before any fold starts
+    reusable = [check_run(s.model_name, s.split_dir, s.model_config, s.cfg, s.run_dir, s.preprocess, overwrite)
+                for s in specs]
+    started = time.perf_counter()
+    results: list[dict[int, dict]] = [{} for _ in specs]
+    failures: list[list[dict]] = [[] for _ in specs]
+    todo: list[list[int]] = [[] for _ in specs]
+    reused: list[list[int]] = [[] for _ in specs]
+    tasks = []  # (run index, fold, arguments of _fold_task)
+    for i, (spec, done) in enumerate(zip(specs, reusable)):
+        run_dir = Path(spec.run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for k in spec.folds:
+            if k in done:
+                results[i][k], how = done[k]
+                reused[i].append(k)
+                print(f"fold {k}: reusing {run_dir / f'fold{k}'} ({spec.model_name}, {Path(spec.split_dir).name}, {how})",
+                      file=sys.stderr)
+            else:
+                todo[i].append(k)
+                recipe = fold_recipe(spec.model_name, spec.split_dir, k, spec.model_config, spec.cfg, spec.preprocess)
+                tasks.append((i, k, [spec.model_name, str(spec.split_dir), k, spec.model_config, spec.cfg,
+                                     str(run_dir / f"fold{k}"), spec.preprocess, recipe, spec.about]))
+
+    def finished(i: int, k: int, res: dict) -> None:
+        results[i][k] = res
         if on_fold:
             on_fold(res)
 
-    if jobs > 1 and len(todo) > 1:
-        worker_cfg = copy.copy(cfg)
-        worker_cfg.threads = cfg.threads or max(1, (os.cpu_count() or 1) // jobs)
+    def failed(i: int, k: int, e: BaseException) -> None:
+        log.error("fold %d failed: %s", k, e)
+        failures[i].append({"fold": k, "error": f"{e.__class__.__name__}: {e}"})
+
+    desc = f"{specs[0].model_name} folds" if specs else "folds"
+    if engine == "ray":
+        _run_on_ray(tasks, address, finished, failed, progress, desc)
+    elif jobs > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_fold_task, model_name, str(split_dir), k, model_config, worker_cfg,
-                                   run_dir / f"fold{k}", preprocess, recipes[k], about): k for k in todo}
-            for fut in tqdm(as_completed(futures), total=len(futures), desc=f"{model_name} folds", disable=not progress):
-                k = futures[fut]
+            futures = {}
+            for i, k, args in tasks:
+                worker_cfg = copy.copy(args[4])
+                worker_cfg.threads = worker_cfg.threads or max(1, (os.cpu_count() or 1) // jobs)
+                futures[pool.submit(_fold_task, *args[:4], worker_cfg, *args[5:])] = (i, k)
+            for fut in tqdm(as_completed(futures), total=len(futures), desc=desc, disable=not progress):
                 try:
-                    finished(k, fut.result())
+                    finished(*futures[fut], fut.result())
                 except Exception as e:  # reported, finished folds kept
-                    log.error("fold %d failed: %s", k, e)
-                    failures.append({"fold": k, "error": f"{e.__class__.__name__}: {e}"})
+                    failed(*futures[fut], e)
     else:
-        for k in todo:
+        for i, k, args in tasks:
+            spec = specs[i]
             try:
-                res = train_fold(model_name, load_fold(split_dir, k), model_config, cfg, run_dir / f"fold{k}",
-                                 progress, preprocess, recipes[k], about)
+                res = train_fold(spec.model_name, load_fold(spec.split_dir, k), spec.model_config, spec.cfg,
+                                 Path(args[5]), progress, spec.preprocess, args[7], spec.about)
             except (KeyboardInterrupt, FileNotFoundError, ValueError):  # bad input: stop with a clear error
                 raise
             except Exception as e:  # a failure in one fold is reported; finished folds are kept
                 log.exception("fold %d failed", k)
-                failures.append({"fold": k, "error": f"{e.__class__.__name__}: {e}"})
+                failures[i].append({"fold": k, "error": f"{e.__class__.__name__}: {e}"})
                 continue
-            finished(k, res)
-    per_fold = [results[k] for k in folds if k in results]
-    summary = summarize(model_name, split, [f["fold"] for f in per_fold], cfg, model_config, per_fold)
-    if failures:
-        summary["failures"] = failures
-    # elapsed time of this invocation, for the folds it trained (folds reused from earlier ones excluded)
-    summary["last_invocation"] = {"folds_trained": [k for k in todo if k in results], "folds_reused": reused,
-                                  "jobs": jobs, "elapsed_seconds": round(time.perf_counter() - started, 1)}
-    (run_dir / "results.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
-    return summary
+            finished(i, k, res)
+    summaries = []
+    for i, spec in enumerate(specs):
+        per_fold = [results[i][k] for k in spec.folds if k in results[i]]
+        summary = summarize(spec.model_name, Path(spec.split_dir).name, [f["fold"] for f in per_fold], spec.cfg,
+                            spec.model_config, per_fold)
+        if failures[i]:
+            summary["failures"] = failures[i]
+        # elapsed time of this invocation, for the folds it trained (folds reused from earlier ones excluded)
+        summary["last_invocation"] = {"folds_trained": [k for k in todo[i] if k in results[i]],
+                                      "folds_reused": reused[i], "jobs": jobs, "engine": engine,
+                                      "elapsed_seconds": round(time.perf_counter() - started, 1)}
+        (Path(spec.run_dir) / "results.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
+        summaries.append(summary)
+    return summaries
 
 
+def _run_on_ray(tasks, address, finished, failed, progress: bool, desc: str) -> None:
+    """Each fold task as a Ray task (:func:`train_runs`, ``engine="ray"``), gathered as they finish."""
+    try:
+        import ray
+    except ImportError as e:
+        raise RuntimeError(f"--engine ray needs Ray, which is not installed ({e}): pip install 'ecpe[ray]'") from None
+    own = not ray.is_initialized()
+    if own:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+    try:
+        remote = ray.remote(_fold_task)
+        refs = {}
+        for i, k, args in tasks:
+            cfg = copy.copy(args[4])
+            cfg.threads = cfg.threads or 1
+            gpus = 1 if str(cfg.device).startswith("cuda") else 0
+            refs[remote.options(num_cpus=cfg.threads, num_gpus=gpus, max_retries=3).remote(
+                *args[:4], cfg, *args[5:])] = (i, k)
+        pending = list(refs)
+        with tqdm(total=len(pending), desc=desc, disable=not progress) as bar:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                try:
+                    finished(*refs[ready[0]], ray.get(ready[0]))
+                except Exception as e:  # a fold that raised (RayTaskError wraps it): reported, the others go on
+                    failed(*refs[ready[0]], getattr(e, "cause", None) or e)
+                bar.update(1)
+    finally:
+        if own:
+            ray.shutdown()
+
+
+# ---- one model on every document, for use ----------------------------------------------------------------
 def final_fold(split_dir: str | Path) -> Fold:
     """Every document of a split once (the train, valid and test files of its first fold, which together hold
     the corpus), as a fold without test documents: :func:`train_fold` then selects the epoch on the seeded
