@@ -32,6 +32,7 @@ from .options import (CLIError, add_device_argument, add_precision_argument, che
                       default_segmenter, parse_folds, resolve_data, split_folder, train_config, train_model_config)
 from .training import (NO_TEST, RunSpec, protocol_label, recipe_differences, train_final, train_recipe, train_run,
                        train_runs)
+from .sweep import read_grid, run_folder, write_tables
 from .version import __version__
 
 __all__ = ["main", "CLIError", "resolve_data", "add_device_argument"]
@@ -73,7 +74,9 @@ def print_ensemble(res: dict, out=None) -> None:
 
 
 # ---- train ----------------------------------------------------------------------------------------
-def cmd_train(args) -> int:
+def _train_request(args) -> tuple[Path, dict, TrainConfig]:
+    """The checks of ``ecpe train``'s flags, the split folder, the model and train configs; reads the corpus's
+    language (refusing resources of another one) and settles the segmenter."""
     model_config = train_model_config(args)  # a flag that does not apply to the model: refused here
     if (args.teacher or args.distill_weight is not None) and model_class(args.model).schedule != "single":
         raise CLIError(f"--teacher / --distill-weight do not apply to model {args.model!r}: distillation trains an "
@@ -108,13 +111,22 @@ def cmd_train(args) -> int:
               f"{_flags(preset_settings(args.preset, lang))} here (no Chinese resource)", file=sys.stderr)
     args.segmenter = args.segmenter or default_segmenter(lang)
     args.language = (lang, lang_source)
-    if args.final:
-        return _train_final(args, split_dir, model_config, cfg)
+    return split_dir, model_config, cfg
+
+
+def _folds_of(args, split_dir: Path) -> list[int]:
     try:
         available = find_folds(split_dir)
     except FileNotFoundError as e:
         raise CLIError(str(e)) from None
-    folds = parse_folds(args.folds, available)
+    return parse_folds(args.folds, available)
+
+
+def cmd_train(args) -> int:
+    split_dir, model_config, cfg = _train_request(args)
+    if args.final:
+        return _train_final(args, split_dir, model_config, cfg)
+    folds = _folds_of(args, split_dir)
     protocol = protocol_label(args.select_on) + (", refit on train + dev" if cfg.refit else "")
     print(f"training {args.model} on {split_dir} folds {','.join(map(str, folds))} -> {args.out} [{protocol}]",
           file=sys.stderr)
@@ -243,6 +255,51 @@ def _with_preset(args, argv):
     again = build_parser(args.preset, lang).parse_args(argv)
     again.language = getattr(args, "language", None)
     return again
+
+
+# ---- sweep ----------------------------------------------------------------------------------------
+def cmd_sweep(args) -> int:
+    if args.address and args.engine != "ray":
+        raise CLIError("--address applies to --engine ray")
+    grid = read_grid(args.grid)
+    data = grid.data or args.data
+    specs = []
+    for name, split, seed in grid.cells():
+        folder = run_folder(args.out, name, split, seed)
+        argv = ["train", *(["--data", data] if data else []), "--split", split, "--folds", grid.folds,
+                "--seed", str(seed), "--out", str(folder), *grid.runs[name]]
+        try:
+            run = build_parser().parse_args(argv)
+        except SystemExit:  # argparse said why on stderr
+            raise CLIError(f"{args.grid}: runs.{name}: ecpe train refuses these flags: {' '.join(grid.runs[name])}") \
+                from None
+        if run.preset:
+            run = _with_preset(run, argv)
+        run.argv = argv
+        try:
+            split_dir, model_config, cfg = _train_request(run)
+        except CLIError as e:
+            raise CLIError(f"{args.grid}: runs.{name} ({split}, seed {seed}): {e}") from None
+        specs.append(RunSpec(run.model, split_dir, _folds_of(run, split_dir), model_config, cfg, folder,
+                             {"segmenter": run.segmenter}, _about(run, split_dir)))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "runs.json").write_text(json.dumps({"grid": str(Path(args.grid).resolve()), "runs": grid.runs,
+                                                          "seeds": grid.seeds, "splits": grid.splits,
+                                                          "folds": grid.folds, "baseline": grid.baseline},
+                                                         ensure_ascii=False, indent=1))
+    n_folds = sum(len(s.folds) for s in specs)
+    print(f"sweep {args.grid}: {len(grid.runs)} run(s) x {len(grid.seeds)} seed(s) x {len(grid.splits)} split(s) = "
+          f"{len(specs)} runs, {n_folds} folds -> {args.out} [engine {args.engine}]", file=sys.stderr)
+    summaries = train_runs(specs, progress=not args.quiet, jobs=args.jobs, overwrite=args.overwrite,
+                           engine=args.engine, address=args.address)
+    for split, path in write_tables(grid, args.out).items():
+        print(path.read_text(encoding="utf-8"))
+        print(f"table: {path}", file=sys.stderr)
+    failed = [f"{s.run_dir} fold {f['fold']}: {f['error']}" for s, summary in zip(specs, summaries)
+              for f in summary.get("failures", [])]
+    for line in failed:
+        print(f"FAILED {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 # ---- evaluate -------------------------------------------------------------------------------------
@@ -531,6 +588,23 @@ def build_parser(preset: str | None = None, lang: str = CHINESE) -> argparse.Arg
 
     add_batch_arguments(r)
     r.set_defaults(func=cmd_predict)
+
+    w = sub.add_parser("sweep", help="a grid of ecpe train runs (flag sets x seeds x splits) and one table of them",
+                       description="Train every run of a grid file (TOML: [runs] NAME = [flags of ecpe train], seeds, "
+                                   "splits, folds, baseline, data) as one pool of fold tasks, into OUT/SPLIT/NAME/seedS "
+                                   "(finished folds reused on a re-run), then write OUT/table_SPLIT.md / .json: every "
+                                   "run against the baseline of the same seed, paired t-tests over folds. The format: "
+                                   "docs/cluster.md.")
+    w.add_argument("grid", help="the grid file (TOML)")
+    w.add_argument("--out", required=True, help="the sweep's folder")
+    w.add_argument("--data", help="the data folder when the grid names none (default: $ECPE_DATA, else the user cache)")
+    w.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (default: --jobs processes here) or ray (a Ray task per fold; docs/cluster.md)")
+    w.add_argument("--jobs", type=int, default=1, help="--engine local: folds trained in parallel processes")
+    w.add_argument("--address", help="--engine ray: the cluster to join (default as ecpe train --engine ray)")
+    w.add_argument("--overwrite", action="store_true", help="retrain folds trained with other settings")
+    w.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    w.set_defaults(func=cmd_sweep)
 
     i = sub.add_parser("info", help="the card of a saved model: recipe, data, figures, versions, language",
                        description="Print what a model.pt records, for a person: how it was trained (preset, "
