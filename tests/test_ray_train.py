@@ -9,6 +9,8 @@ from conftest import make_corpus, write_split
 
 from ecpe.cli import main
 
+_ray = pytest.importorskip("ray", reason="--engine ray needs the ray extra: pip install -e '.[ray]'")
+
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +61,58 @@ def test_engine_flags_are_checked(tmp_path, capsys):
     assert "--engine ray trains the folds of a cross-validation run" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--address", "auto"]) == 2
     assert "--address applies to --engine ray" in capsys.readouterr().err
+
+
+def test_a_lost_worker_node_is_retried_and_the_run_finishes(tmp_path, monkeypatch):
+    """Two nodes of one CPU each train a fold each; the second node is removed once both folds are training (both
+    have written their word vectors): its fold is retried on the first, and every fold ends with the same
+    result as the local engine's."""
+    import threading
+    import time
+
+    if _ray.is_initialized():
+        _ray.shutdown()
+    ray = pytest.importorskip("ray", reason="--engine ray needs the ray extra: pip install -e '.[ray]'")
+    from ray.cluster_utils import Cluster
+
+    from ecpe.config import TrainConfig
+    from ecpe.training import train_run
+
+    docs = make_corpus(40, seed=5)
+    data = write_split(tmp_path / "data" / "split10", docs[:30], docs[30:])
+    write_split(data, docs[10:], docs[:10], fold=2)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ECPE_CACHE", str(cache))  # the nodes started below inherit it
+    tiny = {"embed_dim": 16, "hidden": 8, "filters": 4, "vertex_dim": 8}
+    cfg = TrainConfig(epochs=25, patience=25, threads=1)
+    train_run("e2eecpe", data, [1, 2], tiny, cfg, tmp_path / "local", progress=False)
+
+    small = {"num_cpus": 1, "object_store_memory": 80 * 1024 ** 2}
+    cluster = Cluster(initialize_head=True, head_node_args={**small, "include_dashboard": False})
+    lost = cluster.add_node(**small)
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        for f in (cache / "w2v").glob("*.npz"):
+            f.unlink()  # so that a fold writing its vectors says it has started
+        out: list = []
+        thread = threading.Thread(target=lambda: out.append(
+            train_run("e2eecpe", data, [1, 2], tiny, cfg, tmp_path / "ray", progress=False, engine="ray")))
+        thread.start()
+        deadline = time.monotonic() + 120
+        while len(list((cache / "w2v").glob("*.npz"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(list((cache / "w2v").glob("*.npz"))) == 2, "the folds did not start"
+        assert not list((tmp_path / "ray").glob("fold*/result.json"))  # both folds are still training
+        cluster.remove_node(lost, allow_graceful=False)
+        thread.join(timeout=300)
+        assert out, "the run did not finish"
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    summary = out[0]
+    assert "failures" not in summary and summary["folds"] == [1, 2]
+    for k in (1, 2):
+        got = json.loads((tmp_path / "ray" / f"fold{k}" / "result.json").read_text())
+        want = json.loads((tmp_path / "local" / f"fold{k}" / "result.json").read_text())
+        assert [e["loss"] for e in got["history"]] == [e["loss"] for e in want["history"]]
+        assert got["pair"] == want["pair"]
