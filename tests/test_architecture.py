@@ -19,7 +19,8 @@ LAYERS = {
     "ecpe.models": 3,
     "ecpe.inference": 4, "ecpe": 4,  # ecpe/__init__: Extractor
     "ecpe.training": 5,
-    "ecpe.options": 6, "ecpe.stats": 6, "ecpe.experiments": 6, "ecpe.serve": 6, "ecpe.vectors": 6, "ecpe.transfer": 6, "ecpe.compare": 6, "ecpe.batch": 6,
+    "ecpe.options": 6, "ecpe.stats": 6, "ecpe.experiments": 6, "ecpe.serve": 6, "ecpe.vectors": 6, "ecpe.transfer": 6,
+    "ecpe.compare": 6, "ecpe.batch": 6, "ecpe.sweep": 6,
     "ecpe.cli": 7,
 }
 # imports allowed inside functions: optional dependencies, and required ones that are slow to import

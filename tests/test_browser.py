@@ -88,6 +88,20 @@ def test_page_draws_pairs(server, browser):
     assert not [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
 
 
+def test_page_shows_the_model_card(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server + "/")
+    card = WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "model-card").is_displayed()
+                                            and d.find_element(By.ID, "model-card"))
+    card.find_element(By.TAG_NAME, "summary").click()
+    keys = [e.text for e in card.find_elements(By.TAG_NAME, "dt")]
+    values = dict(zip(keys, (e.text for e in card.find_elements(By.TAG_NAME, "dd"))))
+    assert {"model", "data", "vocabulary", "segmenter", "language", "trained"} <= set(keys), keys
+    assert values["model"] == "e2eecpe" and values["language"].startswith("Chinese")
+
+
 def test_page_shows_errors(server, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait

@@ -117,13 +117,11 @@ def test_statistics_step_ttest_and_nofilter_rows():
     assert one["ttest"] == {}
 
 
-def test_runtime_seconds_read_old_and_new_results():
+def test_runtime_seconds_per_fold():
     from ecpe.experiments import _per_fold_seconds
-    from ecpe.training import stage_seconds
 
-    assert _per_fold_seconds(stage_seconds({"epoch_seconds": [1.0, 3.0]})) == 2.0          # E2EECPE before
-    assert _per_fold_seconds(stage_seconds({"epoch_seconds": {"stage1": [1.0], "stage2": [2.0, 4.0]}})) == 4.0
-    assert _per_fold_seconds(stage_seconds({"stage_seconds": {"model": [2.0, 2.0]}})) == 2.0  # now
+    assert _per_fold_seconds({"model": [2.0, 2.0]}) == 2.0                   # E2EECPE: mean seconds per epoch
+    assert _per_fold_seconds({"stage1": [1.0], "stage2": [2.0, 4.0]}) == 4.0  # two stages: summed
 
 
 def summary_of(rows: list[dict]) -> dict:

@@ -25,10 +25,14 @@ from .inference.inputs import check_text
 from .metrics import score
 from .models import TwoStageConfig, model_class
 from .resources import MissingResource
-from .options import PRESETS
-from .options import (CLIError, add_device_argument, add_model_arguments, add_precision_argument, parse_folds,
-                      resolve_data, train_config, train_model_config)
-from .training import NO_TEST, check_run, protocol_label, recipe_differences, train_final, train_recipe, train_run
+from .data.lang import CHINESE, language_name
+from .options import PRESETS, PRESETS_NOT_CHINESE, preset_settings
+from .options import (CLIError, add_device_argument, add_model_arguments, add_precision_argument, check_resources,
+                      corpus_language, default_segmenter, parse_folds, resolve_data, split_folder, train_config,
+                      train_model_config)
+from .training import (NO_TEST, RunSpec, protocol_label, recipe_differences, train_final, train_recipe, train_run,
+                       train_runs)
+from .sweep import read_grid, run_folder, write_tables
 from .version import __version__
 
 __all__ = ["main", "CLIError", "resolve_data", "add_device_argument"]
@@ -70,7 +74,9 @@ def print_ensemble(res: dict, out=None) -> None:
 
 
 # ---- train ----------------------------------------------------------------------------------------
-def cmd_train(args) -> int:
+def _train_request(args) -> tuple[Path, dict, TrainConfig]:
+    """The checks of ``ecpe train``'s flags, the split folder, the model and train configs; reads the corpus's
+    language (refusing resources of another one) and settles the segmenter."""
     model_config = train_model_config(args)  # a flag that does not apply to the model: refused here
     if (args.teacher or args.distill_weight is not None) and model_class(args.model).schedule != "single":
         raise CLIError(f"--teacher / --distill-weight do not apply to model {args.model!r}: distillation trains an "
@@ -86,6 +92,10 @@ def cmd_train(args) -> int:
     if args.final and (args.teacher or args.select_on != "dev"):
         raise CLIError("--final trains on every document: it selects the epoch on a seeded dev share of them "
                        "(--select-on dev) and takes no --teacher (teachers are fold models)")
+    if args.final and args.engine != "local":
+        raise CLIError("--engine ray trains the folds of a cross-validation run; --final trains one model here")
+    if args.address and args.engine != "ray":
+        raise CLIError("--address applies to --engine ray")
     if args.out is None:
         if not args.final:
             raise CLIError("--out is required (a run folder), except with --final (default: the default model, "
@@ -93,14 +103,30 @@ def cmd_train(args) -> int:
         args.out = str(default_model_dir())
     cfg = train_config(args)  # checked before the data is looked for
     data = resolve_data(args.data)
-    split_dir = data / args.split if (data / args.split).is_dir() else data
-    if args.final:
-        return _train_final(args, split_dir, model_config, cfg)
+    split_dir = split_folder(data, args.split)
+    lang, lang_source = getattr(args, "language", None) or corpus_language(split_dir, args.lang)
+    check_resources(args, lang, lang_source)  # a Chinese resource on a corpus of another language: refused
+    if args.preset and preset_settings(args.preset, lang) != PRESETS[args.preset]:
+        print(f"this corpus is {language_name(lang)} ({lang_source}): --preset {args.preset} means "
+              f"{_flags(preset_settings(args.preset, lang))} here (no Chinese resource)", file=sys.stderr)
+    args.segmenter = args.segmenter or default_segmenter(lang)
+    args.language = (lang, lang_source)
+    return split_dir, model_config, cfg
+
+
+def _folds_of(args, split_dir: Path) -> list[int]:
     try:
         available = find_folds(split_dir)
     except FileNotFoundError as e:
         raise CLIError(str(e)) from None
-    folds = parse_folds(args.folds, available)
+    return parse_folds(args.folds, available)
+
+
+def cmd_train(args) -> int:
+    split_dir, model_config, cfg = _train_request(args)
+    if args.final:
+        return _train_final(args, split_dir, model_config, cfg)
+    folds = _folds_of(args, split_dir)
     protocol = protocol_label(args.select_on) + (", refit on train + dev" if cfg.refit else "")
     print(f"training {args.model} on {split_dir} folds {','.join(map(str, folds))} -> {args.out} [{protocol}]",
           file=sys.stderr)
@@ -114,7 +140,8 @@ def cmd_train(args) -> int:
         return _train_seeds(args, split_dir, folds, model_config, cfg, on_fold)
     summary = train_run(args.model, split_dir, folds, model_config, cfg, args.out, progress=not args.quiet,
                         preprocess={"segmenter": args.segmenter}, on_fold=on_fold, jobs=args.jobs,
-                        overwrite=args.overwrite, about=_about(args, split_dir))
+                        overwrite=args.overwrite, about=_about(args, split_dir), engine=args.engine,
+                        address=args.address)
     print_metrics(f"{args.model} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
                   f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
     print(f"results: {Path(args.out) / 'results.json'}")
@@ -131,8 +158,9 @@ def cmd_train(args) -> int:
 
 def _about(args, split_dir) -> dict:
     """How a model was asked for, for its card (``ecpe info``)."""
+    lang, source = args.language
     return {"preset": args.preset, "command": "ecpe " + " ".join(getattr(args, "argv", [])),
-            "data": str(Path(split_dir).resolve())}
+            "data": str(Path(split_dir).resolve()), "language": {"code": lang, "source": source}}
 
 
 def _cross_validation(run: str, model_name: str, model_config: dict, cfg: TrainConfig) -> dict:
@@ -195,15 +223,14 @@ def _train_seeds(args, split_dir, folds, model_config, cfg, on_fold) -> int:
     seeds = _seeds(args.seeds)
     out = Path(args.out)
     preprocess = {"segmenter": args.segmenter}
-    for s in seeds:  # every seed's folder is checked before any seed trains
-        check_run(args.model, split_dir, model_config, dataclasses.replace(cfg, seed=s), out / f"seed{s}", preprocess,
-                  args.overwrite)
+    specs = [RunSpec(args.model, split_dir, folds, model_config, dataclasses.replace(cfg, seed=s), out / f"seed{s}",
+                     preprocess, _about(args, split_dir)) for s in seeds]
+    print("seeds " + ", ".join(f"{s} -> {spec.run_dir}" for s, spec in zip(seeds, specs)), file=sys.stderr)
+    # every seed's folder is checked before any seed trains; all folds of all seeds form one pool of tasks
+    summaries = train_runs(specs, progress=not args.quiet, on_fold=on_fold, jobs=args.jobs, overwrite=args.overwrite,
+                           engine=args.engine, address=args.address)
     failed = False
-    for s in seeds:
-        print(f"seed {s} -> {out / f'seed{s}'}", file=sys.stderr)
-        summary = train_run(args.model, split_dir, folds, model_config, dataclasses.replace(cfg, seed=s),
-                            out / f"seed{s}", progress=not args.quiet, preprocess=preprocess,
-                            on_fold=on_fold, jobs=args.jobs, overwrite=args.overwrite, about=_about(args, split_dir))
+    for s, summary in zip(seeds, summaries):
         print_metrics(f"seed {s} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
                       f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
         failed |= bool(summary.get("failures"))
@@ -215,6 +242,63 @@ def _train_seeds(args, split_dir, folds, model_config, cfg, on_fold) -> int:
     k = res["folds"][0]
     print(f"results: {out / 'ensemble.json'}; predict with the fold-{k} ensemble: ecpe predict "
           + " ".join(f"--model {out / f'seed{s}' / f'fold{k}' / 'model.pt'}" for s in seeds) + " TEXT")
+    return 1 if failed else 0
+
+
+def _with_preset(args, argv):
+    """``ecpe train --preset NAME``: the arguments parsed again with the preset's settings as the defaults; a
+    preset that differs by language (``best``) reads the corpus's language first."""
+    lang = CHINESE
+    if args.preset in PRESETS_NOT_CHINESE:
+        args.language = corpus_language(split_folder(resolve_data(args.data), args.split), args.lang)
+        lang = args.language[0]
+    again = build_parser(args.preset, lang).parse_args(argv)
+    again.language = getattr(args, "language", None)
+    return again
+
+
+# ---- sweep ----------------------------------------------------------------------------------------
+def cmd_sweep(args) -> int:
+    if args.address and args.engine != "ray":
+        raise CLIError("--address applies to --engine ray")
+    grid = read_grid(args.grid)
+    data = grid.data or args.data
+    specs = []
+    for name, split, seed in grid.cells():
+        folder = run_folder(args.out, name, split, seed)
+        argv = ["train", *(["--data", data] if data else []), "--split", split, "--folds", grid.folds,
+                "--seed", str(seed), "--out", str(folder), *grid.runs[name]]
+        try:
+            run = build_parser().parse_args(argv)
+        except SystemExit:  # argparse said why on stderr
+            raise CLIError(f"{args.grid}: runs.{name}: ecpe train refuses these flags: {' '.join(grid.runs[name])}") \
+                from None
+        if run.preset:
+            run = _with_preset(run, argv)
+        run.argv = argv
+        try:
+            split_dir, model_config, cfg = _train_request(run)
+        except CLIError as e:
+            raise CLIError(f"{args.grid}: runs.{name} ({split}, seed {seed}): {e}") from None
+        specs.append(RunSpec(run.model, split_dir, _folds_of(run, split_dir), model_config, cfg, folder,
+                             {"segmenter": run.segmenter}, _about(run, split_dir)))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "runs.json").write_text(json.dumps({"grid": str(Path(args.grid).resolve()), "runs": grid.runs,
+                                                          "seeds": grid.seeds, "splits": grid.splits,
+                                                          "folds": grid.folds, "baseline": grid.baseline},
+                                                         ensure_ascii=False, indent=1))
+    n_folds = sum(len(s.folds) for s in specs)
+    print(f"sweep {args.grid}: {len(grid.runs)} run(s) x {len(grid.seeds)} seed(s) x {len(grid.splits)} split(s) = "
+          f"{len(specs)} runs, {n_folds} folds -> {args.out} [engine {args.engine}]", file=sys.stderr)
+    summaries = train_runs(specs, progress=not args.quiet, jobs=args.jobs, overwrite=args.overwrite,
+                           engine=args.engine, address=args.address)
+    for split, path in write_tables(grid, args.out).items():
+        print(path.read_text(encoding="utf-8"))
+        print(f"table: {path}", file=sys.stderr)
+    failed = [f"{s.run_dir} fold {f['fold']}: {f['error']}" for s, summary in zip(specs, summaries)
+              for f in summary.get("failures", [])]
+    for line in failed:
+        print(f"FAILED {line}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -288,8 +372,13 @@ def cmd_info(args) -> int:
 
 
 # ---- parser ---------------------------------------------------------------------------------------
-def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
-    """The ``ecpe`` parser; with ``preset``, ``ecpe train``'s defaults are that preset's (see PRESETS)."""
+def _flags(settings: dict) -> str:
+    return " ".join(f"--{d.replace('_', '-')} {v}" for d, v in settings.items())
+
+
+def build_parser(preset: str | None = None, lang: str = CHINESE) -> argparse.ArgumentParser:
+    """The ``ecpe`` parser; with ``preset``, ``ecpe train``'s defaults are that preset's for a corpus of language
+    ``lang`` (see :func:`ecpe.options.preset_settings`)."""
     p = argparse.ArgumentParser(prog="ecpe", description="Emotion-cause pair extraction (E2EECPE, Song et al. 2020; "
                                 "two-stage baselines of Xia & Ding 2019).")
     p.add_argument("--version", action="version", version=f"ecpe {__version__}")
@@ -363,11 +452,23 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--min-freq", type=int, default=1, help="vocabulary: minimum count in training documents")
     add_model_arguments(t.add_argument_group("model options (the models they apply to are named; "
                                              "given for another model, a flag is refused)"))
-    t.add_argument("--segmenter", choices=["jieba", "jieba-py", "whitespace"], default="jieba",
-                   help="how raw text is segmented at prediction time; stored in the model (default jieba: "
-                        "rjieba, the Rust port, when installed, else the Python jieba; jieba-py: always the latter)")
+    t.add_argument("--segmenter", choices=["jieba", "jieba-py", "whitespace"],
+                   help="how raw text is segmented at prediction time; stored in the model (default: jieba for a "
+                        "Chinese corpus — rjieba, the Rust port, when installed, else the Python jieba; jieba-py: "
+                        "always the latter —, whitespace (words between spaces and punctuation) for any other)")
+    t.add_argument("--lang", metavar="CODE",
+                   help="the corpus's language as an ISO 639 code (zh, en, ...); default: detected from the first "
+                        "fold's training file. The packaged vectors, corpora and lexicon and the jieba segmenters "
+                        "are Chinese: on a corpus of another language they are refused, and --preset best means "
+                        "the same recipe with vectors from the corpus's own training text")
     t.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores, or cores / jobs)")
     t.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (default 1)")
+    t.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (default: this machine, --jobs processes) or ray: every fold (of every --seeds run) is "
+                        "a Ray task using --threads CPUs (default 1), retried if its worker dies; --out and --data "
+                        "must be paths every node sees (docs/cluster.md; needs the ecpe[ray] extra)")
+    t.add_argument("--address", help="--engine ray: the cluster to join (HEAD:6379, or auto); default: $RAY_ADDRESS, "
+                                     "else a cluster started here by `ray start`, else a new local one")
     add_device_argument(t)
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     t.add_argument("--teacher", action="append", metavar="RUN",
@@ -377,11 +478,12 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--distill-weight", type=float, metavar="W", help=f"weight W of the teachers' targets (default {TrainConfig.distill_weight})")
     t.add_argument("--preset", choices=sorted(PRESETS),
                    help="a named configuration whose settings become the defaults (flags given still win): "
-                        + "; ".join(f"{k}: " + (" ".join(f"--{d.replace('_', '-')} {v}" for d, v in PRESETS[k].items())
-                                                or "the paper's model (the defaults)") for k in sorted(PRESETS)))
+                        + "; ".join(f"{k}: " + (_flags(PRESETS[k]) or "the paper's model (the defaults)")
+                                    + (f" (a corpus that is not Chinese: {_flags(PRESETS_NOT_CHINESE[k])})"
+                                       if k in PRESETS_NOT_CHINESE else "") for k in sorted(PRESETS)))
     t.set_defaults(func=cmd_train)
     if preset:
-        t.set_defaults(**PRESETS[preset])
+        t.set_defaults(**preset_settings(preset, lang))
 
     e = sub.add_parser("evaluate", help="P/R/F1 of a saved model on documents in the NUSTM format")
     e.add_argument("--model", required=True, action="append",
@@ -425,6 +527,23 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     add_batch_arguments(r)
     r.set_defaults(func=cmd_predict)
 
+    w = sub.add_parser("sweep", help="a grid of ecpe train runs (flag sets x seeds x splits) and one table of them",
+                       description="Train every run of a grid file (TOML: [runs] NAME = [flags of ecpe train], seeds, "
+                                   "splits, folds, baseline, data) as one pool of fold tasks, into OUT/SPLIT/NAME/seedS "
+                                   "(finished folds reused on a re-run), then write OUT/table_SPLIT.md / .json: every "
+                                   "run against the baseline of the same seed, paired t-tests over folds. The format: "
+                                   "docs/cluster.md.")
+    w.add_argument("grid", help="the grid file (TOML)")
+    w.add_argument("--out", required=True, help="the sweep's folder")
+    w.add_argument("--data", help="the data folder when the grid names none (default: $ECPE_DATA, else the user cache)")
+    w.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (default: --jobs processes here) or ray (a Ray task per fold; docs/cluster.md)")
+    w.add_argument("--jobs", type=int, default=1, help="--engine local: folds trained in parallel processes")
+    w.add_argument("--address", help="--engine ray: the cluster to join (default as ecpe train --engine ray)")
+    w.add_argument("--overwrite", action="store_true", help="retrain folds trained with other settings")
+    w.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    w.set_defaults(func=cmd_sweep)
+
     i = sub.add_parser("info", help="the card of a saved model: recipe, data, figures, versions, language",
                        description="Print what a model.pt records, for a person: how it was trained (preset, "
                                    "flags, command), on what data, its figures with their protocol (or that it was "
@@ -441,15 +560,15 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "preset", None):  # parse again with the preset's settings as the defaults
-        args = build_parser(args.preset).parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
+        if getattr(args, "preset", None):  # parse again with the preset's settings as the defaults
+            args = _with_preset(args, argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         return args.func(args) or 0
     except CLIError as e:
         print(f"ecpe {args.command}: error: {e}", file=sys.stderr)

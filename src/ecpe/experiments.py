@@ -32,7 +32,7 @@ from .models import MODELS, TwoStageECPE, load_model
 from .options import CLIError, add_device_argument, resolve_data
 from .significance import paired_ttest
 from .stats import PAPER_TABLE1, file_stats
-from .training import load_done, protocol_label, stage_seconds, summarize, train_run
+from .training import load_done, protocol_label, summarize, train_run
 
 __all__ = ["reproduce", "add_subcommand", "PAPER", "Plan", "make_plan", "train_runs", "score_variants",
            "compute_statistics", "draw_figures", "write_report"]
@@ -312,7 +312,7 @@ def compute_statistics(summaries: dict[str, dict], variants: dict[str, dict]) ->
     eta_means = {}
     if "e2eecpe" in variants and variants["e2eecpe"]["full"]:
         eta_means = {str(e): mean_std(variants["e2eecpe"]["eta"][str(e)], tasks=("pair",))[0]["pair"] for e in ETAS}
-    seconds = {n: {f["fold"]: _per_fold_seconds(stage_seconds(f)) for f in summaries[n]["per_fold"]}
+    seconds = {n: {f["fold"]: _per_fold_seconds(f.get("stage_seconds", {})) for f in summaries[n]["per_fold"]}
                for n in summaries if n in ("indep", "inter-ce", "inter-ec", "e2eecpe")}
     return {"nofilter": nofilter, "ttest": ttest, "eta_means": eta_means, "seconds": seconds}
 

@@ -20,11 +20,12 @@ from .cache import cache_dir
 from .data.vocab import Vocab
 from .resources import INSTALL_HINT, MissingResource, normalize, package_file, package_version
 
-__all__ = ["LEXICONS", "lexicon_classes", "load_lexicon", "word_features"]
+__all__ = ["LEXICONS", "LEXICON_LANGUAGES", "lexicon_classes", "load_lexicon", "word_features"]
 
 _DUTIR = ("乐", "好", "怒", "哀", "惧", "恶", "惊")
 _HOWNET = ("pos", "neg", "deny", "more", "very", "ish")
 LEXICONS = {"dutir": [f"dutir:{c}" for c in _DUTIR] + [f"hownet:{c}" for c in _HOWNET]}
+LEXICON_LANGUAGES = {"dutir": "zh"}  # the language of each lexicon's words
 _FILES = {"dutir": "io/data/zh_common_DUTIR.yaml", "hownet": "io/data/zh_common_HowNet.yaml"}
 
 

@@ -10,23 +10,40 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, TrainConfig, from_dict
+from .data.corpus import find_folds, read_documents
 from .data.download import ensure_dataset
-from .embeddings import SOURCES, source_parts
+from .data.lang import CHINESE, check_language_code, detect_language, is_chinese, language_name
+from .data.text import SEGMENTER_LANGUAGES
+from .embeddings import SOURCE_LANGUAGES, SOURCES, source_parts
+from .lexicon import LEXICON_LANGUAGES
 from .models import MODELS, model_class
 
-__all__ = ["PRESETS", "CLIError", "resolve_data", "parse_folds", "add_device_argument", "add_precision_argument",
-           "train_model_config", "train_config", "train_config_kwargs", "MODEL_FLAGS", "TRAINER_FLAGS",
-           "add_model_arguments"]
+__all__ = ["PRESETS", "PRESETS_NOT_CHINESE", "preset_settings", "CLIError", "resolve_data", "split_folder",
+           "corpus_language", "check_resources", "default_segmenter", "parse_folds", "add_device_argument",
+           "add_precision_argument", "train_model_config", "train_config", "train_config_kwargs", "MODEL_FLAGS",
+           "TRAINER_FLAGS", "add_model_arguments"]
 
 
 # named configurations of `ecpe train`: defaults for these flags (argparse dests); flags given on the command
-# line still win. "best": the single model chosen on dev among those measured (docs/accuracy.md): corpus vectors
-# with an open vocabulary and ECPE-MLL-style window heads of +-3 clauses (the heads raise dev pair F1 over
-# 3 seeds of split10, p = 0.01, and on split20's valid files, p = 0.006).
+# line still win. "best": the single model chosen on dev among those measured (docs/accuracy.md): word2vec vectors
+# of the packaged Chinese corpora with an open vocabulary, and ECPE-MLL-style window heads of +-3 clauses (the
+# heads raise dev pair F1 over 3 seeds of split10, p = 0.01, and on split20's valid files, p = 0.006).
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},  # the paper's E2EECPE with our defaults (word2vec on each fold's training documents)
     "best": {"embeddings": "corpus", "open_vocab": -1, "pair_scorer": "biaffine+window", "max_distance": 3},
 }
+# a preset for a corpus that is not Chinese: the same recipe without the Chinese resources (vectors from the
+# corpus's own training text instead of the packaged Chinese news)
+PRESETS_NOT_CHINESE: dict[str, dict[str, Any]] = {
+    "best": {"embeddings": "train", "open_vocab": -1, "pair_scorer": "biaffine+window", "max_distance": 3},
+}
+
+
+def preset_settings(name: str, lang: str = CHINESE) -> dict[str, Any]:
+    """The flags a preset sets for a corpus of language ``lang`` (see :data:`PRESETS_NOT_CHINESE`)."""
+    if is_chinese(lang):
+        return PRESETS[name]
+    return PRESETS_NOT_CHINESE.get(name, PRESETS[name])
 
 
 class CLIError(Exception):
@@ -47,6 +64,56 @@ def resolve_data(path: str | None) -> Path:
             raise CLIError(f"$ECPE_DATA points to a missing path: {p}")
         return p
     return ensure_dataset()
+
+
+def split_folder(data: Path, split: str) -> Path:
+    """The split folder of ``--data`` and ``--split`` (``--data`` may name the split folder itself)."""
+    return data / split if (data / split).is_dir() else data
+
+
+def corpus_language(split_dir: Path, lang: str | None = None) -> tuple[str, str]:
+    """(language code, where it comes from) of a split: ``--lang`` when given, else detected from the first
+    fold's training file (:func:`ecpe.data.lang.detect_language`)."""
+    if lang:
+        try:
+            return check_language_code(lang), "--lang"
+        except ValueError as e:
+            raise CLIError(f"--lang: {e}") from None
+    try:
+        path = split_dir / f"fold{find_folds(split_dir)[0]}_train.txt"
+    except FileNotFoundError as e:
+        raise CLIError(str(e)) from None
+    return detect_language(read_documents(path)), f"detected from {path.name}"
+
+
+def check_resources(args: argparse.Namespace, lang: str, source: str) -> None:
+    """Refuse, in one line, the resources of ``ecpe train``'s flags that are made for another language than the
+    corpus's (the packaged vectors, corpora and lexicon and the jieba segmenters are Chinese)."""
+    named = [("--embeddings", p, SOURCE_LANGUAGES.get(p)) for p in source_parts(args.embeddings)]
+    if getattr(args, "lexicon", None):
+        named.append(("--lexicon", args.lexicon, LEXICON_LANGUAGES.get(args.lexicon)))
+    if args.segmenter:
+        named.append(("--segmenter", args.segmenter, SEGMENTER_LANGUAGES.get(args.segmenter)))
+    wrong = [(flag, value, code) for flag, value, code in named if code and not _same_language(code, lang)]
+    if wrong:
+        instead = dict.fromkeys(_INSTEAD[flag] for flag, _, _ in wrong)
+        raise CLIError(", ".join(f"{flag} {value} is {language_name(code)}" for flag, value, code in wrong)
+                       + f", but this corpus is {language_name(lang)} ({source}; --lang to say otherwise): use "
+                       + " and ".join(instead))
+
+
+_INSTEAD = {"--embeddings": "--embeddings train (or a vectors file of the corpus's language)",
+            "--lexicon": "no --lexicon", "--segmenter": "--segmenter whitespace"}
+
+
+def _same_language(a: str, b: str) -> bool:
+    return a.split("-")[0].lower() == b.split("-")[0].lower()
+
+
+def default_segmenter(lang: str) -> str:
+    """How raw text is cut into words at prediction, when ``--segmenter`` is not given: jieba for Chinese, spaces
+    and punctuation otherwise."""
+    return "jieba" if is_chinese(lang) else "whitespace"
 
 
 def parse_folds(spec: str, available: list[int]) -> list[int]:

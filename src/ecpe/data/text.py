@@ -17,7 +17,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-__all__ = ["split_clauses", "segment", "prepare_text", "SEGMENTERS", "jieba_backend"]
+__all__ = ["split_clauses", "segment", "prepare_text", "SEGMENTERS", "SEGMENTER_LANGUAGES", "jieba_backend"]
 
 CLAUSE_PUNCT = "，。！？；：…,.!?;:"
 _SPLIT = re.compile("[" + re.escape(CLAUSE_PUNCT) + "]+")
@@ -26,6 +26,8 @@ _NUMBER_SEP = re.compile(r"(?<=\d)[.,](?=\d)")
 _NUMBER_MARK = "\uE000"  # private-use placeholder while splitting
 
 SEGMENTERS = ("jieba", "jieba-py", "whitespace")
+# the language a segmenter is made for (None: any language whose words are separated by spaces)
+SEGMENTER_LANGUAGES = {"jieba": "zh", "jieba-py": "zh", "whitespace": None}
 
 
 @lru_cache(maxsize=1 << 16)  # tokens repeat: a cache hit is cheaper than the per-character test

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import TrainConfig, to_dict
+from ..data.lang import language_name
 from ..models import model_class
 
 __all__ = ["model_card", "LANGUAGES"]
@@ -14,6 +15,8 @@ LANGUAGES = {
     "jieba-py": "Chinese (raw text split at Chinese and ASCII clause punctuation, words by the Python jieba)",
     "whitespace": "text whose words are separated by spaces (raw text split at clause punctuation)",
 }
+_RAW_TEXT = {"jieba": "words by jieba", "jieba-py": "words by the Python jieba",
+             "whitespace": "words between spaces and punctuation"}
 
 
 def _figure(m: dict[str, Any]) -> str:
@@ -68,7 +71,12 @@ def model_card(ckpt: dict[str, Any]) -> dict[str, str]:
                                                                else "a dev set")
     segmenter = ckpt.get("preprocess", {}).get("segmenter", "jieba")
     card["segmenter"] = segmenter
-    card["language"] = LANGUAGES.get(segmenter, "?")
+    lang = about.get("language")
+    if lang:  # recorded at training: the corpus's language and where it was read
+        card["language"] = f"{language_name(lang['code'])} ({lang['source']}); raw text split at clause " \
+                           f"punctuation, {_RAW_TEXT.get(segmenter, segmenter)}"
+    else:
+        card["language"] = LANGUAGES.get(segmenter, "?")
     card["trained"] = f"{meta.get('trained', 'date not recorded')} with ecpe {versions.get('ecpe', '?')}, torch " \
                       f"{versions.get('torch', '?')}, Python {versions.get('python', '?')}"
     return card

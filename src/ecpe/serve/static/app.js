@@ -38,6 +38,14 @@
       info.append(k + " ");
       info.append(el("b", "", String(v)));
     });
+    if (m.card) { // what `ecpe info` prints: recipe, data, figures, segmenter and language, versions
+      const dl = $("card");
+      for (const [k, v] of Object.entries(m.card)) {
+        dl.append(el("dt", "", k));
+        dl.append(el("dd", "", String(v)));
+      }
+      $("model-card").hidden = false;
+    }
   }).catch(() => { $("model-info").textContent = "model information unavailable"; });
 
   // ---- request ----------------------------------------------------------------------------------

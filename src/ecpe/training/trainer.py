@@ -1,0 +1,191 @@
+"""One Trainer for every model: epochs over shuffled batches, the best epoch on a selection set (early
+stopping with patience), optional EMA weights, and the :class:`History` every schedule returns; the protocol
+labels that name how the epoch was chosen."""
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+from ..config import TrainConfig
+from ..devices import model_device
+from ..inference import evaluate
+from ..models import pair_f1
+
+log = logging.getLogger(__name__)
+
+
+PROTOCOL_DEV = "dev-selected"
+
+PROTOCOL_PAPER = "paper: best epoch on test"
+
+NO_TEST = "no test set: trained on all documents"
+
+def protocol_label(select_on: str) -> str:
+    if select_on not in ("dev", "test"):
+        raise ValueError(f"select_on must be 'dev' or 'test', got {select_on!r}")
+    return PROTOCOL_DEV if select_on == "dev" else PROTOCOL_PAPER
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class StageHistory:
+    """What :meth:`Trainer.fit` returns: the epochs of one stage and the best of them."""
+
+    best_epoch: int = 0
+    best_score: float = -1.0
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def epoch_seconds(self) -> list[float]:
+        return [e["seconds"] for e in self.epochs]
+
+
+SINGLE_STAGE = "model"  # the stage name of a single-stage schedule
+
+@dataclass
+class History:
+    """What every schedule returns: each epoch (tagged ``stage`` and ``best``) of each stage in order,
+    the best epoch of each stage, and per-stage seconds per epoch."""
+
+    best_epoch: int = 0                                      # of the last trained stage
+    best_epochs: dict[str, int] = field(default_factory=dict)
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    stage_seconds: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, stage: str, h: StageHistory) -> None:
+        self.epochs += [{"stage": stage, **e, "best": e["epoch"] == h.best_epoch} for e in h.epochs]
+        self.stage_seconds[stage] = h.epoch_seconds
+        self.best_epochs[stage] = self.best_epoch = h.best_epoch
+
+    @property
+    def epoch_seconds(self) -> list[float]:
+        return [s for v in self.stage_seconds.values() for s in v]
+
+
+class _Optimizers:
+    """Several optimizers stepped as one (dense Adam + lazy Adam for sparse embedding gradients)."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]):
+        self.optimizers = optimizers
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for o in self.optimizers:
+            o.step()
+
+
+def make_optimizer(groups: list[dict], lr: float) -> _Optimizers:
+    """Adam over the dense groups; SparseAdam over groups flagged ``sparse`` (no weight decay there)."""
+    dense = [{k: v for k, v in g.items() if k != "sparse"} for g in groups if not g.get("sparse")]
+    sparse = [p for g in groups if g.get("sparse") for p in g["params"]]
+    opts: list[torch.optim.Optimizer] = []
+    if any(g["params"] for g in dense):
+        # the fused kernel updates every tensor in one pass (4x faster than foreach on CPU, same arithmetic)
+        fusable = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for g in dense for p in g["params"])
+        opts.append(torch.optim.Adam(dense, lr=lr, fused=True) if fusable else torch.optim.Adam(dense, lr=lr, foreach=True))
+    if sparse:
+        opts.append(torch.optim.SparseAdam(sparse, lr=lr))
+    return _Optimizers(opts)
+
+
+class Trainer:
+    """Trains one model, keeping the weights of the epoch that scores best on the selection set.
+
+    With ``config.ema`` > 0 the weights scored after each epoch (and so kept) are an exponential moving
+    average of the trained weights, updated after every step (``torch.optim.swa_utils.AveragedModel``);
+    the optimizer goes on training the raw weights.
+
+    Args:
+        config: optimisation settings (epochs, patience, batch size, lr, l2, seed, ema).
+        select_key: metrics -> number to maximise (pair F1 by default); its ``label`` attribute names it in
+            the per-epoch line.
+        progress: show tqdm bars.
+        desc: prefix of progress lines (e.g. ``fold 3``).
+    """
+
+    def __init__(self, config: TrainConfig, select_key: Callable[[dict], float] = pair_f1, progress: bool = True,
+                 desc: str = "", monitor=None):
+        self.config, self.select_key, self.progress, self.desc = config, select_key, progress, desc
+        self.monitor = monitor  # tensors scored after every epoch for the record only (never for selection)
+
+    def fit(self, model, train, select, evaluate_fn: Callable = evaluate, select_name: str = "dev") -> StageHistory:
+        """Train ``model`` (anything with ``forward``, ``loss`` and ``param_groups``: a model or one stage of
+        it) on ``train`` batches, scoring ``select`` with ``evaluate_fn`` after every epoch.
+
+        ``select=None`` (a refit, whose epoch count was chosen before): every epoch is trained, nothing is
+        scored for selection, and the last epoch's weights (with ``ema``: their average) are kept."""
+        cfg = self.config
+        optimizer = make_optimizer(model.param_groups(cfg.l2), cfg.lr)
+        history, best_state = StageHistory(), None
+        bad = 0
+        device = model_device(model)
+        # parameters only are averaged: the models' buffers are constants (vocabulary tables, lexicon features)
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
+        scored = ema.module if ema is not None else model
+        n_batches = (len(train) + cfg.batch_size - 1) // cfg.batch_size
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            start, total, n = time.perf_counter(), 0.0, 0
+            bar = tqdm(train.batches(cfg.batch_size, shuffle=True, seed=cfg.seed * 100003 + epoch), total=n_batches,
+                       desc=f"{self.desc} epoch {epoch}/{cfg.epochs}".strip(), leave=False, disable=not self.progress)
+            for batch in bar:
+                batch = batch.to(device)
+                optimizer.zero_grad(set_to_none=True)
+                loss = model.loss(model(batch), batch)
+                loss.backward()
+                optimizer.step()
+                if ema is not None:
+                    ema.update_parameters(model)
+                total, n = total + loss.item(), n + 1  # (on a GPU, .item() waits for the step: no queue builds up)
+                if n % 10 == 0:
+                    bar.set_postfix(loss=f"{total / n:.4f}")
+            seconds = time.perf_counter() - start
+            if select is None:
+                history.best_epoch = epoch
+                history.epochs.append({"epoch": epoch, "loss": total / max(n, 1), "seconds": seconds})
+                if self.monitor is not None:
+                    history.epochs[-1]["test"] = evaluate_fn(scored, self.monitor)
+                line = f"{self.desc} epoch {epoch:2d} loss {total / max(n, 1):.4f} (refit) {seconds:.1f}s".strip()
+                if self.progress:
+                    tqdm.write(line)
+                log.info(line)
+                continue
+            metrics = evaluate_fn(scored, select)
+            key = self.select_key(metrics)
+            improved = key > history.best_score
+            if improved:
+                history.best_score, history.best_epoch, bad = key, epoch, 0
+                best_state = copy.deepcopy(scored.state_dict())
+            else:
+                bad += 1
+            history.epochs.append({"epoch": epoch, "loss": total / max(n, 1), "seconds": seconds,
+                                   f"{select_name}_score": key, select_name: metrics})
+            if self.monitor is not None and self.monitor is not select:
+                history.epochs[-1]["test"] = evaluate_fn(scored, self.monitor)
+            line = (f"{self.desc} epoch {epoch:2d} loss {total / max(n, 1):.4f} {select_name} {self.select_key.label} {key:.4f} "
+                    f"(best {history.best_score:.4f} @ {history.best_epoch}) {seconds:.1f}s").strip()
+            if self.progress:
+                tqdm.write(line)
+            log.info(line)
+            if bad >= cfg.patience:
+                break
+        if select is None and ema is not None:
+            model.load_state_dict(ema.module.state_dict())
+        elif best_state is not None:
+            model.load_state_dict(best_state)
+        return history
