@@ -19,12 +19,11 @@ from .batch.command import predict_command
 from .cache import default_model_dir, find_model
 from .inference.card import model_card
 from .config import CLAUSE_RULES, TrainConfig, from_dict
-from .data.corpus import DataFormatError, find_folds, read_documents
+from .data.corpus import find_folds, read_documents
 from .inference import Ensemble, Extractor, InputError, evaluate_runs, load_models, predict_documents, set_clauses
 from .inference.inputs import check_text
 from .metrics import score
 from .models import TwoStageConfig, model_class
-from .resources import MissingResource
 from .data.lang import CHINESE, language_name
 from .options import PRESETS, PRESETS_NOT_CHINESE, preset_settings
 from .options import (CLIError, add_device_argument, add_model_arguments, add_precision_argument, check_resources,
@@ -33,6 +32,7 @@ from .options import (CLIError, add_device_argument, add_model_arguments, add_pr
 from .training import (NO_TEST, RunSpec, protocol_label, recipe_differences, train_final, train_recipe, train_run,
                        train_runs)
 from .sweep import read_grid, run_folder, write_tables
+from .errors import ECPEError
 from .version import __version__
 
 __all__ = ["main", "CLIError", "resolve_data", "add_device_argument"]
@@ -570,10 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = _with_preset(args, argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)
         return args.func(args) or 0
-    except CLIError as e:
-        print(f"ecpe {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except (DataFormatError, FileNotFoundError, ValueError, MissingResource) as e:
+    except (ECPEError, FileNotFoundError) as e:  # what the user can change, said in one line; any other error is a bug
         print(f"ecpe {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from .errors import UsageError
 from .significance import paired_ttest
 
 __all__ = ["load_run", "compare", "markdown", "add_subcommand"]
@@ -65,7 +66,7 @@ def compare(runs: Sequence[dict], baseline: dict) -> dict[str, Any]:
     rows = []
     for run in [baseline, *runs]:
         if run["protocol"] != baseline["protocol"]:
-            raise ValueError(f"{run['name']}: protocol {run['protocol']!r} differs from the baseline's "
+            raise UsageError(f"{run['name']}: protocol {run['protocol']!r} differs from the baseline's "
                              f"{baseline['protocol']!r}")
         folds = sorted(set(run["per_fold"]) & set(baseline["per_fold"]))
         row: dict[str, Any] = {"name": run["name"], "kind": run["kind"], "file": run["file"], "folds": folds,

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, ClassVar
 
+from .errors import UsageError
+
 __all__ = ["E2EConfig", "TrainConfig", "ConfigError", "from_dict", "to_dict", "option", "check_options",
            "CLAUSE_ENCODERS", "CLAUSE_CONTEXTS", "PAIR_SCORERS", "PAIR_LOSSES", "CLAUSE_RULES"]
 
@@ -179,7 +181,7 @@ _TRAIN_CHECKS: dict[str, tuple[Any, str]] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A config with keys its dataclass does not have, or a value its field does not accept (then ``field``
     names the field, ``expected`` says what it accepts and ``value`` is what it was given)."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .errors import UsageError
+
 __all__ = ["resolve_device", "model_device", "device_info"]
 
 
@@ -20,16 +22,16 @@ def resolve_device(name: str | torch.device | None = "cpu") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
+        raise UsageError(f"unknown device {name!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}, but no GPU is visible"
-            raise ValueError(f"device {name!r} asked for, but this PyTorch ({torch.__version__}) is {build}; "
+            raise UsageError(f"device {name!r} asked for, but this PyTorch ({torch.__version__}) is {build}; "
                              f"use --device cpu, or install a CUDA build of torch")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device {name!r} asked for, but only {torch.cuda.device_count()} GPU(s) are visible")
+            raise UsageError(f"device {name!r} asked for, but only {torch.cuda.device_count()} GPU(s) are visible")
     elif device.type != "cpu":
-        raise ValueError(f"unsupported device {name!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
+        raise UsageError(f"unsupported device {name!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
     return device
 
 

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from .errors import UsageError
 from .cache import cache_dir
 from .resources import corpus_sentences
 from .data.vocab import Vocab
@@ -51,7 +52,7 @@ def read_word2vec(path: str | Path, vocab: Vocab | None = None) -> tuple[dict[st
     try:
         kv = KeyedVectors.load_word2vec_format(str(path), binary=binary, unicode_errors="ignore")
     except Exception as e:  # gensim raises several types for a malformed file
-        raise ValueError(f"{path}: not a word2vec {'binary' if binary else 'text'} file ({e})") from None
+        raise UsageError(f"{path}: not a word2vec {'binary' if binary else 'text'} file ({e})") from None
     keep = kv.index_to_key if vocab is None else [w for w in kv.index_to_key if w in vocab]
     return {w: np.asarray(kv[w], dtype=np.float32) for w in keep}, int(kv.vector_size)
 
@@ -200,7 +201,7 @@ def embedding_matrix(vocab: Vocab, vectors: dict[str, np.ndarray], dim: int, see
         v = vectors.get(w)
         if v is not None and i > 0:
             if v.shape[0] > dim:
-                raise ValueError(f"word vector for {w!r} has {v.shape[0]} dimensions, more than the model's {dim}")
+                raise UsageError(f"word vector for {w!r} has {v.shape[0]} dimensions, more than the model's {dim}")
             mat[i, :v.shape[0]] = v
             mat[i, v.shape[0]:] = 0.0
             hits += 1

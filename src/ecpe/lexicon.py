@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import UsageError
 from .cache import cache_dir
 from .data.vocab import Vocab
 from .resources import INSTALL_HINT, MissingResource, normalize, package_file, package_version
@@ -31,7 +32,7 @@ _FILES = {"dutir": "io/data/zh_common_DUTIR.yaml", "hownet": "io/data/zh_common_
 
 def lexicon_classes(name: str) -> list[str]:
     if name not in LEXICONS:
-        raise ValueError(f"unknown lexicon {name!r}; choose from {', '.join(LEXICONS)}")
+        raise UsageError(f"unknown lexicon {name!r}; choose from {', '.join(LEXICONS)}")
     return list(LEXICONS[name])
 
 

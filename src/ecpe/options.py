@@ -9,6 +9,7 @@ from dataclasses import Field, fields
 from pathlib import Path
 from typing import Any
 
+from .errors import ECPEError
 from .config import ConfigError, TrainConfig, from_dict
 from .data.corpus import find_folds, read_documents
 from .data.download import ensure_dataset
@@ -46,7 +47,7 @@ def preset_settings(name: str, lang: str = CHINESE) -> dict[str, Any]:
     return PRESETS_NOT_CHINESE.get(name, PRESETS[name])
 
 
-class CLIError(Exception):
+class CLIError(ECPEError):
     """An error to show the user as one line, without a traceback."""
 
 

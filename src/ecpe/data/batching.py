@@ -15,6 +15,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from ..errors import UsageError
 from .corpus import Document
 from .layout import flat_layout
 from .vocab import Vocab
@@ -207,7 +208,7 @@ class DocTensors:
         teacher M-hat per document, ``emotion`` / ``cause`` [clauses] teacher probabilities in the order of
         the split's clauses."""
         if not 0.0 <= weight <= 1.0:
-            raise ValueError(f"distillation weight must be in [0, 1], got {weight}")
+            raise UsageError(f"distillation weight must be in [0, 1], got {weight}")
         mixed = []
         for d, p in zip(self.docs, pairs):
             gold = torch.zeros(len(d), len(d))

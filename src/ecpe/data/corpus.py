@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from ..errors import UsageError
+
 __all__ = ["Document", "DataFormatError", "read_documents", "parse_documents", "write_documents",
            "load_fold", "find_folds", "Fold"]
 
 
-class DataFormatError(ValueError):
+class DataFormatError(UsageError):
     """A malformed data file: the message names the file, the line and what was expected."""
 
     def __init__(self, path: str | Path, line: int, message: str):

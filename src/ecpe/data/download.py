@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..errors import ECPEError
 from ..cache import cache_dir
 from .corpus import DataFormatError, read_documents
 
@@ -35,7 +36,7 @@ DATASET_NAME = "ecpe-zh"
 N_FOLDS = 10
 
 
-class DownloadError(FileNotFoundError):
+class DownloadError(ECPEError, FileNotFoundError):
     """The dataset is not in the cache and could not be downloaded.
 
     A :class:`FileNotFoundError` (the data is missing) so that code handling missing data, the ``ecpe`` command

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
+from ..errors import UsageError
 from .corpus import Document
 
 __all__ = ["CHINESE", "detect_language", "is_chinese", "language_name", "check_language_code"]
@@ -74,5 +75,5 @@ def language_name(code: str) -> str:
 def check_language_code(code: str) -> str:
     """A ``--lang`` value: a lowercase ISO 639 code, optionally with subtags (``en``, ``zh-Hant``); else ValueError."""
     if not _CODE.match(code):
-        raise ValueError(f"expected a language code such as zh, en or fr (ISO 639), got {code!r}")
+        raise UsageError(f"expected a language code such as zh, en or fr (ISO 639), got {code!r}")
     return code

@@ -17,6 +17,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from ..errors import UsageError
+
 __all__ = ["split_clauses", "segment", "prepare_text", "SEGMENTERS", "SEGMENTER_LANGUAGES", "jieba_backend"]
 
 CLAUSE_PUNCT = "，。！？；：…,.!?;:"
@@ -88,7 +90,7 @@ def segment(clause: str, segmenter: str = "jieba") -> list[str]:
     elif segmenter == "whitespace":
         tokens = _WS_TOKEN.findall(clause)
     else:
-        raise ValueError(f"unknown segmenter {segmenter!r}; choose one of {SEGMENTERS}")
+        raise UsageError(f"unknown segmenter {segmenter!r}; choose one of {SEGMENTERS}")
     return [t for t in (t.strip() for t in tokens) if t and not _is_punct(t)]
 
 

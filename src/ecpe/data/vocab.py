@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
+from ..errors import UsageError
+
 __all__ = ["Vocab", "PAD", "UNK"]
 
 PAD, UNK = "<pad>", "<unk>"
@@ -70,5 +72,5 @@ class Vocab:
     @classmethod
     def from_state_dict(cls, itos: list[str]) -> "Vocab":
         if itos[:2] != [PAD, UNK]:
-            raise ValueError("not an ecpe vocabulary: it must start with <pad>, <unk>")
+            raise UsageError("not an ecpe vocabulary: it must start with <pad>, <unk>")
         return cls(itos[2:])

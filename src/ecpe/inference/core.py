@@ -6,6 +6,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from ..errors import UsageError
 from ..data.batching import DocBatch, DocTensors
 from ..data.corpus import Document
 from ..devices import model_device
@@ -26,7 +27,7 @@ def set_precision(model, precision: str = "fp32"):
     """Run ``model`` (or each member of an ensemble) in ``precision`` (a key of :data:`PRECISIONS`) when
     predicting; training is unaffected. Returns ``model``."""
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        raise UsageError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     for m in getattr(model, "models", None) or [model]:
         m.inference_dtype = PRECISIONS[precision]
     return model

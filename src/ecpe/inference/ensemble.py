@@ -17,6 +17,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from ..errors import UsageError
 from ..data.batching import DocBatch
 from ..data.corpus import Document, find_folds, read_documents
 from ..devices import model_device
@@ -92,11 +93,11 @@ class Ensemble:
     def __init__(self, models: Sequence[torch.nn.Module]):
         self.models = list(models)
         if not self.models:
-            raise ValueError("an ensemble needs at least one model")
+            raise UsageError("an ensemble needs at least one model")
         for m in self.models:
             if not isinstance(m, ECPEModel) or not m.averageable:
                 name = m.name if isinstance(m, ECPEModel) else type(m).__name__
-                raise ValueError(f"ensembles average E2EECPE models with auxiliary heads; got {name!r}"
+                raise UsageError(f"ensembles average E2EECPE models with auxiliary heads; got {name!r}"
                                  + (" without them" if name == "e2eecpe" else ""))
         self.config = self.models[0].config
 
@@ -178,7 +179,7 @@ def load_models(paths: Sequence[str | Path], device=None, precision: str | None 
     file gives its model, several an :class:`Ensemble` of them. Returns (model or ensemble, the checkpoint
     dict of each file)."""
     if not paths:
-        raise ValueError("no model file given")
+        raise UsageError("no model file given")
     loaded = [load_model(p, device=device) for p in paths]
     models = [m for m, _ in loaded]
     return (for_inference(models[0] if len(models) == 1 else Ensemble(models), precision),
@@ -190,7 +191,7 @@ def set_clauses(model, rule: str) -> None:
     (E2EECPE's ``clauses``: "heads" or "heads+pairs"). ValueError for a model without that setting."""
     for m in (model.models if isinstance(model, Ensemble) else [model]):
         if not hasattr(m.config, "clauses"):
-            raise ValueError(f"the clause rule applies to e2eecpe models, not {type(m).__name__}")
+            raise UsageError(f"the clause rule applies to e2eecpe models, not {type(m).__name__}")
         m.config.clauses = rule
 
 

@@ -9,6 +9,7 @@ from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 import torch
 
+from ..errors import UsageError
 from ..cache import find_model
 from ..data.text import SEGMENTERS, prepare_text, segment
 from ..devices import model_device, resolve_device
@@ -68,7 +69,7 @@ class Extractor:
         # the model's segmenter, unless overridden (e.g. "jieba-py": the Python jieba even where rjieba is installed)
         self.segmenter: str = segmenter or pre.get("segmenter", "jieba")
         if self.segmenter not in SEGMENTERS:
-            raise ValueError(f"unknown segmenter {self.segmenter!r}; choose one of {', '.join(SEGMENTERS)}")
+            raise UsageError(f"unknown segmenter {self.segmenter!r}; choose one of {', '.join(SEGMENTERS)}")
         self.batch_size = batch_size
         self.max_clauses = check_max_clauses(max_clauses)
         # documents prepared / run per step of the pipeline; batches are cut from a chunk sorted by length, so a
@@ -95,7 +96,7 @@ class Extractor:
             return cls(model, ckpts[0], **kwargs)
         segmenters = {ckpt.get("preprocess", {}).get("segmenter", "jieba") for ckpt in ckpts}
         if len(segmenters) > 1 and kwargs.get("segmenter") is None:
-            raise ValueError(f"the models were trained with different segmenters ({', '.join(sorted(segmenters))}); "
+            raise UsageError(f"the models were trained with different segmenters ({', '.join(sorted(segmenters))}); "
                              "pass one (segmenter=...)")
         return cls(model, {**ckpts[0], "ensemble": [str(p) for p in paths]}, **kwargs)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from ..errors import UsageError
 from ..data.text import split_clauses
 
 __all__ = ["InputError", "Limits", "LOCAL_LIMITS", "SERVER_LIMITS", "MAX_CLAUSES", "CLAUSES_SHAPE", "check_document",
@@ -25,7 +26,7 @@ MAX_CLAUSES = 5000
 CLAUSES_SHAPE = "'clauses' must be a list of strings (clauses) or a list of lists of strings (segmented clauses)"
 
 
-class InputError(ValueError):
+class InputError(UsageError):
     """An input the extractor cannot take; the message says what was expected, ``code`` what kind of fault
     it is (``document_type``, ``clauses_type``, ``invalid_unicode``, ``too_many_characters``,
     ``too_many_clauses``; the ``type`` of an HTTP 422 error)."""
@@ -38,7 +39,7 @@ class InputError(ValueError):
 def check_max_clauses(n: int, what: str = "max_clauses") -> int:
     """``n`` when it is a clause limit in 1..:data:`MAX_CLAUSES`, else ValueError naming ``what``."""
     if not 1 <= n <= MAX_CLAUSES:
-        raise ValueError(f"{what} must be 1..{MAX_CLAUSES}, got {n} (a document's pair matrix grows with the "
+        raise UsageError(f"{what} must be 1..{MAX_CLAUSES}, got {n} (a document's pair matrix grows with the "
                          f"square of its clauses)")
     return n
 
@@ -64,7 +65,7 @@ class Limits:
     def __post_init__(self):
         check_max_clauses(self.max_clauses, "max-clauses")
         if self.max_chars < 1:
-            raise ValueError(f"max-chars must be positive, got {self.max_chars}")
+            raise UsageError(f"max-chars must be positive, got {self.max_chars}")
 
     def check(self, item: Any) -> str:
         """:func:`check_document` under these limits; returns the document's kind."""

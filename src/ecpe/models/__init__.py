@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from ..errors import UsageError
 from ..config import ConfigError, from_dict, to_dict
 from ..data.vocab import Vocab
 from ..devices import resolve_device
@@ -48,7 +49,7 @@ register(InterEC)
 
 def model_class(name: str) -> type[ECPEModel]:
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}")
+        raise UsageError(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}")
     return MODELS[name]
 
 
@@ -106,7 +107,7 @@ _MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}  # from version k to k + 1
 def migrate_config(model: str, config: dict[str, Any], version: int) -> dict[str, Any]:
     """A checkpoint's config dict brought from ``version`` to :data:`CONFIG_VERSION`."""
     if version > CONFIG_VERSION:
-        raise ValueError(f"the checkpoint's config version {version} is newer than this ecpe's ({CONFIG_VERSION}); "
+        raise UsageError(f"the checkpoint's config version {version} is newer than this ecpe's ({CONFIG_VERSION}); "
                          "upgrade ecpe")
     for v in range(version, CONFIG_VERSION):
         config = _MIGRATIONS[v](model, config)
@@ -146,13 +147,13 @@ def load_model(path: str | Path, device: str | torch.device | None = "cpu") -> t
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # what weights_only refuses: objects other than tensors and plain data
-        raise ValueError(f"{path}: refused: the file holds Python objects other than tensors and plain data, which "
+        raise UsageError(f"{path}: refused: the file holds Python objects other than tensors and plain data, which "
                          "could run code when loaded; ecpe reads only the plain-data checkpoints that ecpe train "
                          "writes") from None
     except Exception as e:
-        raise ValueError(f"{path}: not an ecpe checkpoint ({e.__class__.__name__}: {str(e)[:200]})") from None
+        raise UsageError(f"{path}: not an ecpe checkpoint ({e.__class__.__name__}: {str(e)[:200]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not an ecpe checkpoint (format {ckpt.get('format') if isinstance(ckpt, dict) else None!r})")
+        raise UsageError(f"{path}: not an ecpe checkpoint (format {ckpt.get('format') if isinstance(ckpt, dict) else None!r})")
     version = int(ckpt.get("config_version", 1))
     try:
         config = migrate_config(ckpt["model"], ckpt["config"], version)

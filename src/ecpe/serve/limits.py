@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+from ..errors import UsageError
 from ..inference.inputs import SERVER_LIMITS, Limits
 
 __all__ = ["ServerSettings", "DEFAULTS"]
@@ -38,9 +39,9 @@ class ServerSettings:
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name != "documents" and (v < 0 or (v == 0 and f.name != "batch_wait_ms")):
-                raise ValueError(f"{f.name.replace('_', '-')} must be positive, got {v}")
+                raise UsageError(f"{f.name.replace('_', '-')} must be positive, got {v}")
         if self.max_pending < self.max_documents:
-            raise ValueError(f"max-pending ({self.max_pending}) must be at least max-documents ({self.max_documents})")
+            raise UsageError(f"max-pending ({self.max_pending}) must be at least max-documents ({self.max_documents})")
 
     def replace(self, **changes) -> "ServerSettings":
         """A copy with fields changed; ``max_clauses`` and ``max_chars`` change ``documents``."""

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from ..errors import UsageError
 from ..config import TrainConfig
 from ..inference import load_models, predict_documents
 
@@ -21,7 +22,7 @@ def set_teacher_targets(train_t, cfg: TrainConfig, fold_index: int, device) -> d
     teacher, _ = load_models(paths, device=device)
     preds = predict_documents(teacher, train_t.docs, keep_matrix=True)
     if any(p.emotion_prob is None for p in preds):
-        raise ValueError("teachers must be E2EECPE models with auxiliary heads")
+        raise UsageError("teachers must be E2EECPE models with auxiliary heads")
     train_t.set_soft_targets([torch.tensor(p.pair_prob) for p in preds],
                              torch.tensor([v for p in preds for v in p.emotion_prob]),
                              torch.tensor([v for p in preds for v in p.cause_prob]), cfg.distill_weight)

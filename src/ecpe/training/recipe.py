@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ..errors import UsageError
 from ..config import ConfigError, TrainConfig, from_dict, to_dict
 from ..models import MODELS, migrate_config, model_class
 
@@ -23,7 +24,7 @@ RECIPE_IGNORED = ("threads", "device")
 
 _FOLD_DIR = re.compile(r"fold(\d+)")
 
-class RecipeMismatch(ValueError):
+class RecipeMismatch(UsageError):
     """A run folder holds finished folds trained with other settings than the ones asked for."""
 
 

@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import ECPEError, MissingExtra, UsageError
 from ..config import TrainConfig, from_dict, to_dict
 from ..data.corpus import Document, Fold, find_folds, load_fold
 from ..devices import device_info, resolve_device
@@ -73,7 +74,7 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
     has_test = bool(fold.test)
     if not has_test:
         if cfg.select_on != "dev":
-            raise ValueError("a model trained on all documents has no test fold to select on: use --select-on dev")
+            raise UsageError("a model trained on all documents has no test fold to select on: use --select-on dev")
         protocol += f"; {NO_TEST}"
     device = resolve_device(cfg.device)
     wall_start = time.perf_counter()
@@ -232,7 +233,7 @@ def train_runs(specs: Sequence[RunSpec], progress: bool = True, on_fold: Callabl
     running ``ray start`` cluster, else a new local one).
     """
     if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+        raise UsageError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     for spec in specs:
         resolve_device(spec.cfg.device)  # a missing GPU is reported before any fold starts
     reusable = [check_run(s.model_name, s.split_dir, s.model_config, s.cfg, s.run_dir, s.preprocess, overwrite)
@@ -288,7 +289,7 @@ def train_runs(specs: Sequence[RunSpec], progress: bool = True, on_fold: Callabl
             try:
                 res = train_fold(spec.model_name, load_fold(spec.split_dir, k), spec.model_config, spec.cfg,
                                  Path(args[5]), progress, spec.preprocess, args[7], spec.about)
-            except (KeyboardInterrupt, FileNotFoundError, ValueError):  # bad input: stop with a clear error
+            except (KeyboardInterrupt, FileNotFoundError, ECPEError):  # bad input: stop with a clear error
                 raise
             except Exception as e:  # a failure in one fold is reported; finished folds are kept
                 log.exception("fold %d failed", k)
@@ -316,7 +317,7 @@ def _run_on_ray(tasks, address, finished, failed, progress: bool, desc: str) -> 
     try:
         import ray
     except ImportError as e:
-        raise RuntimeError(f"--engine ray needs Ray, which is not installed ({e}): pip install 'ecpe[ray]'") from None
+        raise MissingExtra(f"--engine ray needs Ray, which is not installed ({e}): pip install 'ecpe[ray]'") from None
     own = not ray.is_initialized()
     if own:
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)

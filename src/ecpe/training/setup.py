@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..errors import UsageError
 from ..config import TrainConfig
 from ..data.corpus import Document, Fold
 from ..data.vocab import Vocab
@@ -61,7 +62,7 @@ def word_vectors(cfg: TrainConfig, train_docs: Sequence[Document], fold_train: S
                 "vocabulary": len(vectors)}
     vdim = len(next(iter(vectors.values()))) if vectors else dim
     if vdim > dim:
-        raise ValueError(f"{source}: vectors have {vdim} dimensions but the model uses {dim}; pass --embed-dim {vdim}")
+        raise UsageError(f"{source}: vectors have {vdim} dimensions but the model uses {dim}; pass --embed-dim {vdim}")
     return vectors, info
 
 

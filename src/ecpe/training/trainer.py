@@ -14,6 +14,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
+from ..errors import UsageError
 from ..config import TrainConfig
 from ..devices import model_device
 from ..inference import evaluate
@@ -30,7 +31,7 @@ NO_TEST = "no test set: trained on all documents"
 
 def protocol_label(select_on: str) -> str:
     if select_on not in ("dev", "test"):
-        raise ValueError(f"select_on must be 'dev' or 'test', got {select_on!r}")
+        raise UsageError(f"select_on must be 'dev' or 'test', got {select_on!r}")
     return PROTOCOL_DEV if select_on == "dev" else PROTOCOL_PAPER
 
 
