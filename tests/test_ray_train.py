@@ -116,3 +116,17 @@ def test_a_lost_worker_node_is_retried_and_the_run_finishes(tmp_path, monkeypatc
         want = json.loads((tmp_path / "local" / f"fold{k}" / "result.json").read_text())
         assert [e["loss"] for e in got["history"]] == [e["loss"] for e in want["history"]]
         assert got["pair"] == want["pair"]
+
+
+def test_reproduce_on_ray_trains_every_fold_of_every_run_as_a_task(local_ray, tmp_path):
+    from test_reproduce import make_dataset
+
+    data = make_dataset(tmp_path / "data")
+    out = tmp_path / "report"
+    assert main(["reproduce", "--data", str(data), "--out", str(out), "--quick", "-q", "--engine", "ray",
+                 "--runs", "e2eecpe,indep"]) == 0
+    for run in ("e2eecpe", "indep"):
+        summary = json.loads((out / "runs" / run / "results.json").read_text())
+        assert summary["folds"] == [1, 2] and summary["last_invocation"]["engine"] == "ray"
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "a Ray cluster" in report and "| E2EECPE |" in report

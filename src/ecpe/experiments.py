@@ -32,7 +32,8 @@ from .models import MODELS, TwoStageECPE, load_model
 from .options import CLIError, add_device_argument, resolve_data
 from .significance import paired_ttest
 from .stats import PAPER_TABLE1, file_stats
-from .training import load_done, protocol_label, summarize, train_run
+from .training import RunSpec, load_done, protocol_label, summarize, train_run
+from .training import train_runs as train_pool
 
 __all__ = ["reproduce", "add_subcommand", "PAPER", "Plan", "make_plan", "train_runs", "score_variants",
            "compute_statistics", "draw_figures", "write_report"]
@@ -236,6 +237,8 @@ class Plan:
     quick: bool = False
     seed: int = 1
     device: str = "cpu"
+    engine: str = "local"    # "ray": every fold of every run a Ray task (ecpe.training.train_runs)
+    address: str | None = None
 
     @property
     def label(self) -> str:
@@ -247,7 +250,8 @@ class Plan:
 
 
 def make_plan(data: Path, out: Path, protocol: str = "dev", split: str = "split10", jobs: int = 1, quick: bool = False,
-              runs: list[str] | None = None, epochs: int | None = None, seed: int = 1, device: str = "cpu") -> Plan:
+              runs: list[str] | None = None, epochs: int | None = None, seed: int = 1, device: str = "cpu",
+              engine: str = "local", address: str | None = None) -> Plan:
     """Step 0: the folds, runs and training settings (with ``quick``, writes the small data copy)."""
     out.mkdir(parents=True, exist_ok=True)
     select_on = {"dev": "dev", "paper": "test"}[protocol]
@@ -259,7 +263,7 @@ def make_plan(data: Path, out: Path, protocol: str = "dev", split: str = "split1
     if quick:
         cfg.epochs, cfg.patience = epochs or 1, 1
     return Plan(data, out, protocol, split, split_dir, find_folds(split_dir), requested, _available_runs(requested),
-                cfg, jobs, quick, seed, device)
+                cfg, jobs, quick, seed, device, engine, address)
 
 
 def run_config(plan: Plan, name: str) -> dict[str, Any]:
@@ -273,6 +277,10 @@ def train_runs(plan: Plan, progress: bool = True, report_only: bool = False) -> 
     """Step 1: train (or resume) every run; with ``report_only``, only collect the folds finished so far.
     Returns each run's summary (:func:`ecpe.training.train_run`)."""
     summaries: dict[str, dict] = {}
+    if plan.engine == "ray" and not report_only:  # every fold of every run in one pool of Ray tasks
+        specs = [RunSpec(RUNS[n][0], plan.split_dir, plan.folds, run_config(plan, n), plan.cfg, plan.out / "runs" / n)
+                 for n in plan.names]
+        return dict(zip(plan.names, train_pool(specs, progress=progress, engine="ray", address=plan.address)))
     bar = tqdm(plan.names, desc="reproduce", disable=not progress)
     for name in bar:
         bar.set_postfix(run=name)
@@ -318,9 +326,13 @@ def compute_statistics(summaries: dict[str, dict], variants: dict[str, dict]) ->
 
 
 def machine_line(plan: Plan, summaries: dict[str, dict]) -> str:
-    threads = plan.cfg.threads or (max(1, (os.cpu_count() or 1) // plan.jobs) if plan.jobs > 1 else "all")
-    machine = (f"{os.cpu_count()} CPU cores, {platform.machine()}, {plan.jobs} parallel job(s), "
-               f"torch threads per job: {threads}")
+    if plan.engine == "ray":
+        machine = f"a Ray cluster (driver: {os.cpu_count()} CPU cores, {platform.machine()}), one Ray task and " \
+                  f"{plan.cfg.threads or 1} torch thread(s) per fold"
+    else:
+        threads = plan.cfg.threads or (max(1, (os.cpu_count() or 1) // plan.jobs) if plan.jobs > 1 else "all")
+        machine = (f"{os.cpu_count()} CPU cores, {platform.machine()}, {plan.jobs} parallel job(s), "
+                   f"torch threads per job: {threads}")
     if plan.device != "cpu":
         gpus = sorted({f.get("environment", {}).get("gpu", "") for s in summaries.values() for f in s["per_fold"]} - {""})
         machine += f", device {plan.device}" + (f" ({', '.join(gpus)})" if gpus else "")
@@ -475,11 +487,11 @@ def write_report(plan: Plan, summaries: dict[str, dict], variants: dict[str, dic
 
 def reproduce(data: Path, out: Path, protocol: str = "dev", split: str = "split10", jobs: int = 1, quick: bool = False,
               runs: list[str] | None = None, epochs: int | None = None, progress: bool = True, seed: int = 1,
-              report_only: bool = False, device: str = "cpu") -> Path:
+              report_only: bool = False, device: str = "cpu", engine: str = "local", address: str | None = None) -> Path:
     """Run (or resume) every experiment and write ``out/report.md`` with PNG figures and per-fold JSON:
     train runs -> score variants -> statistics -> figures -> report."""
     started = time.time()
-    plan = make_plan(data, out, protocol, split, jobs, quick, runs, epochs, seed, device)
+    plan = make_plan(data, out, protocol, split, jobs, quick, runs, epochs, seed, device, engine, address)
     summaries = train_runs(plan, progress, report_only)
     variants = score_variants(plan, summaries)
     stats = compute_statistics(summaries, variants)
@@ -498,6 +510,10 @@ def add_subcommand(sub) -> None:
                    help="dev: epochs selected on a dev set (default); paper: best epoch on the test fold, labelled")
     r.add_argument("--split", choices=["split10", "split20"], default="split10")
     r.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes")
+    r.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (default: --jobs processes here) or ray: every fold of every run a Ray task "
+                        "(one CPU and one torch thread each; docs/cluster.md)")
+    r.add_argument("--address", help="--engine ray: the cluster to join (default as ecpe train --engine ray)")
     r.add_argument("--quick", action="store_true", help="smoke test: 2 folds of a few documents, 1 epoch, tiny model")
     r.add_argument("--runs", help=f"comma-separated subset of: {', '.join(RUNS)}")
     r.add_argument("--epochs", type=int,
@@ -519,6 +535,6 @@ def _cmd(args) -> int:
             raise CLIError(f"unknown run(s) {bad}; choose from {', '.join(RUNS)}")
     report = reproduce(data, Path(args.out), args.protocol, args.split, args.jobs, args.quick, runs, args.epochs,
                        progress=not args.quiet, seed=args.seed, report_only=args.report_only,
-                       device=args.device)
+                       device=args.device, engine=args.engine, address=args.address)
     print(f"report: {report}")
     return 0
