@@ -130,3 +130,22 @@ def test_reproduce_on_ray_trains_every_fold_of_every_run_as_a_task(local_ray, tm
         assert summary["folds"] == [1, 2] and summary["last_invocation"]["engine"] == "ray"
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "a Ray cluster" in report and "| E2EECPE |" in report
+
+
+def test_run_on_ray_reports_each_result_and_each_error_by_key(local_ray):
+    from ecpe.cluster import run_on_ray
+    from ecpe.data.text import split_clauses
+
+    done, errors = {}, {}
+    run_on_ray(split_clauses, [("a", ("你好，世界",), {"num_cpus": 1}), ("b", (5,), {"num_cpus": 1}),
+                               ("c", ("好。",), {"num_cpus": 1})],
+               done.__setitem__, errors.__setitem__, progress=False)
+    assert done == {"a": ["你好", "世界"], "c": ["好"]} and list(errors) == ["b"]
+    assert isinstance(errors["b"], TypeError)
+
+
+def test_vectors_build_checks_its_engine_flags(tmp_path, capsys):
+    docs = make_corpus(20, seed=1)
+    split = write_split(tmp_path / "split10", docs[:15], docs[15:])
+    assert main(["vectors", "build", "--data", str(split), "--address", "auto"]) == 2
+    assert "--address applies to --engine ray" in capsys.readouterr().err

@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from .config import E2EConfig, TrainConfig
 from .data.corpus import find_folds, load_fold
 from .embeddings import DEFAULT_CORPORA, corpus_word2vec
-from .options import parse_folds, resolve_data
+from .cluster import run_on_ray
+from .options import CLIError, parse_folds, resolve_data
 from .resources import corpus_sentences
 
 __all__ = ["build_fold_vectors", "add_subcommand"]
@@ -64,7 +65,17 @@ def cmd_build(args) -> int:
     tasks = [dict(split_dir=str(split_dir), k=k, workers=workers, epochs=args.epochs, min_count=args.min_count,
                   dim=args.dim, window=args.window) for k in folds]
     rows = []
-    if args.jobs > 1 and len(tasks) > 1:
+    if args.address and args.engine != "ray":
+        raise CLIError("--address applies to --engine ray")
+    if args.engine == "ray":  # a Ray task per fold; the cache ($ECPE_CACHE) must be a path every node sees
+        failures = []
+        run_on_ray(_task, [(t["k"], (t,), {"num_cpus": 1}) for t in tasks], lambda k, row: rows.append(row),
+                   lambda k, e: failures.append(f"fold {k}: {e.__class__.__name__}: {e}"), args.address,
+                   desc="folds")
+        if failures:
+            raise CLIError("; ".join(failures))
+        rows.sort(key=lambda r: r["fold"])
+    elif args.jobs > 1 and len(tasks) > 1:
         # the corpora are segmented once, before the workers start (they then read the cache)
         corpus_sentences(DEFAULT_CORPORA, progress=True)
         with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
@@ -94,6 +105,10 @@ def add_subcommand(sub) -> None:
     b.add_argument("--split", default="split10", help="split folder name (default split10)")
     b.add_argument("--folds", default="all", help="'all' or a comma-separated list (default all)")
     b.add_argument("--jobs", type=int, default=1, help="folds built in parallel processes (default 1)")
+    b.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (default: --jobs processes here) or ray: a Ray task (one CPU) per fold, written to "
+                        "the cache, which must then be a path every node sees ($ECPE_CACHE; docs/cluster.md)")
+    b.add_argument("--address", help="--engine ray: the cluster to join (default as ecpe train --engine ray)")
     train = TrainConfig()  # the settings `ecpe train --embeddings corpus` uses unless told otherwise
     b.add_argument("--epochs", type=int, default=train.corpus_w2v_epochs,
                    help=f"word2vec epochs (default {train.corpus_w2v_epochs}, as `ecpe train`; match it with "

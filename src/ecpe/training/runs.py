@@ -24,7 +24,8 @@ from typing import Any, Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import ECPEError, MissingExtra, UsageError
+from ..cluster import run_on_ray
+from ..errors import ECPEError, UsageError
 from ..config import TrainConfig, from_dict, to_dict
 from ..data.corpus import Document, Fold, find_folds, load_fold
 from ..devices import device_info, resolve_device
@@ -270,7 +271,14 @@ def train_runs(specs: Sequence[RunSpec], progress: bool = True, on_fold: Callabl
 
     desc = f"{specs[0].model_name} folds" if specs else "folds"
     if engine == "ray":
-        _run_on_ray(tasks, address, finished, failed, progress, desc)
+        calls = []
+        for i, k, args in tasks:
+            cfg = copy.copy(args[4])
+            cfg.threads = cfg.threads or 1  # one torch thread per declared CPU
+            gpus = 1 if str(cfg.device).startswith("cuda") else 0
+            calls.append(((i, k), (*args[:4], cfg, *args[5:]), {"num_cpus": cfg.threads, "num_gpus": gpus}))
+        run_on_ray(_fold_task, calls, lambda key, res: finished(*key, res), lambda key, e: failed(*key, e),
+                   address, progress, desc)
     elif jobs > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
             futures = {}
@@ -310,38 +318,6 @@ def train_runs(specs: Sequence[RunSpec], progress: bool = True, on_fold: Callabl
         (Path(spec.run_dir) / "results.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
         summaries.append(summary)
     return summaries
-
-
-def _run_on_ray(tasks, address, finished, failed, progress: bool, desc: str) -> None:
-    """Each fold task as a Ray task (:func:`train_runs`, ``engine="ray"``), gathered as they finish."""
-    try:
-        import ray
-    except ImportError as e:
-        raise MissingExtra(f"--engine ray needs Ray, which is not installed ({e}): pip install 'ecpe[ray]'") from None
-    own = not ray.is_initialized()
-    if own:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
-    try:
-        remote = ray.remote(_fold_task)
-        refs = {}
-        for i, k, args in tasks:
-            cfg = copy.copy(args[4])
-            cfg.threads = cfg.threads or 1
-            gpus = 1 if str(cfg.device).startswith("cuda") else 0
-            refs[remote.options(num_cpus=cfg.threads, num_gpus=gpus, max_retries=3).remote(
-                *args[:4], cfg, *args[5:])] = (i, k)
-        pending = list(refs)
-        with tqdm(total=len(pending), desc=desc, disable=not progress) as bar:
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-                try:
-                    finished(*refs[ready[0]], ray.get(ready[0]))
-                except Exception as e:  # a fold that raised (RayTaskError wraps it): reported, the others go on
-                    failed(*refs[ready[0]], getattr(e, "cause", None) or e)
-                bar.update(1)
-    finally:
-        if own:
-            ray.shutdown()
 
 
 # ---- one model on every document, for use ----------------------------------------------------------------
