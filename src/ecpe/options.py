@@ -20,7 +20,7 @@ from .lexicon import LEXICON_LANGUAGES
 from .models import MODELS, model_class
 
 __all__ = ["PRESETS", "PRESETS_NOT_CHINESE", "preset_settings", "CLIError", "resolve_data", "split_folder",
-           "corpus_language", "check_resources", "default_segmenter", "parse_folds", "add_device_argument",
+           "add_split_arguments", "corpus_language", "check_resources", "default_segmenter", "parse_folds", "add_device_argument",
            "add_precision_argument", "train_model_config", "train_config", "train_config_kwargs", "MODEL_FLAGS",
            "TRAINER_FLAGS", "add_model_arguments"]
 
@@ -65,6 +65,14 @@ def resolve_data(path: str | None) -> Path:
             raise CLIError(f"$ECPE_DATA points to a missing path: {p}")
         return p
     return ensure_dataset()
+
+
+def add_split_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data``, ``--split`` and ``--folds``, as the commands that work fold by fold take them."""
+    parser.add_argument("--data", help="dataset folder (holding split10/, split20/) or a split folder "
+                                       "(default: $ECPE_DATA, else the user cache)")
+    parser.add_argument("--split", default="split10", help="split folder name (default split10)")
+    parser.add_argument("--folds", default="all", help="'all' or a comma-separated list like 1,2 (default all)")
 
 
 def split_folder(data: Path, split: str) -> Path:

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .data.corpus import _PAIR, Document, read_documents
+from .data.corpus import _PAIR, Document, raw_records, read_documents
 from .options import CLIError, resolve_data
 
 __all__ = ["dataset_stats", "read_listed_pairs", "file_stats", "is_news", "PAPER_TABLE1", "add_subcommand"]
@@ -78,18 +78,7 @@ def read_listed_pairs(path: str | Path) -> list[list[tuple[int, int]]]:
 
     Validate the file with :func:`ecpe.data.corpus.read_documents` first: this only walks its structure.
     """
-    out: list[list[tuple[int, int]]] = []
-    with open(path, encoding="utf-8-sig") as f:
-        lines = iter(f)
-        for line in lines:
-            head = line.split()
-            if not head:
-                continue
-            n = int(head[1])
-            out.append([(int(e) - 1, int(c) - 1) for e, c in _PAIR.findall(next(lines))])
-            for _ in range(n):
-                next(lines)
-    return out
+    return [[(int(e) - 1, int(c) - 1) for e, c in _PAIR.findall(pairs)] for _, pairs, _ in raw_records(path)]
 
 
 def file_stats(path: str | Path) -> dict:

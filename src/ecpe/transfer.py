@@ -59,14 +59,14 @@ from tqdm.auto import tqdm
 from .errors import UsageError
 from .cache import cache_dir
 from .config import TrainConfig
-from .data.corpus import Document, find_folds, load_fold
+from .data.corpus import Document, find_folds, load_fold, raw_records
 from .devices import resolve_device
 from .data.text import jieba_backend, segment, split_clauses
 from .embeddings import DEFAULT_CORPORA
 from .lexicon import lexicon_classes, load_lexicon
 from .inference import Ensemble, for_inference, load_models
 from .inference.arrays import predict_chunk
-from .options import add_device_argument, parse_folds, resolve_data
+from .options import add_device_argument, add_split_arguments, parse_folds, resolve_data, split_folder
 from .resources import CORPORA, CORPUS_PACKAGES, corpus_texts, normalize, package_version
 from .training import dev_split, fold_seed
 
@@ -87,20 +87,12 @@ def read_keywords(path: str | Path) -> dict[str, list[str]]:
     """doc_id -> the keyword fields (not ``null``) of its clause lines, in a NUSTM file. The file is
     assumed well-formed (read it with :func:`~ecpe.data.corpus.read_documents` first)."""
     out: dict[str, list[str]] = {}
-    with open(path, encoding="utf-8-sig") as f:
-        lines = iter(f)
-        for line in lines:
-            head = line.split()
-            if not head:
-                continue
-            doc_id, n = head[0], int(head[1])
-            next(lines)  # the pair line
-            words = out.setdefault(doc_id, [])
-            for _ in range(n):
-                fields = next(lines).rstrip("\r\n").split(",")
-                kw = normalize(fields[2]) if len(fields) >= 4 else ""
-                if kw and kw != "null" and kw not in words:
-                    words.append(kw)
+    for doc_id, _, clauses in raw_records(path):
+        words = out.setdefault(doc_id, [])
+        for fields in clauses:
+            kw = normalize(fields[2]) if len(fields) >= 4 else ""
+            if kw and kw != "null" and kw not in words:
+                words.append(kw)
     return out
 
 
@@ -489,7 +481,7 @@ def per_document(targets: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.nd
 # ---- command ---------------------------------------------------------------------------------------
 def cmd_build(args) -> int:
     data = resolve_data(args.data)
-    split_dir = data / args.split if (data / args.split).is_dir() else data
+    split_dir = split_folder(data, args.split)
     folds = parse_folds(args.folds, find_folds(split_dir))
     corpora = [c.strip() for c in args.corpora.split(",") if c.strip()]
     rows = []
@@ -538,9 +530,7 @@ def add_subcommand(sub) -> None:
                     "the fold's dev or test documents are dropped, and duplicates. Deterministic and cached under "
                     "<cache>/transfer/ as gzip JSON lines; prints found / short / overlapping / duplicates / kept. "
                     "See docs/transfer.md.")
-    b.add_argument("--data", help="dataset folder (holding split10/, split20/) or a split folder")
-    b.add_argument("--split", default="split10", help="split folder name (default split10)")
-    b.add_argument("--folds", default="all", help="'all' or a comma-separated list (default all)")
+    add_split_arguments(b)
     b.add_argument("--keywords", choices=KEYWORD_SOURCES, default="train",
                    help="keyword source: the fold's training documents' keywords, or those joined with DUTIR's "
                         "emotion words (default train)")

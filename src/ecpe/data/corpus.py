@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 
 from ..errors import UsageError
 
-__all__ = ["Document", "DataFormatError", "read_documents", "parse_documents", "write_documents",
+__all__ = ["Document", "DataFormatError", "read_documents", "parse_documents", "write_documents", "raw_records",
            "load_fold", "find_folds", "Fold"]
 
 
@@ -109,6 +109,20 @@ def read_documents(path: str | Path) -> list[Document]:
     except UnicodeDecodeError as e:
         line, reason = _undecodable_line(path)
         raise DataFormatError(path, line, f"not UTF-8 text ({reason or e.reason})") from None
+
+
+def raw_records(path: str | Path) -> Iterator[tuple[str, str, list[list[str]]]]:
+    """``(doc_id, pair line, the comma-separated fields of each clause line)`` of a NUSTM file as written, for what a
+    :class:`Document` does not keep (pairs listed twice, the category and keyword fields). The file is assumed
+    well-formed: read it with :func:`read_documents` first."""
+    with open(path, encoding="utf-8-sig") as f:
+        lines = iter(f)
+        for line in lines:
+            head = line.split()
+            if not head:
+                continue
+            pair_line = next(lines)
+            yield head[0], pair_line, [next(lines).rstrip("\r\n").split(",") for _ in range(int(head[1]))]
 
 
 def _undecodable_line(path: Path) -> tuple[int, str | None]:
