@@ -12,8 +12,8 @@ A model is an ``nn.Module`` subclass of :class:`ECPEModel`, built as ``cls(vocab
 - ``decode(scores, batch, threshold=None)`` -> :class:`Decoded`, predictions as **tensors** (conversion to
   Python lists and JSON happens at the edge, :func:`ecpe.inference.to_predictions`);
 - ``param_groups(l2)`` -> optimizer groups (a group flagged ``sparse`` gets a lazy Adam);
-- ``schedule``: which training schedule of :mod:`ecpe.training` drives it (``"single"``: one Trainer over
-  the whole model; ``"two-stage"``: stage 1, then candidate pairs, then stage 2);
+- ``schedule``: the name of the training schedule that drives it, a key of ``ecpe.training.SCHEDULES``
+  (``"single"``: one Trainer over the whole model; ``"two-stage"``: stage 1, then candidate pairs, then stage 2);
 - ``select_key``: the number the single-stage schedule maximises on the selection set (pair F1);
 - ``averageable``: whether :class:`ecpe.inference.Ensemble` may average it with others;
 - ``prepare_for_inference()``: inference-only speed-ups (no change of results beyond float rounding).
@@ -47,9 +47,8 @@ from ..data.batching import ChunkTensors, DocBatch, DocTensors
 from ..data.corpus import Document
 from ..data.vocab import Vocab
 
-__all__ = ["ECPEModel", "Decoded", "pair_f1", "SCHEDULES"]
+__all__ = ["ECPEModel", "Decoded", "pair_f1"]
 
-SCHEDULES = ("single", "two-stage")
 
 
 def pair_f1(metrics: dict) -> float:
@@ -105,11 +104,6 @@ class ECPEModel(nn.Module, ABC):
         super().__init__()
         self.vocab = vocab
         self.config = config if config is not None else self.config_class()
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if "schedule" in cls.__dict__ and cls.schedule not in SCHEDULES:
-            raise TypeError(f"{cls.__name__}.schedule must be one of {SCHEDULES}, got {cls.schedule!r}")
 
     @abstractmethod
     def tensorize(self, docs: Sequence[Document]) -> DocTensors:
