@@ -192,3 +192,10 @@ def test_too_many_transfer_docs_is_refused(split10, corpora, teacher, tmp_path, 
     assert _train(split10, tmp_path / "big", "--teacher", str(teacher), "--transfer", "auto",
                   "--transfer-docs", "100000") == 2
     assert "--transfer-docs 100000: fold 1 has only" in capsys.readouterr().err
+
+
+def test_sweep_refuses_a_run_that_builds_its_transfer_set(split10, tmp_path, capsys):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'data = "{split10}"\nfolds = "1"\n[runs]\nstudent = ["--preset", "student"]\n')
+    assert main(["sweep", str(grid), "--out", str(tmp_path / "o")]) == 2
+    assert "runs.student: --transfer auto and --preset student build" in capsys.readouterr().err

@@ -382,6 +382,9 @@ def cmd_sweep(args) -> int:
         if run.preset:
             run = _with_preset(run, argv)
         run.argv = argv
+        if run.transfer == "auto":
+            raise CLIError(f"{args.grid}: runs.{name}: --transfer auto and --preset student build and label the transfer "
+                           "set before training: run them with ecpe train, or give --transfer DIR (ecpe transfer build)")
         try:
             split_dir, model_config, cfg = _train_request(run)
         except CLIError as e:
