@@ -104,6 +104,10 @@ def test_weight_zero_or_no_documents_is_the_run_without_transfer(split10, corpor
     info = json.loads((tmp_path / "n5" / "fold1" / "result.json").read_text())["transfer"]
     assert info["used"] == 5 and info["weight"] == 0.5 and info["batch_size"] == 2
     assert _losses(tmp_path / "n5") != _losses(tmp_path / "distilled")
+    # the same documents and batches at weight 1: only the transfer batches' loss scale differs
+    assert _train(split10, tmp_path / "n5w1", "--teacher", str(teacher), "--transfer", "auto",
+                  "--transfer-docs", "5", "--transfer-batch-size", "2") == 0
+    assert _losses(tmp_path / "n5w1") != _losses(tmp_path / "n5")
 
 
 def test_mixed_batches_carry_the_transfer_weight(tiny_config):
@@ -132,7 +136,7 @@ def test_pseudo_labels_above_the_threshold_only():
     assert hard[0][0].tolist() == [[1, 0], [0, 0]] and hard[0][1].tolist() == [1, 0] and hard[0][2].tolist() == [1, 0]
 
 
-def test_self_training_from_one_model(split10, corpora, teacher, tmp_path):
+def test_self_training_from_one_model(split10, corpora, teacher, tmp_path, capsys):
     assert main(["transfer", "build", "--data", str(split10), "--folds", "1", "--teacher", str(teacher),
                  "--out", str(tmp_path / "set")]) == 0
     out = tmp_path / "self"
@@ -146,6 +150,9 @@ def test_self_training_from_one_model(split10, corpora, teacher, tmp_path):
     fold = load_fold(split10, 1)
     ts = load_transfer(cfg, fold, dev_split(fold, 1, cfg.dev_fraction)[1])
     assert all(set(np.unique(m).tolist()) <= {0.0, 1.0} and m.any() for m, _, _ in ts.targets)
+    assert _train(split10, tmp_path / "none", "--teacher", str(teacher), "--transfer", str(tmp_path / "set"),
+                  "--pseudo-threshold", "0.999") == 2           # no document keeps a pair: refused
+    assert "--pseudo-threshold 0.999: no transfer document of fold 1" in capsys.readouterr().err
     # built for the dev share of seed 1: refused for seed 2's
     assert _train(split10, tmp_path / "s2", "--seed", "2", "--transfer", str(tmp_path / "set")) == 2
 

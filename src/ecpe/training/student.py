@@ -107,6 +107,9 @@ def load_transfer(cfg: TrainConfig, fold: Fold, dev_docs: Sequence[Document]) ->
         docs = [docs[i] for i in kept]
         info.update(pseudo_threshold=cfg.pseudo_threshold, with_pseudo_pairs=len(docs),
                     dropped_without_pairs=info["available"] - len(docs))
+        if not docs:
+            raise ValueError(f"--pseudo-threshold {cfg.pseudo_threshold}: no transfer document of fold {fold.index} "
+                             "has a pair cell at or above it (a lower threshold, or a better teacher)")
     order = list(range(len(docs)))
     random.Random(cfg.seed * 1000 + fold.index).shuffle(order)
     if cfg.transfer_docs is not None:
