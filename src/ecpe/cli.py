@@ -14,6 +14,7 @@ from typing import Sequence
 
 
 from . import compare, experiments, serve, stats, transfer, vectors
+from .data.lang import is_chinese
 from .batch.command import add_arguments as add_batch_arguments
 from .batch.command import predict_command
 from .cache import default_model_dir, find_model
@@ -29,7 +30,7 @@ from .options import PRESETS, PRESETS_NOT_CHINESE, preset_settings
 from .options import (CLIError, add_device_argument, add_model_arguments, add_precision_argument, check_resources,
                       corpus_language, default_segmenter, parse_folds, resolve_data, split_folder, train_config,
                       train_model_config)
-from .training import (NO_TEST, RunSpec, protocol_label, recipe_differences, train_final, train_recipe, train_run,
+from .training import (NO_TEST, TRANSFER_BATCH_SIZE, RunSpec, protocol_label, recipe_differences, train_final, train_recipe, train_run,
                        train_runs)
 from .sweep import read_grid, run_folder, write_tables
 from .errors import ECPEError
@@ -96,6 +97,7 @@ def _train_request(args) -> tuple[Path, dict, TrainConfig]:
         raise CLIError("--engine ray trains the folds of a cross-validation run; --final trains one model here")
     if args.address and args.engine != "ray":
         raise CLIError("--address applies to --engine ray")
+    _check_student_flags(args)
     if args.out is None:
         if not args.final:
             raise CLIError("--out is required (a run folder), except with --final (default: the default model, "
@@ -109,9 +111,49 @@ def _train_request(args) -> tuple[Path, dict, TrainConfig]:
     if args.preset and preset_settings(args.preset, lang) != PRESETS[args.preset]:
         print(f"this corpus is {language_name(lang)} ({lang_source}): --preset {args.preset} means "
               f"{_flags(preset_settings(args.preset, lang))} here (no Chinese resource)", file=sys.stderr)
+    if args.transfer and not is_chinese(lang):
+        raise CLIError(f"--transfer: the transfer documents come from the packaged Chinese news, but this corpus is "
+                       f"{language_name(lang)} ({lang_source})")
     args.segmenter = args.segmenter or default_segmenter(lang)
     args.language = (lang, lang_source)
     return split_dir, model_config, cfg
+
+
+_TRANSFER_FLAGS = {"--transfer-docs": "transfer_docs", "--transfer-weight": "transfer_weight",
+                   "--transfer-batch-size": "transfer_batch_size", "--pseudo-threshold": "pseudo_threshold"}
+
+
+def _check_student_flags(args) -> None:
+    """The combinations of the student flags (``--transfer`` ...) that ``ecpe train`` refuses, one line each."""
+    student = args.preset == "student"
+    for flag in ("--teacher-seeds", "--rounds"):
+        if getattr(args, flag[2:].replace("-", "_")) is not None and not student:
+            raise CLIError(f"{flag} applies to --preset student (which trains the teachers and the student)")
+    if not args.transfer:
+        given = [f for f, dest in _TRANSFER_FLAGS.items() if getattr(args, dest) is not None]
+        if given:
+            raise CLIError(f"{given[0]} needs --transfer DIR|auto (the teacher-labelled transfer documents)")
+        return
+    if model_class(args.model).schedule != "single":
+        raise CLIError(f"--transfer does not apply to model {args.model!r}: it trains an E2EECPE student")
+    if args.transfer == "auto" and not args.teacher and not student:
+        raise CLIError("--transfer auto needs --teacher RUN (the run(s) whose fold models label the documents)")
+    if args.transfer != "auto" and not Path(args.transfer).is_dir():
+        raise CLIError(f"--transfer {args.transfer}: not a folder (give `ecpe transfer build --out DIR`'s DIR, or auto)")
+    if args.transfer != "auto" and student:
+        raise CLIError("--preset student builds its transfer set: --transfer auto (give --transfer DIR to ecpe train "
+                       "without the preset)")
+    for flag, bad in (("--seeds", args.seeds), ("--final", args.final), ("--refit", args.refit)):
+        if bad:
+            raise CLIError(f"{flag} does not go with --transfer: " + {
+                "--seeds": "the transfer set avoids the dev share of one --seed (train one student per seed)",
+                "--final": "a student is trained per fold, with that fold's teachers",
+                "--refit": "the refit trains on train + dev without the transfer documents"}[flag])
+    if args.pseudo_threshold is not None and args.distill_weight is not None:
+        raise CLIError("--distill-weight does not go with --pseudo-threshold: self-training keeps the gold labels "
+                       "of the training documents; the teacher labels the transfer documents only")
+    if args.rounds is not None and args.rounds < 1:
+        raise CLIError(f"--rounds must be at least 1, got {args.rounds}")
 
 
 def _folds_of(args, split_dir: Path) -> list[int]:
@@ -138,13 +180,41 @@ def cmd_train(args) -> int:
 
     if args.seeds:
         return _train_seeds(args, split_dir, folds, model_config, cfg, on_fold)
-    summary = train_run(args.model, split_dir, folds, model_config, cfg, args.out, progress=not args.quiet,
+    if args.preset == "student":
+        return _train_student(args, split_dir, folds, model_config, cfg, on_fold)
+    if cfg.transfer:
+        cfg = _transfer_folder(args, split_dir, folds, cfg, Path(args.out) / "transfer", Path(args.out))
+    return _report_run(args, split_dir, folds, model_config, cfg, on_fold, args.out)
+
+
+def _transfer_folder(args, split_dir, folds, cfg: TrainConfig, folder: Path, run_dir: Path) -> TrainConfig:
+    """``--transfer``: each fold's transfer documents and targets checked (DIR) or built and labelled by the
+    teachers (``cfg.teachers``) into ``folder`` (auto; folds already finished in ``run_dir`` are skipped). The
+    config with the folder."""
+    teachers = list(cfg.teachers)
+    if cfg.transfer == "auto":
+        for k in folds:
+            if (run_dir / f"fold{k}" / "result.json").is_file():
+                continue  # finished: train_run reuses it (or refuses another recipe)
+            facts = transfer.prepare_folder(folder, split_dir, k, teachers, cfg.seed, cfg.dev_fraction,
+                                            device=cfg.device, progress=not args.quiet)
+            print(f"fold {k}: {facts['kept']:,} transfer documents ({facts['found']:,} keyword clauses, "
+                  f"{facts['overlapping']:,} dropped as sharing a clause with dev/test) labelled by "
+                  f"{len(teachers)} teacher(s) -> {folder}", file=sys.stderr)
+        return dataclasses.replace(cfg, transfer=str(folder))
+    for k in folds:
+        transfer.check_folder(cfg.transfer, split_dir, k)
+    return cfg
+
+
+def _report_run(args, split_dir, folds, model_config, cfg, on_fold, out) -> int:
+    summary = train_run(args.model, split_dir, folds, model_config, cfg, out, progress=not args.quiet,
                         preprocess={"segmenter": args.segmenter}, on_fold=on_fold, jobs=args.jobs,
                         overwrite=args.overwrite, about=_about(args, split_dir), engine=args.engine,
                         address=args.address)
     print_metrics(f"{args.model} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
                   f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
-    print(f"results: {Path(args.out) / 'results.json'}")
+    print(f"results: {Path(out) / 'results.json'}")
     last = summary.get("last_invocation", {})
     if last.get("folds_trained"):
         print(f"elapsed: {last['elapsed_seconds'] / 60:.1f} min for the {len(last['folds_trained'])} fold(s) trained "
@@ -154,6 +224,42 @@ def cmd_train(args) -> int:
             print(f"fold {f['fold']} FAILED: {f['error']}", file=sys.stderr)
         return 1
     return 0
+
+
+def _train_student(args, split_dir, folds, model_config, cfg, on_fold) -> int:
+    """``--preset student``: the teachers (one run per --teacher-seeds seed under OUT/teachers, unless
+    --teacher names them), the transfer set labelled by them (OUT/transfer), the student (OUT/student); with
+    --rounds R, R - 1 more rounds in which the last student labels the documents (OUT/roundR/transfer) for a
+    new student (OUT/roundR/student). Every step reuses what a previous invocation finished."""
+    out = Path(args.out)
+    teachers = list(cfg.teachers)
+    if not teachers:
+        seeds = _seeds(args.teacher_seeds or "1,2,3")
+        plain = dataclasses.replace(cfg, transfer=None, transfer_docs=None, transfer_weight=None,
+                                    transfer_batch_size=None, pseudo_threshold=None, teachers=())
+        specs = [RunSpec(args.model, split_dir, folds, model_config, dataclasses.replace(plain, seed=s),
+                         out / "teachers" / f"seed{s}", {"segmenter": args.segmenter}, _about(args, split_dir))
+                 for s in seeds]
+        print(f"teachers: seeds {', '.join(map(str, seeds))} -> {out / 'teachers'}", file=sys.stderr)
+        summaries = train_runs(specs, progress=not args.quiet, jobs=args.jobs, overwrite=args.overwrite,
+                               engine=args.engine, address=args.address)
+        failures = [f"seed {s} fold {f['fold']}: {f['error']}" for s, sm in zip(seeds, summaries)
+                    for f in sm.get("failures", [])]
+        if failures:
+            raise CLIError("a teacher failed, the student needs every fold's teachers: " + "; ".join(failures))
+        teachers = [str(spec.run_dir) for spec in specs]
+    code = 0
+    for r in range(1, (args.rounds or 1) + 1):
+        where = out if r == 1 else out / f"round{r}"
+        student_dir = where / "student"
+        round_cfg = dataclasses.replace(cfg, teachers=tuple(teachers), transfer="auto")
+        round_cfg = _transfer_folder(args, split_dir, folds, round_cfg, where / "transfer", student_dir)
+        print(f"round {r}: student of {len(teachers)} teacher(s) -> {student_dir}", file=sys.stderr)
+        code = _report_run(args, split_dir, folds, model_config, round_cfg, on_fold, student_dir)
+        if code:
+            return code
+        teachers = [str(student_dir)]
+    return code
 
 
 def _about(args, split_dir) -> dict:
@@ -276,6 +382,9 @@ def cmd_sweep(args) -> int:
         if run.preset:
             run = _with_preset(run, argv)
         run.argv = argv
+        if run.transfer == "auto":
+            raise CLIError(f"{args.grid}: runs.{name}: --transfer auto and --preset student build and label the transfer "
+                           "set before training: run them with ecpe train, or give --transfer DIR (ecpe transfer build)")
         try:
             split_dir, model_config, cfg = _train_request(run)
         except CLIError as e:
@@ -476,6 +585,37 @@ def build_parser(preset: str | None = None, lang: str = CHINESE) -> argparse.Arg
                         "give it once per teacher. The student trains on (1 - W) * gold + W * the teachers' mean M-hat "
                         "and auxiliary probabilities on its training documents (never dev or test)")
     t.add_argument("--distill-weight", type=float, metavar="W", help=f"weight W of the teachers' targets (default {TrainConfig.distill_weight})")
+    st = t.add_argument_group(
+        "student on teacher-labelled transfer documents (E2EECPE; docs/student.md)",
+        "The student trains on the gold training documents plus unlabelled news built the way the corpus was "
+        "(ecpe transfer build: never sharing a clause with the fold's dev or test documents), labelled by the "
+        "teachers, in mixed batches every epoch; word dropout and dropout apply to both (Noisy Student).")
+    st.add_argument("--transfer", metavar="DIR|auto",
+                    help="auto: build each fold's transfer documents (cached; the run's --seed and dev share) and "
+                         "label them with --teacher's fold models into OUT/transfer; DIR: a folder of `ecpe transfer "
+                         "build --teacher RUN --out DIR` (foldK_transfer.jsonl.gz, foldK_targets.npz), checked "
+                         "against this split's fold files and dev share. With --teacher the gold training documents "
+                         "are also distilled (--distill-weight; 0: gold labels only)")
+    st.add_argument("--transfer-docs", type=int, metavar="N",
+                    help="use a seeded subset of N transfer documents per fold (smaller subsets lie inside larger "
+                         "ones, for a learning curve; default: all; 0: none, the run without --transfer)")
+    st.add_argument("--transfer-weight", type=float, metavar="W",
+                    help="a transfer clause weighs W times a gold clause in the loss (default 1; 0: no transfer "
+                         "document is trained, the run without --transfer)")
+    st.add_argument("--transfer-batch-size", type=int, metavar="N",
+                    help=f"documents per transfer batch (default {TRANSFER_BATCH_SIZE}; gold batches keep "
+                         "--batch-size)")
+    st.add_argument("--pseudo-threshold", type=float, metavar="T",
+                    help="self-training: the teacher's pair cells and emotion / cause clauses with probability >= T "
+                         "become hard labels 1, all others 0; transfer documents without a pair >= T are dropped; "
+                         "the gold documents keep their gold labels (no distillation)")
+    st.add_argument("--teacher-seeds", metavar="S1,S2,...",
+                    help="--preset student: the seeds of the teachers it trains first (default 1,2,3), under "
+                         "OUT/teachers/seedS; --teacher RUN instead uses runs already trained")
+    st.add_argument("--rounds", type=int, metavar="R",
+                    help="--preset student: R rounds (default 1); in each further round the last student labels the "
+                         "transfer documents for a new student (OUT/roundR/student). Without the preset: train "
+                         "again with --teacher pointing at the student's run folder and --transfer auto")
     t.add_argument("--preset", choices=sorted(PRESETS),
                    help="a named configuration whose settings become the defaults (flags given still win): "
                         + "; ".join(f"{k}: " + (_flags(PRESETS[k]) or "the paper's model (the defaults)")

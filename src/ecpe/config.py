@@ -148,6 +148,13 @@ class TrainConfig:
     corpus_window: int = 5        # embeddings="corpus": skip-gram context window
     teachers: tuple[str, ...] = ()  # distillation: run folders whose foldK/model.pt, averaged, give soft targets
     distill_weight: float = 0.5   # targets = (1 - w) * gold + w * teachers' mean M-hat / probabilities
+    # student training on teacher-labelled transfer documents (docs/student.md); None everywhere: off, and
+    # recipes written before these fields existed still compare equal
+    transfer: str | None = None   # folder of `ecpe transfer build --out`: foldK_transfer.jsonl.gz, foldK_targets.npz
+    transfer_docs: int | None = None      # a seeded subset of this many transfer documents (None: all)
+    transfer_weight: float | None = None  # a transfer clause weighs this much against a gold clause (None: 1)
+    transfer_batch_size: int | None = None  # documents per transfer batch (None: TRANSFER_BATCH_SIZE)
+    pseudo_threshold: float | None = None   # hard pseudo-labels: teacher probabilities >= this become 1, else 0
     threads: int = 0              # torch threads; 0 = all cores
     device: str = "cpu"           # "cpu", "cuda", "cuda:N" or "auto" (a GPU when there is one)
 
@@ -177,6 +184,10 @@ _TRAIN_CHECKS: dict[str, tuple[Any, str]] = {
     "corpus_min_count": (lambda v: v >= 1, "at least 1"),
     "corpus_window": (lambda v: v >= 1, "at least 1"),
     "distill_weight": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "transfer_docs": (lambda v: v is None or v >= 0, "a number of documents, 0 or more"),
+    "transfer_weight": (lambda v: v is None or v >= 0, "zero or more"),
+    "transfer_batch_size": (lambda v: v is None or v >= 1, "at least 1"),
+    "pseudo_threshold": (lambda v: v is None or 0 < v < 1, "a probability in (0, 1)"),
     "threads": (lambda v: v >= 0, "zero (all cores) or more"),
 }
 

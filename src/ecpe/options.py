@@ -33,6 +33,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},  # the paper's E2EECPE with our defaults (word2vec on each fold's training documents)
     "best": {"embeddings": "corpus", "open_vocab": -1, "pair_scorer": "biaffine+window", "max_distance": 3},
 }
+# "student": the best recipe, trained on gold + teacher-labelled transfer documents; `ecpe train --preset student`
+# also trains the teachers (--teacher-seeds, unless --teacher is given) and builds the transfer set (docs/student.md)
+PRESETS["student"] = {**PRESETS["best"], "transfer": "auto"}
 # a preset for a corpus that is not Chinese: the same recipe without the Chinese resources (vectors from the
 # corpus's own training text instead of the packaged Chinese news)
 PRESETS_NOT_CHINESE: dict[str, dict[str, Any]] = {
@@ -285,4 +288,6 @@ def train_config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {**kwargs, "seed": args.seed, "select_on": args.select_on, "embeddings": args.embeddings,
             "threads": args.threads, "min_freq": args.min_freq, "device": args.device, "open_vocab": args.open_vocab,
             "teachers": tuple(args.teacher or ()), **({"distill_weight": args.distill_weight}
-                                                     if args.distill_weight is not None else {})}
+                                                     if args.distill_weight is not None else {}),
+            **{f: getattr(args, f) for f in ("transfer", "transfer_docs", "transfer_weight", "transfer_batch_size",
+                                             "pseudo_threshold") if getattr(args, f, None) is not None}}

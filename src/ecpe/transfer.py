@@ -60,6 +60,7 @@ from .errors import UsageError
 from .cache import cache_dir
 from .config import TrainConfig
 from .data.corpus import Document, find_folds, load_fold, raw_records
+from .data.unlabelled import per_document, read_records, read_targets, read_transfer
 from .devices import resolve_device
 from .data.text import jieba_backend, segment, split_clauses
 from .embeddings import DEFAULT_CORPORA
@@ -72,7 +73,8 @@ from .training import dev_split, fold_seed
 
 __all__ = ["KEYWORD_SOURCES", "NGRAM", "CONTAINMENT", "read_keywords", "fold_keywords", "OverlapIndex",
            "KeywordMatcher", "Shapes", "build_documents", "build_fold", "read_transfer", "read_records",
-           "teacher_targets", "score_documents", "read_targets", "per_document", "add_subcommand"]
+           "teacher_targets", "score_documents", "read_targets", "per_document", "check_folder", "prepare_folder",
+           "add_subcommand"]
 
 FORMAT = 1
 KEYWORD_SOURCES = ("train", "train+dutir")
@@ -346,33 +348,7 @@ def build_fold(split_dir: str | Path, k: int, keywords: str = "train", seed: int
 
 
 # ---- reading back ----------------------------------------------------------------------------------
-def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a transfer file (gzip JSON lines as :func:`build_fold` writes them, or plain JSON lines)."""
-    path = Path(path)
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    opener = gzip.open if magic == b"\x1f\x8b" else open
-    out = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-                ok = isinstance(r, dict) and isinstance(r.get("id"), str) and isinstance(r.get("clauses"), list) \
-                    and r["clauses"] and all(isinstance(c, list) and c and all(isinstance(w, str) for w in c)
-                                             for c in r["clauses"])
-            except json.JSONDecodeError:
-                ok = False
-            if not ok:
-                raise UsageError(f"{path}:{lineno}: expected a JSON object with an 'id' and 'clauses' (lists of words)")
-            out.append(r)
-    return out
-
-
-def read_transfer(path: str | Path) -> list[Document]:
-    """The documents of a transfer file, without pairs."""
-    return [Document(r["id"], r["clauses"]) for r in read_records(path)]
+# (read_records, read_transfer: ecpe.data.unlabelled, re-exported here)
 
 
 # ---- teacher labels --------------------------------------------------------------------------------
@@ -462,20 +438,41 @@ def teacher_targets(transfer_path: str | Path, runs: Sequence[str | Path], k: in
                   "seconds": round(time.perf_counter() - start, 1)}
 
 
-def read_targets(path: str | Path) -> dict[str, np.ndarray]:
-    """The arrays of a soft-target file (``ids``, ``teachers``, ``doc_lens``, ``emotion``, ``cause``,
-    ``matrix``; see :func:`score_documents`), read without pickles."""
-    with np.load(path, allow_pickle=False) as data:
-        return {name: data[name] for name in data.files}
+# ---- a student's transfer folder (ecpe train --transfer) --------------------------------------------
+def check_folder(folder: str | Path, split_dir: str | Path, k: int) -> None:
+    """Refuse a transfer folder (``ecpe transfer build --out``) whose fold ``k`` files are missing or were built
+    from other fold files than ``split_dir``'s (their overlap drop protected other dev / test documents)."""
+    folder, split_dir = Path(folder), Path(split_dir)
+    docs, facts, targets = (folder / f"fold{k}_transfer.jsonl.gz", folder / f"fold{k}_transfer.json",
+                            folder / f"fold{k}_targets.npz")
+    missing = [p.name for p in (docs, facts, targets) if not p.is_file()]
+    if missing:
+        raise UsageError(f"--transfer {folder}: no {', '.join(missing)} (build them with `ecpe transfer build "
+                         f"--folds {k} --teacher RUN --out {folder}`, or use --transfer auto)")
+    about = json.loads(facts.read_text(encoding="utf-8")).get("about", {})
+    files = {p.name: _sha256(p) for p in fold_files(split_dir, k)}
+    if about.get("files") != files:
+        raise UsageError(f"--transfer {folder}: fold {k}'s documents were built from other fold files than those of "
+                         f"{split_dir}")
 
 
-def per_document(targets: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(M-hat [n, n], emotion [n], cause [n]) of each document of a soft-target file."""
-    lens = targets["doc_lens"]
-    c_off = np.cumsum(lens) - lens
-    m_off = np.cumsum(lens ** 2) - lens ** 2
-    return [(targets["matrix"][m:m + n * n].reshape(n, n), targets["emotion"][c:c + n], targets["cause"][c:c + n])
-            for n, c, m in zip(lens.tolist(), c_off.tolist(), m_off.tolist())]
+def prepare_folder(folder: str | Path, split_dir: str | Path, k: int, teachers: Sequence[str | Path], seed: int,
+                   dev_fraction: float, device: str = "cpu", progress: bool = False) -> dict[str, Any]:
+    """``ecpe train --transfer auto``: fold ``k``'s transfer documents (:func:`build_fold`, default options, the
+    run's seed and dev share) and their ``teachers``' targets (:func:`teacher_targets`), both cached, copied into
+    ``folder`` as ``ecpe transfer build --out`` does. Returns the build's facts and the targets' path."""
+    folder, split_dir = Path(folder), Path(split_dir)
+    path, facts = build_fold(split_dir, k, seed=seed, dev_fraction=dev_fraction, progress=progress)
+    tpath, tfacts = teacher_targets(path, teachers, k, split=split_dir.name, device=device, progress=progress)
+    folder.mkdir(parents=True, exist_ok=True)
+    for src, name in ((path, f"fold{k}_transfer.jsonl.gz"), (tpath, f"fold{k}_targets.npz"),
+                      (path.with_name(path.name[:-len(".jsonl.gz")] + ".json"), f"fold{k}_transfer.json")):
+        dst = folder / name
+        if not dst.is_file() or dst.stat().st_size != src.stat().st_size or _sha256(dst) != _sha256(src):
+            tmp = dst.with_name(dst.name + f".{os.getpid()}.tmp")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+    return {**facts, "targets": str(tpath), "targets_cached": tfacts["cached"]}
 
 
 # ---- command ---------------------------------------------------------------------------------------

@@ -78,6 +78,8 @@ class DocBatch:
     # pair targets replace ``pairs``. None: the gold 0/1 labels above
     emotion_target: torch.Tensor | None = None
     cause_target: torch.Tensor | None = None
+    # the Trainer scales this batch's loss by it (student training: transfer batches; see training.student)
+    loss_weight: float = 1.0
 
     def to(self, device: torch.device | str) -> "DocBatch":
         return batch_to(self, device)

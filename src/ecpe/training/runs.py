@@ -36,6 +36,7 @@ from .distill import set_teacher_targets
 from .recipe import DEFAULT_PREPROCESS, RecipeMismatch, check_run, fold_recipe
 from .schedules import SCHEDULES
 from .setup import build_embeddings, build_vocab, dev_split, fold_seed, lexicon_features, word_vectors
+from .student import TRANSFER_BATCH_SIZE, MixedTensors, load_transfer, set_transfer_targets, transfer_active
 from .trainer import NO_TEST, Trainer, protocol_label, seed_everything
 
 log = logging.getLogger(__name__)
@@ -88,21 +89,36 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
     train_docs, dev_docs, dev_source = dev_split(fold, cfg.seed, cfg.dev_fraction)
     dim = from_dict(model_class(model_name).config_class, model_config).embed_dim  # unknown keys: ConfigError
 
-    def fresh_model(docs: Sequence[Document]):
-        """A new model whose vocabulary (and, for "train" vectors, word2vec) comes from ``docs``."""
+    def fresh_model(docs: Sequence[Document], extra: Sequence[Document] = ()):
+        """A new model whose vocabulary (and, for "train" vectors, word2vec) comes from ``docs``; the words of
+        ``extra`` (a student's transfer documents) join the vocabulary, not the word2vec."""
         vectors, vec_info = word_vectors(cfg, docs, fold.train, dim, progress=progress)
-        vocab = build_vocab(docs, cfg, vectors)
+        vocab = build_vocab([*docs, *extra], cfg, vectors)
         matrix, emb_info = build_embeddings(vocab, dim, cfg, vectors, vec_info)
         resources = {}
         if model_config.get("lexicon"):
             resources["lexicon_features"], emb_info["lexicon"] = lexicon_features(vocab, model_config["lexicon"])
         return build_model(model_name, vocab, model_config, matrix, **resources).to(device), vocab, emb_info
 
-    model, vocab, emb_info = fresh_model(train_docs)
+    transfer = None
+    if transfer_active(cfg):
+        if model_class(model_name).schedule != "single":
+            raise ValueError(f"--transfer trains an E2EECPE student, not {model_name!r}")
+        if cfg.refit:
+            raise ValueError("--refit retrains on the dev share without the transfer documents: not with --transfer")
+        transfer = load_transfer(cfg, fold, dev_docs)
+    model, vocab, emb_info = fresh_model(train_docs, transfer.docs if transfer else ())
     train_t, dev_t = model.tensorize(train_docs), model.tensorize(dev_docs)
     test_t = model.tensorize(fold.test) if has_test else None
-    if cfg.teachers:
+    distill_info = None
+    if cfg.teachers and cfg.pseudo_threshold is None:  # self-training: the teacher labels transfer documents only
         distill_info = set_teacher_targets(train_t, cfg, fold.index, device)
+    if transfer is not None:
+        transfer_t = model.tensorize(transfer.docs)
+        set_transfer_targets(transfer_t, transfer.targets)
+        weight = 1.0 if cfg.transfer_weight is None else cfg.transfer_weight
+        train_t = MixedTensors(train_t, transfer_t, weight, cfg.transfer_batch_size or TRANSFER_BATCH_SIZE)
+        transfer.info.update(weight=weight, batch_size=train_t.transfer_batch_size)
     select_t = dev_t if cfg.select_on == "dev" else test_t
     trainer = Trainer(cfg, select_key=model.select_key, progress=progress, desc=f"fold {fold.index}",
                       monitor=test_t if cfg.select_on == "dev" else None)
@@ -135,7 +151,8 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
         "history": history.epochs, "n_train": len(train_docs), "n_dev": len(dev_docs), "dev_source": dev_source,
         "n_test": len(fold.test), "vocab_size": len(vocab), "embeddings": emb_info,
         "wall_seconds": time.perf_counter() - wall_start, "environment": environment(device),
-        **({"distillation": distill_info} if cfg.teachers else {}),
+        **({"distillation": distill_info} if distill_info else {}),
+        **({"transfer": transfer.info} if transfer is not None else {}),
         **({"refit": refit_info} if refit_info else {}),
         **({"recipe": recipe} if recipe else {}),
     }

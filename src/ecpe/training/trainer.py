@@ -148,6 +148,9 @@ class Trainer:
                 batch = batch.to(device)
                 optimizer.zero_grad(set_to_none=True)
                 loss = model.loss(model(batch), batch)
+                weight = getattr(batch, "loss_weight", 1.0)  # transfer batches of a student (training.student)
+                if weight != 1.0:
+                    loss = loss * weight
                 loss.backward()
                 optimizer.step()
                 if ema is not None:
