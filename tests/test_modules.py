@@ -313,6 +313,26 @@ def test_bilstm_padded_matches_packed_lstm():
         bilstm_padded(nn.LSTM(8, 5, batch_first=True), x, lengths)
 
 
+def test_swap_steps_equals_gather_bit_for_bit():
+    """The reversal of each sequence within its length, and its gradient, are exactly those of gather."""
+    from ecpe.modules.rnn import swap_steps
+
+    torch.manual_seed(7)
+    lengths = torch.tensor([6, 2, 0, 4])
+    t = torch.arange(6)
+    real = t[None, :] < lengths[:, None]
+    rev = torch.where(real, lengths[:, None] - 1 - t[None, :], t[None, :])
+    x = torch.randn(4, 6, 3)
+    probe = torch.randn(4, 6, 3)
+    got_x, want_x = x.clone().requires_grad_(), x.clone().requires_grad_()
+    got = swap_steps(got_x * 1.5, rev)
+    want = (want_x * 1.5).gather(1, rev[:, :, None].expand(4, 6, 3))
+    assert torch.equal(got, want) and torch.equal(got[0], (x[0] * 1.5).flip(0)) and torch.equal(got[2], x[2] * 1.5)
+    (got * probe).sum().backward()
+    (want * probe).sum().backward()
+    assert torch.equal(got_x.grad, want_x.grad)
+
+
 # ---- dropout with the fast p = 1/2 sampler -----------------------------------------------------------
 def test_half_dropout_is_inverted_bernoulli_half():
     from ecpe.modules import Dropout

@@ -148,6 +148,7 @@ class TrainConfig:
     distill_weight: float = 0.5   # targets = (1 - w) * gold + w * teachers' mean M-hat / probabilities
     threads: int = 0              # torch threads; 0 = all cores
     device: str = "cpu"           # "cpu", "cuda", "cuda:N" or "auto" (a GPU when there is one)
+    precision: str = "fp32"       # training forward passes: "fp32", or "bf16" (autocast; other numerics, opt-in)
 
     def __post_init__(self):
         for name, (ok, expected) in _TRAIN_CHECKS.items():
@@ -176,6 +177,7 @@ _TRAIN_CHECKS: dict[str, tuple[Any, str]] = {
     "corpus_window": (lambda v: v >= 1, "at least 1"),
     "distill_weight": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "threads": (lambda v: v >= 0, "zero (all cores) or more"),
+    "precision": (lambda v: v in ("fp32", "bf16"), "'fp32' or 'bf16'"),
 }
 
 

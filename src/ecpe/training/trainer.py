@@ -89,6 +89,15 @@ class _Optimizers:
             o.step()
 
 
+def _float32(scores):
+    """A forward's scores (a tensor, or a dict of them) with floating-point tensors in float32."""
+    if isinstance(scores, dict):
+        return {k: _float32(v) for k, v in scores.items()}
+    if isinstance(scores, torch.Tensor) and scores.is_floating_point() and scores.dtype != torch.float32:
+        return scores.float()
+    return scores
+
+
 def make_optimizer(groups: list[dict], lr: float) -> _Optimizers:
     """Adam over the dense groups; SparseAdam over groups flagged ``sparse`` (no weight decay there)."""
     dense = [{k: v for k, v in g.items() if k != "sparse"} for g in groups if not g.get("sparse")]
@@ -109,6 +118,11 @@ class Trainer:
     With ``config.ema`` > 0 the weights scored after each epoch (and so kept) are an exponential moving
     average of the trained weights, updated after every step (``torch.optim.swa_utils.AveragedModel``);
     the optimizer goes on training the raw weights.
+
+    With ``config.precision == "bf16"`` each training forward pass runs under ``torch.autocast`` to bfloat16
+    (matrix products, convolutions and the LSTM in bfloat16; the weights, the loss, the gradients' updates
+    and the scoring of the selection set stay float32). It is faster on CPUs with AVX-512 BF16 / AMX and
+    on GPUs, and changes the numerics: opt-in, with accuracy not yet measured on all folds (docs/speed.md).
 
     Args:
         config: optimisation settings (epochs, patience, batch size, lr, l2, seed, ema).
@@ -138,6 +152,7 @@ class Trainer:
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
         scored = ema.module if ema is not None else model
         n_batches = (len(train) + cfg.batch_size - 1) // cfg.batch_size
+        low_precision = cfg.precision == "bf16"
         for epoch in range(1, cfg.epochs + 1):
             model.train()
             start, total, n = time.perf_counter(), 0.0, 0
@@ -146,7 +161,13 @@ class Trainer:
             for batch in bar:
                 batch = batch.to(device)
                 optimizer.zero_grad(set_to_none=True)
-                loss = model.loss(model(batch), batch)
+                if low_precision:
+                    # the forward's products in bfloat16, its scores back in float32 for the loss
+                    with torch.autocast(device.type, dtype=torch.bfloat16):
+                        scores = model(batch)
+                    loss = model.loss(_float32(scores), batch)
+                else:
+                    loss = model.loss(model(batch), batch)
                 loss.backward()
                 optimizer.step()
                 if ema is not None:
