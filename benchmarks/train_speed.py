@@ -258,6 +258,8 @@ def main(argv=None) -> int:
     p.add_argument("--profile", action="store_true", help="profile one epoch instead (first batch size)")
     p.add_argument("--top", type=int, default=25, help="operators listed by --profile (default 25)")
     p.add_argument("--json", help="write the figures as JSON here too")
+    p.add_argument("--label", help="what code this is, recorded in the JSON (e.g. the commit of a worktree on "
+                                   "PYTHONPATH; default: this checkout's commit)")
     args = p.parse_args(argv)
 
     import torch
@@ -269,7 +271,8 @@ def main(argv=None) -> int:
         return 2
     model, train, docs, cfg = build(data, args.fold)
     autocast = args.precision == "bf16"
-    result: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": git_commit(),
+    result: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": args.label or git_commit(),
+                    "ecpe": str(Path(__import__("ecpe").__file__).parent),
                     "cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
                     "threads": args.threads, "precision": args.precision, "fold": args.fold,
                     "train_documents": len(train),
