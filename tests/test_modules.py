@@ -313,6 +313,26 @@ def test_bilstm_padded_matches_packed_lstm():
         bilstm_padded(nn.LSTM(8, 5, batch_first=True), x, lengths)
 
 
+def test_swap_steps_equals_gather_bit_for_bit():
+    """The reversal of each sequence within its length, and its gradient, are exactly those of gather."""
+    from ecpe.modules.rnn import swap_steps
+
+    torch.manual_seed(7)
+    lengths = torch.tensor([6, 2, 0, 4])
+    t = torch.arange(6)
+    real = t[None, :] < lengths[:, None]
+    rev = torch.where(real, lengths[:, None] - 1 - t[None, :], t[None, :])
+    x = torch.randn(4, 6, 3)
+    probe = torch.randn(4, 6, 3)
+    got_x, want_x = x.clone().requires_grad_(), x.clone().requires_grad_()
+    got = swap_steps(got_x * 1.5, rev)
+    want = (want_x * 1.5).gather(1, rev[:, :, None].expand(4, 6, 3))
+    assert torch.equal(got, want) and torch.equal(got[0], (x[0] * 1.5).flip(0)) and torch.equal(got[2], x[2] * 1.5)
+    (got * probe).sum().backward()
+    (want * probe).sum().backward()
+    assert torch.equal(got_x.grad, want_x.grad)
+
+
 # ---- dropout with the fast p = 1/2 sampler -----------------------------------------------------------
 def test_half_dropout_is_inverted_bernoulli_half():
     from ecpe.modules import Dropout
@@ -381,3 +401,35 @@ def test_clause_attention_starts_as_identity_ignores_padding_and_follows_the_pri
     torch.testing.assert_close(att(h, mask, prior=prior), want)
     with pytest.raises(ValueError, match="not a multiple of heads"):
         ClauseAttention(6, 5, heads=2)
+
+
+# ---- the lazy Adam of the word embeddings ----------------------------------------------------------------
+def test_row_sparse_adam_equals_torch_sparse_adam_bit_for_bit():
+    """Same parameters and state as torch.optim.SparseAdam after steps with repeated words, a step without
+    any word, and maximize."""
+    from ecpe.training.trainer import RowSparseAdam
+
+    for maximize in (False, True):
+        torch.manual_seed(8)
+        weights = torch.randn(30, 6)
+        results = []
+        for cls in (torch.optim.SparseAdam, RowSparseAdam):
+            emb = nn.Embedding(30, 6, sparse=True)
+            emb.weight.data.copy_(weights)
+            opt = cls(emb.parameters(), lr=0.01, maximize=maximize)
+            gen = torch.Generator().manual_seed(9)
+            for step in range(6):
+                opt.zero_grad()
+                ids = torch.randint(0, 30, (0 if step == 3 else 40,), generator=gen)  # repeats; step 3: none
+                probe = torch.randn(len(ids), 6, generator=gen)
+                (emb(ids) * probe).sum().backward()
+                opt.step()
+            state = opt.state[emb.weight]
+            results.append((emb.weight.detach().clone(), state["exp_avg"], state["exp_avg_sq"], state["step"]))
+        (w0, m0, v0, s0), (w1, m1, v1, s1) = results
+        assert torch.equal(w0, w1) and torch.equal(m0, m1) and torch.equal(v0, v1) and s0 == s1 == 6
+        assert not torch.equal(w1, weights)
+    dense = nn.Linear(2, 2)
+    dense(torch.ones(1, 2)).sum().backward()
+    with pytest.raises(RuntimeError, match="dense gradients"):
+        RowSparseAdam(dense.parameters()).step()

@@ -126,3 +126,46 @@ def test_batch_jobs_take_precision(tmp_path):
     # the option reached the model: bf16 moves the clause probabilities in their third or fourth decimal
     assert outs["bf16"][0]["emotion_prob"] != outs["fp32"][0]["emotion_prob"]
     assert np.allclose(outs["bf16"][0]["emotion_prob"], outs["fp32"][0]["emotion_prob"], atol=0.01)
+
+
+# ---- training precision (TrainConfig.precision) ----------------------------------------------------------
+def _train_one_epoch(precision: str, docs):
+    from ecpe.config import TrainConfig
+    from ecpe.training import Trainer
+
+    torch.manual_seed(0)
+    vocab = Vocab.build(c for d in docs for c in d.clauses)
+    model = build_model("e2eecpe", vocab, dict(TINY))
+    train = model.tensorize(docs)
+    losses = []
+    loss_fn = model.loss
+
+    def recording(scores, batch):
+        assert all(v.dtype == torch.float32 for v in scores.values() if v.is_floating_point())
+        value = loss_fn(scores, batch)
+        losses.append(value.item())
+        return value
+
+    model.loss = recording
+    Trainer(TrainConfig(epochs=1, batch_size=8, precision=precision), progress=False).fit(model, train, None)
+    return model, losses
+
+
+def test_bf16_training_runs_the_forward_in_bfloat16_and_keeps_float32_weights(model_and_docs):
+    _, docs = model_and_docs
+    ref_model, ref = _train_one_epoch("fp32", docs)
+    model, got = _train_one_epoch("bf16", docs)
+    assert len(got) == len(ref) == 3 and np.isfinite(got).all()
+    assert got != ref                                    # other numerics: bf16 products
+    assert np.allclose(got[0], ref[0], rtol=0.05)        # the same model (same initial weights) before any step
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    changed = [not torch.equal(a, b) for a, b in zip(model.parameters(), ref_model.parameters())]
+    assert any(changed)
+
+
+def test_training_precision_is_checked():
+    from ecpe.config import ConfigError, TrainConfig
+
+    assert TrainConfig().precision == "fp32"
+    with pytest.raises(ConfigError, match="precision"):
+        TrainConfig(precision="fp16")

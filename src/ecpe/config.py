@@ -157,6 +157,7 @@ class TrainConfig:
     pseudo_threshold: float | None = None   # hard pseudo-labels: teacher probabilities >= this become 1, else 0
     threads: int = 0              # torch threads; 0 = all cores
     device: str = "cpu"           # "cpu", "cuda", "cuda:N" or "auto" (a GPU when there is one)
+    precision: str = "fp32"       # training forward passes: "fp32", or "bf16" (autocast; other numerics, opt-in)
 
     def __post_init__(self):
         for name, (ok, expected) in _TRAIN_CHECKS.items():
@@ -189,6 +190,7 @@ _TRAIN_CHECKS: dict[str, tuple[Any, str]] = {
     "transfer_batch_size": (lambda v: v is None or v >= 1, "at least 1"),
     "pseudo_threshold": (lambda v: v is None or 0 < v < 1, "a probability in (0, 1)"),
     "threads": (lambda v: v >= 0, "zero (all cores) or more"),
+    "precision": (lambda v: v in ("fp32", "bf16"), "'fp32' or 'bf16'"),
 }
 
 

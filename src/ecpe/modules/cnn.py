@@ -81,6 +81,11 @@ class ClauseCNN(nn.Module):
         Returns:
             [N, filters * len(kernel_sizes)]
         """
+        if torch.is_autocast_enabled(x.device.type):
+            # float32 under autocast (bf16 training): the number of windows changes with every batch, and
+            # oneDNN builds a new bfloat16 kernel for every new shape (slower than the float32 products here)
+            with torch.autocast(x.device.type, enabled=False):
+                return self.forward_flat(x.float(), starts, lengths)
         outs = []
         for k, conv in zip(self.kernel_sizes, self.convs):
             valid, window_start = pooled_windows(k, starts, lengths)

@@ -41,6 +41,32 @@ def uniform_init_(module: nn.Module, bound: float = 0.01) -> nn.Module:
     return module
 
 
+class _SwapRows(torch.autograd.Function):
+    """Rows of ``x`` [R, F] taken in the order of ``perm`` [R], a permutation that is its own inverse.
+
+    The gradient is the same gather of the incoming gradient's rows, where ``gather``'s backward would
+    zero a tensor and scatter-add into it (each row receiving one value: the same numbers, at the cost of a
+    fill and a scatter)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(perm)
+        return x.index_select(0, perm)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (perm,) = ctx.saved_tensors
+        return grad.index_select(0, perm), None
+
+
+def swap_steps(x: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
+    """``x.gather(1, rev[:, :, None].expand_as(x))`` for [B, T, F] ``x`` and an involution ``rev`` [B, T] of
+    each row's steps, with an equally cheap backward (:class:`_SwapRows`)."""
+    B, T = rev.shape
+    flat = (rev + torch.arange(B, device=rev.device)[:, None] * T).reshape(-1)
+    return _SwapRows.apply(x.reshape(B * T, -1), flat).view(x.shape)
+
+
 def bilstm_padded(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Run a one-layer bidirectional ``batch_first`` LSTM over padded sequences as if they were packed.
 
@@ -72,9 +98,8 @@ def bilstm_padded(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torc
     rev = torch.where(real, lengths[:, None] - 1 - t[None, :], t[None, :])          # an involution per row
     h0 = x.new_zeros(1, B, lstm.hidden_size)
     fw = lstm_direction(lstm, x, h0)
-    x_rev = x.gather(1, rev[:, :, None].expand_as(x))
-    bw = lstm_direction(lstm, x_rev, h0, reverse=True)
-    bw = bw.gather(1, rev[:, :, None].expand_as(bw))
+    x_rev = swap_steps(x, rev)
+    bw = swap_steps(lstm_direction(lstm, x_rev, h0, reverse=True), rev)
     return torch.cat([fw, bw], dim=-1) * real[:, :, None].to(x.dtype)
 
 
