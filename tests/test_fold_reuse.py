@@ -141,6 +141,7 @@ def test_a_recipe_of_earlier_code_with_since_removed_keys_is_reused(run, capsys)
     old = json.loads(result.read_text())
     old["recipe"]["model_config"].update(towers="shared", exchange=0)
     old["recipe"]["train"]["extra"] = {}
+    del old["recipe"]["train"]["precision"]  # a TrainConfig field added since: its default is what was done
     result.write_text(json.dumps(old))
     assert train(data, out) == 0
     assert f"reusing {out / 'fold1'} (e2eecpe, split10, same recipe)" in capsys.readouterr().err

@@ -169,3 +169,20 @@ def test_training_precision_is_checked():
     assert TrainConfig().precision == "fp32"
     with pytest.raises(ConfigError, match="precision"):
         TrainConfig(precision="fp16")
+
+
+def test_train_precision_flag_reaches_the_config_and_is_recorded(tmp_path):
+    import json
+
+    from helpers import make_corpus, write_split
+
+    from ecpe.cli import main
+
+    docs = make_corpus(24, seed=2)
+    data = write_split(tmp_path / "split10", docs[:18], docs[18:])
+    tiny = ["--epochs", "1", "--embed-dim", "16", "--hidden", "8", "--filters", "4", "--vertex-dim", "8", "-q"]
+    assert main(["train", "--data", str(data), "--folds", "1", "--out", str(tmp_path / "bf16"), *tiny,
+                 "--precision", "bf16"]) == 0
+    fold = json.loads((tmp_path / "bf16" / "fold1" / "result.json").read_text())
+    assert fold["recipe"]["train"]["precision"] == "bf16"
+    assert main(["train", "--data", str(data), "--folds", "1", "--out", str(tmp_path / "bf16"), *tiny]) == 2  # fp32

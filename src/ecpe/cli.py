@@ -571,6 +571,11 @@ def build_parser(preset: str | None = None, lang: str = CHINESE) -> argparse.Arg
                         "are Chinese: on a corpus of another language they are refused, and --preset best means "
                         "the same recipe with vectors from the corpus's own training text")
     t.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores, or cores / jobs)")
+    t.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="training forward passes: fp32 (default) or bf16 (their matrix products under bfloat16 "
+                        "autocast; the loss, weights, optimizer and dev scoring stay float32). bf16 changes the "
+                        "numerics: its accuracy over all folds is not measured yet (docs/speed.md). Prediction has "
+                        "its own --precision (ecpe predict / evaluate)")
     t.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (default 1)")
     t.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local (default: this machine, --jobs processes) or ray: every fold (of every --seeds run) is "

@@ -290,4 +290,4 @@ def train_config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             "teachers": tuple(args.teacher or ()), **({"distill_weight": args.distill_weight}
                                                      if args.distill_weight is not None else {}),
             **{f: getattr(args, f) for f in ("transfer", "transfer_docs", "transfer_weight", "transfer_batch_size",
-                                             "pseudo_threshold") if getattr(args, f, None) is not None}}
+                                             "pseudo_threshold", "precision") if getattr(args, f, None) is not None}}

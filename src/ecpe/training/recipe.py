@@ -77,15 +77,17 @@ def _checkpoint_recipe(fold_dir: Path) -> dict[str, Any]:
 def recorded_recipe(old: dict[str, Any]) -> dict[str, Any]:
     """A recipe written by earlier code in today's terms: model config keys since removed, at the value that
     meant the paper's model, are dropped (:func:`ecpe.models.migrate_config` from version 2; any other value
-    stays, and differs); so is the train config's empty ``extra`` (removed, never read)."""
+    stays, and differs); so is the train config's empty ``extra`` (removed, never read). Train config fields added
+    since take their defaults, which are what earlier code did (as :func:`_checkpoint_recipe` reads a model.pt)."""
     old = dict(old)
     if isinstance(old.get("model_config"), dict) and old.get("model") in MODELS:
         try:
             old["model_config"] = migrate_config(old["model"], old["model_config"], 2)
         except ConfigError:
             pass
-    if isinstance(old.get("train"), dict) and old["train"].get("extra") == {}:
-        old["train"] = {k: v for k, v in old["train"].items() if k != "extra"}
+    if isinstance(old.get("train"), dict):
+        train = {k: v for k, v in old["train"].items() if not (k == "extra" and v == {})}
+        old["train"] = {**train_recipe(to_dict(TrainConfig())), **train}
     return old
 
 
