@@ -1,354 +1,36 @@
-"""The ``ecpe`` command: train, evaluate, predict, stats (and more as they land).
+"""The ``ecpe`` command: train, evaluate, predict, sweep, info, and the subcommands defined next to what they run
+(stats, reproduce, serve, vectors, transfer, compare).
 
 Every subcommand is reachable through :func:`main` (``main(["train", ...])``), which is what the tests call.
+Modules: ``train`` (``ecpe train``), ``use`` (evaluate, predict, info), ``report`` (printing metrics); the parser,
+presets and ``ecpe sweep`` are here.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
 from typing import Sequence
 
+from .. import compare, experiments, serve, stats, transfer, vectors
+from ..batch.command import add_arguments as add_batch_arguments
+from ..cache import default_model_dir
+from ..config import CLAUSE_RULES, TrainConfig
+from ..models import TwoStageConfig
+from ..data.lang import CHINESE
+from ..options import PRESETS, PRESETS_NOT_CHINESE, preset_settings
+from ..options import (CLIError, add_device_argument, add_model_arguments, add_precision_argument, corpus_language, resolve_data, split_folder)
+from ..training import (TRANSFER_BATCH_SIZE, RunSpec, train_runs)
+from ..sweep import read_grid, run_folder, write_tables
+from ..errors import ECPEError
+from ..version import __version__
+from .report import print_ensemble, print_metrics
+from .train import _about, _flags, _folds_of, _train_request, cmd_train
+from .use import cmd_evaluate, cmd_info, cmd_predict
 
-from . import compare, experiments, serve, stats, transfer, vectors
-from .data.lang import is_chinese
-from .batch.command import add_arguments as add_batch_arguments
-from .batch.command import predict_command
-from .cache import default_model_dir, find_model
-from .inference.card import model_card
-from .config import CLAUSE_RULES, TrainConfig, from_dict
-from .data.corpus import find_folds, read_documents
-from .inference import Ensemble, Extractor, InputError, evaluate_runs, load_models, predict_documents, set_clauses
-from .inference.inputs import check_text
-from .metrics import score
-from .models import TwoStageConfig, model_class
-from .data.lang import CHINESE, language_name
-from .options import PRESETS, PRESETS_NOT_CHINESE, preset_settings
-from .options import (CLIError, add_device_argument, add_model_arguments, add_precision_argument, check_resources,
-                      corpus_language, default_segmenter, parse_folds, resolve_data, split_folder, train_config,
-                      train_model_config)
-from .training import (NO_TEST, TRANSFER_BATCH_SIZE, RunSpec, protocol_label, recipe_differences, train_final, train_recipe, train_run,
-                       train_runs)
-from .sweep import read_grid, run_folder, write_tables
-from .errors import ECPEError
-from .version import __version__
-
-__all__ = ["main", "CLIError", "resolve_data", "add_device_argument"]
-
-log = logging.getLogger("ecpe")
-
-
-def _fmt(m: dict) -> str:
-    return f"P {m['p']:.4f}  R {m['r']:.4f}  F1 {m['f1']:.4f}"
-
-
-def print_metrics(title: str, metrics: dict, std: dict | None = None, out=None) -> None:
-    out = out or sys.stdout
-    print(title, file=out)
-    for task in ("pair", "emotion", "cause"):
-        if task not in metrics or not metrics[task]:
-            continue
-        m = metrics[task]
-        if std and std.get(task):
-            s = std[task]
-            line = "  ".join(f"{k.upper() if k != 'f1' else 'F1'} {m[k]:.4f} ± {s[k]:.4f}" for k in ("p", "r", "f1"))
-        else:
-            line = _fmt(m)
-        print(f"  {task:8s} {line}", file=out)
-
-
-def print_ensemble(res: dict, out=None) -> None:
-    """The summary of :func:`ecpe.inference.evaluate_runs`: the ensemble, each member run, the test."""
-    out = out or sys.stdout
-    n, folds = len(res["runs"]), ",".join(map(str, res["folds"]))
-    print_metrics(f"ensemble of {n} runs (members {res['member_protocol']}), {res['split']}, test, mean ± std over "
-                  f"folds {folds}:", res["mean"], res["std"], out=out)
-    for task in ("pair", "emotion", "cause"):
-        p = res.get("ttest_p", {}).get(task)
-        print(f"  {task:8s} F1 of the member runs " + ", ".join(f"{x:.4f}" for x in res["members_f1"][task])
-              + f" (mean {res['members_mean_f1'][task]:.4f})"
-              + (f"; ensemble against their mean: paired t-test over folds p = {p:.3g}" if p is not None else ""),
-              file=out)
-
-
-# ---- train ----------------------------------------------------------------------------------------
-def _train_request(args) -> tuple[Path, dict, TrainConfig]:
-    """The checks of ``ecpe train``'s flags, the split folder, the model and train configs; reads the corpus's
-    language (refusing resources of another one) and settles the segmenter."""
-    model_config = train_model_config(args)  # a flag that does not apply to the model: refused here
-    if (args.teacher or args.distill_weight is not None) and model_class(args.model).schedule != "single":
-        raise CLIError(f"--teacher / --distill-weight do not apply to model {args.model!r}: distillation trains an "
-                       "E2EECPE student")
-    if args.refit and (args.teacher or args.select_on != "dev"):
-        raise CLIError("--refit needs --select-on dev and no --teacher: it retrains on the dev share for the "
-                       "epoch count dev chose (teachers' targets cover the training documents only)")
-    if args.distill_weight is not None and not args.teacher:
-        raise CLIError("--distill-weight needs --teacher RUN")
-    if args.seeds and args.model != "e2eecpe":
-        raise CLIError(f"--seeds does not apply to model {args.model!r}: it trains an ensemble of E2EECPE models, "
-                       "and two-stage models cannot be averaged")
-    if args.final and (args.teacher or args.select_on != "dev"):
-        raise CLIError("--final trains on every document: it selects the epoch on a seeded dev share of them "
-                       "(--select-on dev) and takes no --teacher (teachers are fold models)")
-    if args.final and args.engine != "local":
-        raise CLIError("--engine ray trains the folds of a cross-validation run; --final trains one model here")
-    if args.address and args.engine != "ray":
-        raise CLIError("--address applies to --engine ray")
-    _check_student_flags(args)
-    if args.out is None:
-        if not args.final:
-            raise CLIError("--out is required (a run folder), except with --final (default: the default model, "
-                           f"{default_model_dir()})")
-        args.out = str(default_model_dir())
-    cfg = train_config(args)  # checked before the data is looked for
-    data = resolve_data(args.data)
-    split_dir = split_folder(data, args.split)
-    lang, lang_source = getattr(args, "language", None) or corpus_language(split_dir, args.lang)
-    check_resources(args, lang, lang_source)  # a Chinese resource on a corpus of another language: refused
-    if args.preset and preset_settings(args.preset, lang) != PRESETS[args.preset]:
-        print(f"this corpus is {language_name(lang)} ({lang_source}): --preset {args.preset} means "
-              f"{_flags(preset_settings(args.preset, lang))} here (no Chinese resource)", file=sys.stderr)
-    if args.transfer and not is_chinese(lang):
-        raise CLIError(f"--transfer: the transfer documents come from the packaged Chinese news, but this corpus is "
-                       f"{language_name(lang)} ({lang_source})")
-    args.segmenter = args.segmenter or default_segmenter(lang)
-    args.language = (lang, lang_source)
-    return split_dir, model_config, cfg
-
-
-_TRANSFER_FLAGS = {"--transfer-docs": "transfer_docs", "--transfer-weight": "transfer_weight",
-                   "--transfer-batch-size": "transfer_batch_size", "--pseudo-threshold": "pseudo_threshold"}
-
-
-def _check_student_flags(args) -> None:
-    """The combinations of the student flags (``--transfer`` ...) that ``ecpe train`` refuses, one line each."""
-    student = args.preset == "student"
-    for flag in ("--teacher-seeds", "--rounds"):
-        if getattr(args, flag[2:].replace("-", "_")) is not None and not student:
-            raise CLIError(f"{flag} applies to --preset student (which trains the teachers and the student)")
-    if not args.transfer:
-        given = [f for f, dest in _TRANSFER_FLAGS.items() if getattr(args, dest) is not None]
-        if given:
-            raise CLIError(f"{given[0]} needs --transfer DIR|auto (the teacher-labelled transfer documents)")
-        return
-    if model_class(args.model).schedule != "single":
-        raise CLIError(f"--transfer does not apply to model {args.model!r}: it trains an E2EECPE student")
-    if args.transfer == "auto" and not args.teacher and not student:
-        raise CLIError("--transfer auto needs --teacher RUN (the run(s) whose fold models label the documents)")
-    if args.transfer != "auto" and not Path(args.transfer).is_dir():
-        raise CLIError(f"--transfer {args.transfer}: not a folder (give `ecpe transfer build --out DIR`'s DIR, or auto)")
-    if args.transfer != "auto" and student:
-        raise CLIError("--preset student builds its transfer set: --transfer auto (give --transfer DIR to ecpe train "
-                       "without the preset)")
-    for flag, bad in (("--seeds", args.seeds), ("--final", args.final), ("--refit", args.refit)):
-        if bad:
-            raise CLIError(f"{flag} does not go with --transfer: " + {
-                "--seeds": "the transfer set avoids the dev share of one --seed (train one student per seed)",
-                "--final": "a student is trained per fold, with that fold's teachers",
-                "--refit": "the refit trains on train + dev without the transfer documents"}[flag])
-    if args.pseudo_threshold is not None and args.distill_weight is not None:
-        raise CLIError("--distill-weight does not go with --pseudo-threshold: self-training keeps the gold labels "
-                       "of the training documents; the teacher labels the transfer documents only")
-    if args.rounds is not None and args.rounds < 1:
-        raise CLIError(f"--rounds must be at least 1, got {args.rounds}")
-
-
-def _folds_of(args, split_dir: Path) -> list[int]:
-    try:
-        available = find_folds(split_dir)
-    except FileNotFoundError as e:
-        raise CLIError(str(e)) from None
-    return parse_folds(args.folds, available)
-
-
-def cmd_train(args) -> int:
-    split_dir, model_config, cfg = _train_request(args)
-    if args.final:
-        return _train_final(args, split_dir, model_config, cfg)
-    folds = _folds_of(args, split_dir)
-    protocol = protocol_label(args.select_on) + (", refit on train + dev" if cfg.refit else "")
-    print(f"training {args.model} on {split_dir} folds {','.join(map(str, folds))} -> {args.out} [{protocol}]",
-          file=sys.stderr)
-
-    def on_fold(res):
-        print_metrics(f"fold {res['fold']} test ({protocol}, {Path(split_dir).name}, best epoch {res['best_epoch']}):",
-                      res, out=sys.stderr)
-        print(f"  model saved to {res.get('checkpoint')}", file=sys.stderr)
-
-    if args.seeds:
-        return _train_seeds(args, split_dir, folds, model_config, cfg, on_fold)
-    if args.preset == "student":
-        return _train_student(args, split_dir, folds, model_config, cfg, on_fold)
-    if cfg.transfer:
-        cfg = _transfer_folder(args, split_dir, folds, cfg, Path(args.out) / "transfer", Path(args.out))
-    return _report_run(args, split_dir, folds, model_config, cfg, on_fold, args.out)
-
-
-def _transfer_folder(args, split_dir, folds, cfg: TrainConfig, folder: Path, run_dir: Path) -> TrainConfig:
-    """``--transfer``: each fold's transfer documents and targets checked (DIR) or built and labelled by the
-    teachers (``cfg.teachers``) into ``folder`` (auto; folds already finished in ``run_dir`` are skipped). The
-    config with the folder."""
-    teachers = list(cfg.teachers)
-    if cfg.transfer == "auto":
-        for k in folds:
-            if (run_dir / f"fold{k}" / "result.json").is_file():
-                continue  # finished: train_run reuses it (or refuses another recipe)
-            facts = transfer.prepare_folder(folder, split_dir, k, teachers, cfg.seed, cfg.dev_fraction,
-                                            device=cfg.device, progress=not args.quiet)
-            print(f"fold {k}: {facts['kept']:,} transfer documents ({facts['found']:,} keyword clauses, "
-                  f"{facts['overlapping']:,} dropped as sharing a clause with dev/test) labelled by "
-                  f"{len(teachers)} teacher(s) -> {folder}", file=sys.stderr)
-        return dataclasses.replace(cfg, transfer=str(folder))
-    for k in folds:
-        transfer.check_folder(cfg.transfer, split_dir, k)
-    return cfg
-
-
-def _report_run(args, split_dir, folds, model_config, cfg, on_fold, out) -> int:
-    summary = train_run(args.model, split_dir, folds, model_config, cfg, out, progress=not args.quiet,
-                        preprocess={"segmenter": args.segmenter}, on_fold=on_fold, jobs=args.jobs,
-                        overwrite=args.overwrite, about=_about(args, split_dir), engine=args.engine,
-                        address=args.address)
-    print_metrics(f"{args.model} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
-                  f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
-    print(f"results: {Path(out) / 'results.json'}")
-    last = summary.get("last_invocation", {})
-    if last.get("folds_trained"):
-        print(f"elapsed: {last['elapsed_seconds'] / 60:.1f} min for the {len(last['folds_trained'])} fold(s) trained "
-              f"now (--jobs {last['jobs']})", file=sys.stderr)
-    if summary.get("failures"):
-        for f in summary["failures"]:
-            print(f"fold {f['fold']} FAILED: {f['error']}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _train_student(args, split_dir, folds, model_config, cfg, on_fold) -> int:
-    """``--preset student``: the teachers (one run per --teacher-seeds seed under OUT/teachers, unless
-    --teacher names them), the transfer set labelled by them (OUT/transfer), the student (OUT/student); with
-    --rounds R, R - 1 more rounds in which the last student labels the documents (OUT/roundR/transfer) for a
-    new student (OUT/roundR/student). Every step reuses what a previous invocation finished."""
-    out = Path(args.out)
-    teachers = list(cfg.teachers)
-    if not teachers:
-        seeds = _seeds(args.teacher_seeds or "1,2,3")
-        plain = dataclasses.replace(cfg, transfer=None, transfer_docs=None, transfer_weight=None,
-                                    transfer_batch_size=None, pseudo_threshold=None, teachers=())
-        specs = [RunSpec(args.model, split_dir, folds, model_config, dataclasses.replace(plain, seed=s),
-                         out / "teachers" / f"seed{s}", {"segmenter": args.segmenter}, _about(args, split_dir))
-                 for s in seeds]
-        print(f"teachers: seeds {', '.join(map(str, seeds))} -> {out / 'teachers'}", file=sys.stderr)
-        summaries = train_runs(specs, progress=not args.quiet, jobs=args.jobs, overwrite=args.overwrite,
-                               engine=args.engine, address=args.address)
-        failures = [f"seed {s} fold {f['fold']}: {f['error']}" for s, sm in zip(seeds, summaries)
-                    for f in sm.get("failures", [])]
-        if failures:
-            raise CLIError("a teacher failed, the student needs every fold's teachers: " + "; ".join(failures))
-        teachers = [str(spec.run_dir) for spec in specs]
-    code = 0
-    for r in range(1, (args.rounds or 1) + 1):
-        where = out if r == 1 else out / f"round{r}"
-        student_dir = where / "student"
-        round_cfg = dataclasses.replace(cfg, teachers=tuple(teachers), transfer="auto")
-        round_cfg = _transfer_folder(args, split_dir, folds, round_cfg, where / "transfer", student_dir)
-        print(f"round {r}: student of {len(teachers)} teacher(s) -> {student_dir}", file=sys.stderr)
-        code = _report_run(args, split_dir, folds, model_config, round_cfg, on_fold, student_dir)
-        if code:
-            return code
-        teachers = [str(student_dir)]
-    return code
-
-
-def _about(args, split_dir) -> dict:
-    """How a model was asked for, for its card (``ecpe info``)."""
-    lang, source = args.language
-    return {"preset": args.preset, "command": "ecpe " + " ".join(getattr(args, "argv", [])),
-            "data": str(Path(split_dir).resolve()), "language": {"code": lang, "source": source}}
-
-
-def _cross_validation(run: str, model_name: str, model_config: dict, cfg: TrainConfig) -> dict:
-    """The figure of a cross-validation run of the same recipe (``--cv-run``), for the final model's card."""
-    path = Path(run) / "results.json"
-    if not path.is_file():
-        raise CLIError(f"--cv-run {run}: no results.json there (a run folder of ecpe train)")
-    res = json.loads(path.read_text(encoding="utf-8"))
-    want = {"model": model_name, "model_config": dataclasses.asdict(from_dict(model_class(model_name).config_class,
-                                                                               model_config)),
-            "train": train_recipe(dataclasses.asdict(cfg))}
-    have = {"model": res.get("model"), "model_config": res.get("config", {}).get("model", {}),
-            "train": train_recipe(res.get("config", {}).get("train", {}))}
-    differ = recipe_differences(have, json.loads(json.dumps(want)))
-    if differ:
-        raise CLIError(f"--cv-run {run} was trained with another recipe ({', '.join(differ)}): its figure does not "
-                       "describe this model")
-    return {"run": str(Path(run).resolve()), "protocol": res.get("protocol"), "split": res.get("split"),
-            "folds": res.get("folds"), "mean": res.get("mean"), "std": res.get("std")}
-
-
-def _train_final(args, split_dir, model_config, cfg) -> int:
-    """``--final``: one model on every document of the split, for use (no test figure)."""
-    if args.cv_run and args.seeds:
-        raise CLIError("--cv-run describes one recipe and seed; with --seeds, give it per seed run")
-    about = _about(args, split_dir)
-    if args.cv_run:
-        about["cross_validation"] = _cross_validation(args.cv_run, args.model, model_config, cfg)
-    seeds = _seeds(args.seeds) if args.seeds else [None]
-    out = Path(args.out)
-    dirs = [out if s is None else out / f"seed{s}" for s in seeds]
-    for s, d in zip(seeds, dirs):
-        run_cfg = cfg if s is None else dataclasses.replace(cfg, seed=s)
-        print(f"training {args.model} on every document of {split_dir} -> {d} [{NO_TEST}; epoch chosen on a seeded "
-              f"{run_cfg.dev_fraction:.0%} dev share]", file=sys.stderr)
-        res = train_final(args.model, split_dir, model_config, run_cfg, d, progress=not args.quiet,
-                          preprocess={"segmenter": args.segmenter}, about=about, overwrite=args.overwrite)
-        print_metrics(f"dev share ({res['n_dev']} documents, the epoch's selection set; {NO_TEST}), best epoch "
-                      f"{res['best_epoch']}:", res["dev"], out=sys.stderr)
-        print(f"model: {d / 'model.pt'} (card: ecpe info {d / 'model.pt'})")
-    if len(dirs) > 1:
-        print("predict with the ensemble: ecpe predict " + " ".join(f"--model {d / 'model.pt'}" for d in dirs) + " TEXT")
-    elif out.resolve() == default_model_dir().resolve():
-        print("this is the default model: ecpe predict TEXT, ecpe serve and Extractor.load() use it")
-    return 0
-
-
-def _seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise CLIError(f"--seeds must be comma-separated numbers like 1,2,3, got {text!r}") from None
-    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
-        raise CLIError(f"--seeds needs two or more different seeds, got {text!r}")
-    return seeds
-
-
-def _train_seeds(args, split_dir, folds, model_config, cfg, on_fold) -> int:
-    """``--seeds``: one run per seed under ``OUT/seedN``, then each fold's models averaged as an ensemble."""
-    seeds = _seeds(args.seeds)
-    out = Path(args.out)
-    preprocess = {"segmenter": args.segmenter}
-    specs = [RunSpec(args.model, split_dir, folds, model_config, dataclasses.replace(cfg, seed=s), out / f"seed{s}",
-                     preprocess, _about(args, split_dir)) for s in seeds]
-    print("seeds " + ", ".join(f"{s} -> {spec.run_dir}" for s, spec in zip(seeds, specs)), file=sys.stderr)
-    # every seed's folder is checked before any seed trains; all folds of all seeds form one pool of tasks
-    summaries = train_runs(specs, progress=not args.quiet, on_fold=on_fold, jobs=args.jobs, overwrite=args.overwrite,
-                           engine=args.engine, address=args.address)
-    failed = False
-    for s, summary in zip(seeds, summaries):
-        print_metrics(f"seed {s} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
-                      f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
-        failed |= bool(summary.get("failures"))
-    res = evaluate_runs([out / f"seed{s}" for s in seeds], split_dir, folds)
-    if not res["per_fold"]:
-        raise CLIError("no fold was trained for every seed")
-    print_ensemble(res)
-    (out / "ensemble.json").write_text(json.dumps(res, ensure_ascii=False, indent=1))
-    k = res["folds"][0]
-    print(f"results: {out / 'ensemble.json'}; predict with the fold-{k} ensemble: ecpe predict "
-          + " ".join(f"--model {out / f'seed{s}' / f'fold{k}' / 'model.pt'}" for s in seeds) + " TEXT")
-    return 1 if failed else 0
+__all__ = ["main", "build_parser", "print_metrics", "print_ensemble", "CLIError", "resolve_data", "add_device_argument"]
 
 
 def _with_preset(args, argv):
@@ -411,80 +93,7 @@ def cmd_sweep(args) -> int:
     return 1 if failed else 0
 
 
-# ---- evaluate -------------------------------------------------------------------------------------
-def cmd_evaluate(args) -> int:
-    model, ckpts = load_models(args.model, device=args.device, precision=args.precision)
-    ckpt = ckpts[0]
-    if args.clauses:
-        try:
-            set_clauses(model, args.clauses)
-        except ValueError:
-            raise CLIError(f"--clauses applies to e2eecpe models, not {ckpt['model']!r}") from None
-    path = Path(args.data)
-    files = sorted(path.glob("fold*_test.txt")) if path.is_dir() else [path]
-    if not files:
-        raise CLIError(f"no documents: {path} holds no foldK_test.txt files")
-    meta = ckpt.get("meta", {})
-    for f in files:
-        docs = read_documents(f)
-        metrics = score(docs, predict_documents(model, docs, threshold=args.threshold))
-        what = f"ensemble of {len(model)} {ckpt['model']} models" if isinstance(model, Ensemble) else f"model {ckpt['model']}"
-        what += f" run in {args.precision}" if args.precision != "fp32" else ""
-        print_metrics(f"{f} ({len(docs)} documents; {what} trained {meta.get('protocol', '?')}, "
-                      f"{meta.get('split', '?')} fold {meta.get('fold', '?')}):", metrics)
-        if args.json:
-            print(json.dumps({"file": str(f), "precision": args.precision, **metrics}, ensure_ascii=False))
-    return 0
-
-
-# ---- predict --------------------------------------------------------------------------------------
-def cmd_predict(args) -> int:
-    args.model = args.model or [str(find_model())]
-    if args.batch_size < 1:
-        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.input:  # files and directories of JSON lines: error isolation, resumable shards, Ray (ecpe.batch)
-        return predict_command(args)
-    if not args.text:
-        raise CLIError("give a text to analyse or --input FILE|DIR (JSON lines; '-' for standard input)")
-    for i, t in enumerate(args.text, 1):
-        try:
-            check_text(t, f"text {i}")
-        except InputError as e:  # bytes that were not UTF-8 reach argv as lone surrogates
-            raise CLIError(f"{e} (the command line was not UTF-8)") from None
-    ex = Extractor.load(args.model, device=args.device, segmenter=args.segmenter,  # several: an ensemble
-                        batch_size=args.batch_size, precision=args.precision)
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    try:
-        for t in args.text:
-            try:
-                r = ex.extract(t, threshold=args.threshold, matrix=args.matrix)
-            except InputError as e:
-                raise CLIError(str(e)) from None
-            out.write(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    return 0
-
-
-# ---- info -----------------------------------------------------------------------------------------
-def cmd_info(args) -> int:
-    _, (ckpt,) = load_models([args.model or find_model()])
-    card = model_card(ckpt)
-    if args.json:
-        print(json.dumps(card, ensure_ascii=False, indent=1))
-    else:
-        width = max(map(len, card))
-        for key, value in card.items():
-            print(f"{key:<{width}}  {value}")
-    return 0
-
-
 # ---- parser ---------------------------------------------------------------------------------------
-def _flags(settings: dict) -> str:
-    return " ".join(f"--{d.replace('_', '-')} {v}" for d, v in settings.items())
-
-
 def build_parser(preset: str | None = None, lang: str = CHINESE) -> argparse.ArgumentParser:
     """The ``ecpe`` parser; with ``preset``, ``ecpe train``'s defaults are that preset's for a corpus of language
     ``lang`` (see :func:`ecpe.options.preset_settings`)."""
@@ -722,6 +331,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())
