@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ECPEError
+from .cache import default_model_dir
 from .config import ConfigError, TrainConfig, from_dict
 from .data.corpus import find_folds, read_documents
 from .data.download import ensure_dataset
@@ -20,7 +21,7 @@ from .lexicon import LEXICON_LANGUAGES
 from .models import MODELS, model_class
 
 __all__ = ["PRESETS", "PRESETS_NOT_CHINESE", "preset_settings", "CLIError", "resolve_data", "split_folder",
-           "add_split_arguments", "corpus_language", "check_resources", "default_segmenter", "parse_folds", "add_device_argument",
+           "add_split_arguments", "add_model_argument", "corpus_language", "check_resources", "default_segmenter", "parse_folds", "add_device_argument",
            "add_precision_argument", "train_model_config", "train_config", "train_config_kwargs", "MODEL_FLAGS",
            "TRAINER_FLAGS", "add_model_arguments"]
 
@@ -139,6 +140,14 @@ def parse_folds(spec: str, available: list[int]) -> list[int]:
     if missing or not folds:
         raise CLIError(f"fold(s) {missing or spec} not in the split (available: {available[0]}..{available[-1]})")
     return folds
+
+
+def add_model_argument(parser: argparse.ArgumentParser, several: str) -> None:
+    """``--model``, repeatable, for the commands that find the model when none is named (``predict``, ``serve``):
+    ``several`` says what giving it several times does."""
+    parser.add_argument("--model", action="append",
+                        help=f"a model.pt written by ecpe train; give it several times to {several} (default: "
+                             f"$ECPE_MODEL, else {default_model_dir() / 'model.pt'}, made by ecpe train --final)")
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:

@@ -21,7 +21,8 @@ from ..config import CLAUSE_RULES, TrainConfig
 from ..models import TwoStageConfig
 from ..data.lang import CHINESE
 from ..options import PRESETS, PRESETS_NOT_CHINESE, preset_settings
-from ..options import (CLIError, add_device_argument, add_model_arguments, add_precision_argument, corpus_language, resolve_data, split_folder)
+from ..options import (CLIError, add_device_argument, add_model_argument, add_model_arguments, add_precision_argument,
+                       corpus_language, resolve_data, split_folder)
 from ..training import (TRANSFER_BATCH_SIZE, RunSpec, train_runs)
 from ..sweep import read_grid, run_folder, write_tables
 from ..errors import ECPEError
@@ -257,9 +258,7 @@ def build_parser(preset: str | None = None, lang: str = CHINESE) -> argparse.Arg
                        description="Split raw text into clauses, segment words as in training, and print one JSON "
                                    "object per document: clauses, pairs (0-based emotion and cause clause indices "
                                    "with scores), emotion_prob, cause_prob.")
-    r.add_argument("--model", action="append",
-                   help="a model.pt written by ecpe train; give it several times to average E2EECPE models as one "
-                        f"(default: $ECPE_MODEL, else {default_model_dir() / 'model.pt'}, made by ecpe train --final)")
+    add_model_argument(r, "average E2EECPE models as one")
     r.add_argument("text", nargs="*", help="texts to analyse, one document each")
     r.add_argument("--input", help="JSON lines file (.gz too; '-' for standard input), or a directory of such shards: "
                                    "{\"text\": ...}, {\"clauses\": [...]} (pre-split) or {\"clauses\": [[words]]} "

@@ -17,7 +17,7 @@ import torch
 
 from ..cache import find_model
 from ..inference import MAX_CLAUSES, Extractor
-from ..options import CLIError, add_device_argument, add_precision_argument
+from ..options import CLIError, add_device_argument, add_model_argument, add_precision_argument
 from .limits import DEFAULTS, ServerSettings
 
 __all__ = ["add_subcommand", "create_app", "ServerSettings"]
@@ -81,9 +81,7 @@ def add_subcommand(sub) -> None:
                        description="Serve a model: POST /extract (JSON), GET /health, GET /model, OpenAPI docs at "
                                    "/docs, and a web page at / that draws emotion -> cause links. Concurrent "
                                    "requests are batched into one model call.")
-    s.add_argument("--model", action="append",
-                   help="a model.pt written by ecpe train; give it several times to serve E2EECPE models averaged as "
-                        "one (default: $ECPE_MODEL, else the default model made by ecpe train --final)")
+    add_model_argument(s, "serve E2EECPE models averaged as one")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     s.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes,
