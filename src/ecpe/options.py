@@ -14,7 +14,7 @@ from .cache import default_model_dir
 from .config import ConfigError, TrainConfig, from_dict
 from .data.corpus import find_folds, read_documents
 from .data.download import ensure_dataset
-from .data.lang import CHINESE, check_language_code, detect_language, is_chinese, language_name
+from .data.lang import CHINESE, check_language_code, detect_language, is_chinese, language_name, same_language
 from .data.text import SEGMENTER_LANGUAGES
 from .embeddings import SOURCE_LANGUAGES, SOURCES, source_parts
 from .lexicon import LEXICON_LANGUAGES
@@ -107,7 +107,7 @@ def check_resources(args: argparse.Namespace, lang: str, source: str) -> None:
         named.append(("--lexicon", args.lexicon, LEXICON_LANGUAGES.get(args.lexicon)))
     if args.segmenter:
         named.append(("--segmenter", args.segmenter, SEGMENTER_LANGUAGES.get(args.segmenter)))
-    wrong = [(flag, value, code) for flag, value, code in named if code and not _same_language(code, lang)]
+    wrong = [(flag, value, code) for flag, value, code in named if code and not same_language(code, lang)]
     if wrong:
         instead = dict.fromkeys(_INSTEAD[flag] for flag, _, _ in wrong)
         raise CLIError(", ".join(f"{flag} {value} is {language_name(code)}" for flag, value, code in wrong)
@@ -117,10 +117,6 @@ def check_resources(args: argparse.Namespace, lang: str, source: str) -> None:
 
 _INSTEAD = {"--embeddings": "--embeddings train (or a vectors file of the corpus's language)",
             "--lexicon": "no --lexicon", "--segmenter": "--segmenter whitespace"}
-
-
-def _same_language(a: str, b: str) -> bool:
-    return a.split("-")[0].lower() == b.split("-")[0].lower()
 
 
 def default_segmenter(lang: str) -> str:

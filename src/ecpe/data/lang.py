@@ -13,7 +13,7 @@ from typing import Iterable
 from ..errors import UsageError
 from .corpus import Document
 
-__all__ = ["CHINESE", "detect_language", "is_chinese", "language_name", "check_language_code"]
+__all__ = ["CHINESE", "detect_language", "same_language", "is_chinese", "language_name", "check_language_code"]
 
 CHINESE = "zh"
 UNDETERMINED = "und"  # ISO 639-2: a language the detector does not name
@@ -62,9 +62,14 @@ def detect_language(docs: Iterable[Document]) -> str:
     return UNDETERMINED
 
 
+def same_language(a: str, b: str) -> bool:
+    """Whether two language codes name one language, whatever their subtags (``zh-TW`` and ``zh``)."""
+    return a.split("-")[0].lower() == b.split("-")[0].lower()
+
+
 def is_chinese(code: str) -> bool:
     """Whether a language code names Chinese (``zh``, ``zh-Hans``, ``zh-TW``, ...)."""
-    return code.split("-")[0].lower() == CHINESE
+    return same_language(code, CHINESE)
 
 
 def language_name(code: str) -> str:
