@@ -57,6 +57,8 @@ def settings(config: Any) -> str:
             if v != defaults[k]:
                 if k == "teachers":  # run folders: their names say enough
                     v = "+".join(Path(t).name for t in v)
+                elif k == "transfer":  # a folder of transfer documents (docs/student.md)
+                    v = Path(v).name
                 out.append(f"{k}={v}")
     return ", ".join(out) or "(paper)"
 

@@ -18,7 +18,7 @@ It writes
 - ``docs/results/accuracy/NAME_SPLIT.json``: the folds' ``results.json`` joined into one (the schema of ``ecpe
   train``, so that ``research/accuracy_table.py`` gives it a row once every fold of the split is there);
 - ``docs/results/student/NAME_SPLIT.json``: mean ± std over the folds found, two-sided paired t-tests of test
-  F1 against ``--single`` and ``--teacher`` (an ensemble's JSON), and whether each fold's teachers reproduced
+  F1 against ``--single``, ``--teacher`` (an ensemble's JSON) and each ``--against NAME=FILE``, and whether each fold's teachers reproduced
   the committed runs ``--member`` (test pair F1 of the same seed and fold, equal to 1e-12): the teacher ensemble
   of the committed JSON is then the ensemble the student learned from.
 
@@ -70,6 +70,8 @@ def main(argv=None) -> int:
     ap.add_argument("--teacher", required=True, help="the teacher ensemble's JSON")
     ap.add_argument("--member", action="append", default=[],
                     help="a committed run of one teacher seed, in the order of the seeds (checks reproduction)")
+    ap.add_argument("--against", action="append", default=[],
+                    help="NAME=FILE: one more paired comparison (a run's or ensemble's JSON, e.g. another student)")
     ap.add_argument("--results", default="docs/results", help="the results folder (accuracy/ and student/)")
     ap.add_argument("--command", default="", help="the command that trained the runs, for the record")
     ap.add_argument("--note", action="append", default=[])
@@ -124,6 +126,8 @@ def main(argv=None) -> int:
             t: statistics.fmean(per_fold(teacher)[k][t]["f1"] for k in student) for t in TASKS}},
         "vs_single": against(student, per_fold(single)),
         "vs_teacher_ensemble": against(student, per_fold(teacher)),
+        "vs_other": {name: against(student, per_fold(read(Path(file))))
+                     for name, _, file in (a.partition("=") for a in args.against)},
         "teachers_reproduced": {"checked": len(reproduction), "same": sum(r["same"] for r in reproduction),
                                 "per_fold_seed": reproduction},
         "notes": args.note,
@@ -145,6 +149,10 @@ def main(argv=None) -> int:
         print(f"  vs {what} ({ref['pair']:.4f} on these folds): " + ", ".join(
             f"{t} {d[t]['mean_diff']:+.4f} (p = {d[t]['p']:.2g}, {d[t]['wins']}/{len(d['folds'])} folds up)"
             if d[t]["p"] is not None else f"{t} {d[t]['mean_diff']:+.4f}" for t in TASKS))
+    for name, d in report["vs_other"].items():
+        print(f"  vs {name}: " + ", ".join(f"{t} {d[t]['mean_diff']:+.4f}" + (f" (p = {d[t]['p']:.2g}, {d[t]['wins']}/"
+                                                   f"{len(d['folds'])} folds up)" if d[t]["p"] is not None else "")
+                                       for t in TASKS))
     r = report["teachers_reproduced"]
     print(f"  teachers equal to the committed runs: {r['same']} of {r['checked']} (fold, seed)")
     return 0

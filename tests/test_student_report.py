@@ -52,7 +52,7 @@ def test_student_report_joins_folds_tests_and_checks_teachers(tmp_path, monkeypa
     res = tmp_path / "results"
     (res / "accuracy").mkdir(parents=True)
     args = ["--runs", *runs, "--name", "st", "--single", str(single), "--teacher", str(ens), "--member", str(single),
-            "--results", str(res)]
+            "--results", str(res), "--against", f"ens={ens}"]
     assert _script("student_report.py", args, monkeypatch) == 0
     rep = json.loads((res / "student" / "st_split10.json").read_text())
     assert rep["complete"] and rep["folds"] == [1, 2, 3]
@@ -60,13 +60,14 @@ def test_student_report_joins_folds_tests_and_checks_teachers(tmp_path, monkeypa
     assert rep["vs_single"]["pair"]["mean_diff"] == pytest.approx(0.0233333, abs=1e-6)
     assert rep["vs_single"]["pair"]["wins"] == 3 and 0 < rep["vs_single"]["pair"]["p"] < 1
     assert rep["vs_teacher_ensemble"]["pair"]["mean_diff"] == pytest.approx(-0.0066667, abs=1e-6)
+    assert rep["vs_other"]["ens"] == rep["vs_teacher_ensemble"]
     assert rep["teachers_reproduced"]["checked"] == 3 and rep["teachers_reproduced"]["same"] == 2
     joined = json.loads((res / "accuracy" / "st_split10.json").read_text())  # the table's input, every fold
     assert [f["fold"] for f in joined["per_fold"]] == [1, 2, 3] and joined["protocol"] == "dev-selected"
 
     # a fold missing: a partial report, and no file for the table
     (tmp_path / "fold3" / "student" / "results.json").unlink()
-    assert _script("student_report.py", [*args[:-2], "--results", str(tmp_path / "r2")], monkeypatch) == 0
+    assert _script("student_report.py", [*args[:-4], "--results", str(tmp_path / "r2")], monkeypatch) == 0
     rep2 = json.loads((tmp_path / "r2" / "student" / "st_split10.json").read_text())
     assert not rep2["complete"] and rep2["folds"] == [1, 2]
     assert not (tmp_path / "r2" / "accuracy" / "st_split10.json").exists()
