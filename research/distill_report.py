@@ -21,7 +21,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from ecpe.significance import paired_ttest
+from ecpe.compare import summarize_run
+from ecpe.significance import paired_difference
 
 TASKS = ("pair", "emotion", "cause")
 
@@ -31,17 +32,11 @@ def results(path: str) -> dict:
     return json.loads((p / "results.json" if p.is_dir() else p).read_text())
 
 
-def fold_f1(run: dict, task: str, ensemble: bool = False) -> dict[int, float]:
-    if ensemble:
-        return {f["fold"]: f["ensemble"][task]["f1"] for f in run["per_fold"]}
-    return {f["fold"]: f[task]["f1"] for f in run["per_fold"]}
-
-
-def paired(a: dict[int, float], b: dict[int, float]) -> dict:
-    folds = sorted(set(a) & set(b))
-    x, y = [a[k] for k in folds], [b[k] for k in folds]
-    return {"mean_diff": statistics.fmean(u - v for u, v in zip(x, y)), "p": paired_ttest(x, y).p,
-            "folds": len(folds)}
+def paired(a: dict, b: dict, task: str) -> dict:
+    """``a`` against ``b`` (results read from JSON: runs or ensembles): F1 of ``task`` over the folds both have."""
+    fa, fb = summarize_run(a, "a")["per_fold"], summarize_run(b, "b")["per_fold"]
+    folds = sorted(set(fa) & set(fb))
+    return paired_difference([fa[k][task]["f1"] for k in folds], [fb[k][task]["f1"] for k in folds])
 
 
 def main(argv=None) -> int:
@@ -75,8 +70,8 @@ def main(argv=None) -> int:
         "single_same_size": {"run": args.single_name or args.single, "mean": single["mean"], "std": single["std"],
                              "config": single.get("config")},
         "weights_tried": tried, "chosen_weight": chosen, "chosen_by": "mean dev pair F1 over folds (never test)",
-        "student_vs_teacher": {t: paired(fold_f1(student, t), fold_f1(teacher, t, ensemble=True)) for t in TASKS},
-        "student_vs_single": {t: paired(fold_f1(student, t), fold_f1(single, t)) for t in TASKS},
+        "student_vs_teacher": {t: paired(student, teacher, t) for t in TASKS},
+        "student_vs_single": {t: paired(student, single, t) for t in TASKS},
         "protocol": student.get("protocol"), "split": student.get("split"), "note": args.note,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

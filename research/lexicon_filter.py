@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from ecpe.inference import predict
 from ecpe.lexicon import lexicon_classes, load_lexicon
 from ecpe.metrics import mean_std, score
 from ecpe.models import load_model
-from ecpe.significance import paired_ttest
+from ecpe.significance import paired_difference
 
 
 def main(argv=None) -> int:
@@ -62,8 +61,7 @@ def main(argv=None) -> int:
            "lexicon": "DUTIR 7 classes" + (" + HowNet pos/neg" if args.with_hownet else ""), "lexicon_words": len(lexicon),
            "plain": mean_std([{**r["plain"], "fold": r["fold"]} for r in rows])[0],
            "filtered": mean_std([{**r["filtered"], "fold": r["fold"]} for r in rows])[0],
-           "filtered_vs_plain_pair_f1": {"mean_diff": statistics.fmean(xs) - statistics.fmean(ys),
-                                         "p": paired_ttest(xs, ys).p if len(rows) > 1 else None},
+           "filtered_vs_plain_pair_f1": paired_difference(xs, ys),
            "per_fold": rows}
     print(json.dumps({k: out[k] for k in ("plain", "filtered", "filtered_vs_plain_pair_f1")}, indent=1))
     if args.out:

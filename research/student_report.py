@@ -32,8 +32,9 @@ import statistics
 import sys
 from pathlib import Path
 
+from ecpe.compare import load_run, summarize_run
 from ecpe.metrics import mean_std
-from ecpe.significance import paired_ttest
+from ecpe.significance import paired_difference
 
 TASKS = ("pair", "emotion", "cause")
 
@@ -42,23 +43,16 @@ def read(path: Path) -> dict:
     return json.loads((path / "results.json" if path.is_dir() else path).read_text())
 
 
-def per_fold(run: dict) -> dict[int, dict]:
-    """{fold: {task: {p, r, f1}}} of a run (``results.json``) or an ensemble's JSON."""
-    if "runs" in run and "member_protocol" in run:
-        return {f["fold"]: f["ensemble"] for f in run["per_fold"]}
-    return {f["fold"]: {t: f[t] for t in TASKS} for f in run["per_fold"]}
+def per_fold(path: str | Path) -> dict[int, dict]:
+    """{fold: {task: {p, r, f1}}} of a run folder, its results.json or an ensemble's JSON."""
+    return load_run(path)["per_fold"]
 
 
 def against(student: dict[int, dict], other: dict[int, dict]) -> dict:
     """Mean difference of F1 and a two-sided paired t-test over the folds both have, per task."""
     folds = sorted(set(student) & set(other))
-    out = {"folds": folds}
-    for t in TASKS:
-        x, y = [student[k][t]["f1"] for k in folds], [other[k][t]["f1"] for k in folds]
-        out[t] = {"mean_diff": statistics.fmean(a - b for a, b in zip(x, y)),
-                  "p": paired_ttest(x, y).p if len(folds) > 1 else None,
-                  "wins": sum(a > b for a, b in zip(x, y)), "losses": sum(a < b for a, b in zip(x, y))}
-    return out
+    return {"folds": folds, **{t: paired_difference([student[k][t]["f1"] for k in folds],
+                                                    [other[k][t]["f1"] for k in folds]) for t in TASKS}}
 
 
 def main(argv=None) -> int:
@@ -97,15 +91,15 @@ def main(argv=None) -> int:
               "mean": mean, "std": std, "per_fold": joined_folds,
               "joined_from": [str(run / args.what) for run, _ in folds_found]}
 
-    single, teacher = read(Path(args.single)), read(Path(args.teacher))
-    student = per_fold(joined)
+    single, teacher = per_fold(args.single), per_fold(args.teacher)
+    student = summarize_run(joined, args.name)["per_fold"]
     reproduction = []
     for run, _ in folds_found:
         for s, member in enumerate(args.member, start=1):
             mine = run / "teachers" / f"seed{s}" / "results.json"
             if not mine.exists():
                 continue
-            ours, committed = per_fold(read(mine)), per_fold(read(Path(member)))
+            ours, committed = per_fold(mine), per_fold(member)
             for k, m in ours.items():
                 reproduction.append({"fold": k, "seed": s, "test_pair_f1": m["pair"]["f1"],
                                      "committed": committed.get(k, {}).get("pair", {}).get("f1"),
@@ -121,18 +115,18 @@ def main(argv=None) -> int:
                     "transfer": {f["fold"]: f.get("transfer") for f in joined_folds},
                     "fold_minutes": sum(f.get("wall_seconds") or 0 for f in joined_folds) / 60},
         "single": {"file": args.single, "mean_same_folds": {
-            t: statistics.fmean(per_fold(single)[k][t]["f1"] for k in student) for t in TASKS}},
+            t: statistics.fmean(single[k][t]["f1"] for k in student) for t in TASKS}},
         "teacher_ensemble": {"file": args.teacher, "mean_same_folds": {
-            t: statistics.fmean(per_fold(teacher)[k][t]["f1"] for k in student) for t in TASKS}},
-        "vs_single": against(student, per_fold(single)),
-        "vs_teacher_ensemble": against(student, per_fold(teacher)),
-        "vs_other": {name: against(student, per_fold(read(Path(file))))
+            t: statistics.fmean(teacher[k][t]["f1"] for k in student) for t in TASKS}},
+        "vs_single": against(student, single),
+        "vs_teacher_ensemble": against(student, teacher),
+        "vs_other": {name: against(student, per_fold(file))
                      for name, _, file in (a.partition("=") for a in args.against)},
         "teachers_reproduced": {"checked": len(reproduction), "same": sum(r["same"] for r in reproduction),
                                 "per_fold_seed": reproduction},
         "notes": args.note,
     }
-    all_folds = sorted(per_fold(single))
+    all_folds = sorted(single)
     report["complete"] = sorted(student) == all_folds
     out_dir = Path(args.results)
     (out_dir / "student").mkdir(parents=True, exist_ok=True)

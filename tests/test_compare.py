@@ -10,7 +10,7 @@ from scipy.stats import ttest_rel
 
 from ecpe.cli import main
 from ecpe.compare import compare, load_run
-from ecpe.significance import paired_ttest
+from ecpe.significance import paired_difference, paired_ttest
 
 
 def write_run(path, f1s, protocol="dev-selected", model="e2eecpe"):
@@ -63,3 +63,16 @@ def test_paired_ttest_equal_lists_and_fewer_than_two_pairs_give_nan_silently(a, 
         warnings.simplefilter("error")
         res = paired_ttest(a, b)
     assert math.isnan(res.t) and math.isnan(res.p)
+
+
+def test_paired_difference_is_the_mean_difference_scipys_t_test_and_the_counts():
+    a, b = [0.56, 0.55, 0.60, 0.58], [0.50, 0.56, 0.55, 0.58]
+    d = paired_difference(a, b)
+    want = ttest_rel(a, b)
+    assert d["n"] == 4 and d["wins"] == 2 and d["losses"] == 1
+    assert d["mean_diff"] == pytest.approx(0.025)
+    assert d["t"] == pytest.approx(want.statistic) and d["p"] == pytest.approx(want.pvalue)
+    one = paired_difference([0.6], [0.5])
+    assert one["p"] is None and one["t"] is None and one["mean_diff"] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_difference([0.5, 0.6], [0.5])

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import UsageError
-from .significance import paired_ttest
+from .significance import paired_difference
 
-__all__ = ["load_run", "compare", "markdown", "add_subcommand"]
+__all__ = ["load_run", "summarize_run", "compare", "markdown", "add_subcommand"]
 
 TASKS = ("pair", "emotion", "cause")
 
@@ -31,10 +31,16 @@ def load_run(path: str | Path, name: str | None = None) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"no results.json or ensemble.json at {path}")
     data = json.loads(path.read_text())
+    return summarize_run(data, name or str(path.parent if path.name in ("results.json", "ensemble.json") else path),
+                         str(path))
+
+
+def summarize_run(data: dict[str, Any], name: str, file: str = "") -> dict[str, Any]:
+    """:func:`load_run`'s summary of results already read: ``ecpe train``'s results.json, an ensemble's JSON or
+    ``ecpe reproduce``'s results.json (its E2EECPE summary)."""
     if "summaries" in data:  # an `ecpe reproduce` results.json: its E2EECPE summary
         data = data["summaries"]["e2eecpe"]
-    run: dict[str, Any] = {"name": name or str(path.parent if path.name in ("results.json", "ensemble.json") else path),
-                           "file": str(path), "split": data.get("split", "?")}
+    run: dict[str, Any] = {"name": name, "file": file, "split": data.get("split", "?")}
     if "runs" in data and "member_protocol" in data:  # an ensemble
         run["protocol"] = data["member_protocol"]
         run["per_fold"] = {f["fold"]: f["ensemble"] for f in data["per_fold"]}
@@ -77,10 +83,8 @@ def compare(runs: Sequence[dict], baseline: dict) -> dict[str, Any]:
                 xs = [run["per_fold"][k][t][m] for k in folds]
                 row["mean"][t][m], row["std"][t][m] = _mean_std(xs)
             if run is not baseline and len(folds) > 1:
-                xs = [run["per_fold"][k][t]["f1"] for k in folds]
-                ys = [baseline["per_fold"][k][t]["f1"] for k in folds]
-                res = paired_ttest(xs, ys)
-                row["ttest"][t] = {"mean_diff": statistics.fmean(xs) - statistics.fmean(ys), "t": res.t, "p": res.p}
+                row["ttest"][t] = paired_difference([run["per_fold"][k][t]["f1"] for k in folds],
+                                                    [baseline["per_fold"][k][t]["f1"] for k in folds])
         rows.append(row)
     return {"protocol": baseline["protocol"], "split": baseline["split"], "baseline": baseline["name"], "rows": rows}
 

@@ -30,7 +30,7 @@ from .inference import evaluate, predict
 from .metrics import mean_std, score
 from .models import MODELS, TwoStageECPE, load_model
 from .options import CLIError, add_device_argument, resolve_data
-from .significance import paired_ttest
+from .significance import paired_difference
 from .stats import PAPER_TABLE1, file_stats
 from .training import RunSpec, load_done, protocol_label, summarize, train_run
 from .training import train_runs as train_pool
@@ -166,10 +166,9 @@ def _ttest(a: dict, b: dict) -> dict[str, dict]:
             xb = [fb[k][task][m] for k in folds]
             if xa == xb:
                 continue
-            res = paired_ttest(xa, xb)
-            diff = statistics.fmean(xa) - statistics.fmean(xb)
-            out[f"{task}.{m}"] = {"t": res.t, "p": res.p, "mean_diff": diff,
-                                  "significant": bool(res.p < 0.05 and diff > 0), "folds": folds}
+            d = paired_difference(xa, xb)
+            out[f"{task}.{m}"] = {"t": d["t"], "p": d["p"], "mean_diff": d["mean_diff"],
+                                  "significant": bool(d["p"] < 0.05 and d["mean_diff"] > 0), "folds": folds}
     return out
 
 
