@@ -21,8 +21,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from ecpe.compare import summarize_run
-from ecpe.significance import paired_difference
+from ecpe.compare import paired_over_folds, summarize_run
 
 TASKS = ("pair", "emotion", "cause")
 
@@ -30,13 +29,6 @@ TASKS = ("pair", "emotion", "cause")
 def results(path: str) -> dict:
     p = Path(path)
     return json.loads((p / "results.json" if p.is_dir() else p).read_text())
-
-
-def paired(a: dict, b: dict, task: str) -> dict:
-    """``a`` against ``b`` (results read from JSON: runs or ensembles): F1 of ``task`` over the folds both have."""
-    fa, fb = summarize_run(a, "a")["per_fold"], summarize_run(b, "b")["per_fold"]
-    folds = sorted(set(fa) & set(fb))
-    return paired_difference([fa[k][task]["f1"] for k in folds], [fb[k][task]["f1"] for k in folds])
 
 
 def main(argv=None) -> int:
@@ -64,14 +56,18 @@ def main(argv=None) -> int:
         tried[w] = {"dev_pair_f1": statistics.fmean(dev), "folds": len(dev), "test_mean": r["mean"]}
     chosen = max(tried, key=lambda w: tried[w]["dev_pair_f1"])
     student, teacher, single = students[chosen], json.loads(Path(args.teacher).read_text()), results(args.single)
+    folds = {name: summarize_run(r, name)["per_fold"] for name, r in
+             (("student", student), ("teacher", teacher), ("single", single))}
+    vs_teacher = paired_over_folds(folds["student"], folds["teacher"])
+    vs_single = paired_over_folds(folds["student"], folds["single"])
     out = {
         "student": student,
         "teacher": {k: teacher[k] for k in ("runs", "mean", "std", "per_fold") if k in teacher},
         "single_same_size": {"run": args.single_name or args.single, "mean": single["mean"], "std": single["std"],
                              "config": single.get("config")},
         "weights_tried": tried, "chosen_weight": chosen, "chosen_by": "mean dev pair F1 over folds (never test)",
-        "student_vs_teacher": {t: paired(student, teacher, t) for t in TASKS},
-        "student_vs_single": {t: paired(student, single, t) for t in TASKS},
+        "student_vs_teacher": {t: vs_teacher[t] for t in TASKS},
+        "student_vs_single": {t: vs_single[t] for t in TASKS},
         "protocol": student.get("protocol"), "split": student.get("split"), "note": args.note,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

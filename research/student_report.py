@@ -32,9 +32,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from ecpe.compare import load_run, summarize_run
+from ecpe.compare import load_run, paired_over_folds, summarize_run
 from ecpe.metrics import mean_std
-from ecpe.significance import paired_difference
 
 TASKS = ("pair", "emotion", "cause")
 
@@ -48,11 +47,11 @@ def per_fold(path: str | Path) -> dict[int, dict]:
     return load_run(path)["per_fold"]
 
 
-def against(student: dict[int, dict], other: dict[int, dict]) -> dict:
-    """Mean difference of F1 and a two-sided paired t-test over the folds both have, per task."""
-    folds = sorted(set(student) & set(other))
-    return {"folds": folds, **{t: paired_difference([student[k][t]["f1"] for k in folds],
-                                                    [other[k][t]["f1"] for k in folds]) for t in TASKS}}
+def describe(d: dict) -> str:
+    """One comparison of :func:`ecpe.compare.paired_over_folds` as a line: per task the mean difference, and the
+    p and the folds up where there are two folds or more."""
+    return ", ".join(f"{t} {d[t]['mean_diff']:+.4f}" + (f" (p = {d[t]['p']:.2g}, {d[t]['wins']}/{len(d['folds'])} "
+                                                       f"folds up)" if d[t]["p"] is not None else "") for t in TASKS)
 
 
 def main(argv=None) -> int:
@@ -118,9 +117,9 @@ def main(argv=None) -> int:
             t: statistics.fmean(single[k][t]["f1"] for k in student) for t in TASKS}},
         "teacher_ensemble": {"file": args.teacher, "mean_same_folds": {
             t: statistics.fmean(teacher[k][t]["f1"] for k in student) for t in TASKS}},
-        "vs_single": against(student, single),
-        "vs_teacher_ensemble": against(student, teacher),
-        "vs_other": {name: against(student, per_fold(file))
+        "vs_single": paired_over_folds(student, single),
+        "vs_teacher_ensemble": paired_over_folds(student, teacher),
+        "vs_other": {name: paired_over_folds(student, per_fold(file))
                      for name, _, file in (a.partition("=") for a in args.against)},
         "teachers_reproduced": {"checked": len(reproduction), "same": sum(r["same"] for r in reproduction),
                                 "per_fold_seed": reproduction},
@@ -140,13 +139,9 @@ def main(argv=None) -> int:
     for what, key in (("--preset best", "vs_single"), ("teacher ensemble", "vs_teacher_ensemble")):
         d = report[key]
         ref = report["single" if key == "vs_single" else "teacher_ensemble"]["mean_same_folds"]
-        print(f"  vs {what} ({ref['pair']:.4f} on these folds): " + ", ".join(
-            f"{t} {d[t]['mean_diff']:+.4f} (p = {d[t]['p']:.2g}, {d[t]['wins']}/{len(d['folds'])} folds up)"
-            if d[t]["p"] is not None else f"{t} {d[t]['mean_diff']:+.4f}" for t in TASKS))
+        print(f"  vs {what} ({ref['pair']:.4f} on these folds): " + describe(d))
     for name, d in report["vs_other"].items():
-        print(f"  vs {name}: " + ", ".join(f"{t} {d[t]['mean_diff']:+.4f}" + (f" (p = {d[t]['p']:.2g}, {d[t]['wins']}/"
-                                                   f"{len(d['folds'])} folds up)" if d[t]["p"] is not None else "")
-                                       for t in TASKS))
+        print(f"  vs {name}: " + describe(d))
     r = report["teachers_reproduced"]
     print(f"  teachers equal to the committed runs: {r['same']} of {r['checked']} (fold, seed)")
     return 0

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from .errors import UsageError
 from .significance import paired_difference
 
-__all__ = ["load_run", "summarize_run", "compare", "markdown", "add_subcommand"]
+__all__ = ["load_run", "summarize_run", "paired_over_folds", "compare", "markdown", "add_subcommand"]
 
 TASKS = ("pair", "emotion", "cause")
 
@@ -67,6 +67,14 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def paired_over_folds(a: dict[int, dict], b: dict[int, dict]) -> dict[str, Any]:
+    """F1 of ``a`` against ``b`` (``per_fold`` of :func:`load_run`) over the folds both have:
+    ``{"folds": [...], task: paired_difference(...)}`` for each task."""
+    folds = sorted(set(a) & set(b))
+    return {"folds": folds, **{t: paired_difference([a[k][t]["f1"] for k in folds], [b[k][t]["f1"] for k in folds])
+                               for t in TASKS}}
+
+
 def compare(runs: Sequence[dict], baseline: dict) -> dict[str, Any]:
     """Mean ± std of P/R/F1 per task for each run and a two-sided paired t-test against ``baseline``."""
     rows = []
@@ -82,9 +90,9 @@ def compare(runs: Sequence[dict], baseline: dict) -> dict[str, Any]:
             for m in ("p", "r", "f1"):
                 xs = [run["per_fold"][k][t][m] for k in folds]
                 row["mean"][t][m], row["std"][t][m] = _mean_std(xs)
-            if run is not baseline and len(folds) > 1:
-                row["ttest"][t] = paired_difference([run["per_fold"][k][t]["f1"] for k in folds],
-                                                    [baseline["per_fold"][k][t]["f1"] for k in folds])
+        if run is not baseline and len(folds) > 1:
+            paired = paired_over_folds(run["per_fold"], baseline["per_fold"])
+            row["ttest"] = {t: paired[t] for t in TASKS}
         rows.append(row)
     return {"protocol": baseline["protocol"], "split": baseline["split"], "baseline": baseline["name"], "rows": rows}
 
