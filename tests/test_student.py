@@ -157,6 +157,33 @@ def test_self_training_from_one_model(split10, corpora, teacher, tmp_path, capsy
     assert _train(split10, tmp_path / "s2", "--seed", "2", "--transfer", str(tmp_path / "set")) == 2
 
 
+def test_dev_seed_shares_one_dev_share_between_seeds(split10, corpora, teacher, tmp_path):
+    fold = load_fold(split10, 1)
+    ids = {s: sorted(d.doc_id for d in dev_split(fold, s, TrainConfig.dev_fraction)[1]) for s in (1, 2)}
+    assert ids[1] != ids[2]                                     # the two seeds draw other dev shares
+    assert TrainConfig(seed=2).dev_share_seed == 2 and TrainConfig(seed=2, dev_seed=1).dev_share_seed == 1
+    # a teacher of seed 2 that holds out seed 1's dev share: other weights, seed 1's dev documents
+    assert _train(split10, tmp_path / "t2", "--seed", "2", "--dev-seed", "1") == 0
+    t2 = json.loads((tmp_path / "t2" / "fold1" / "result.json").read_text())
+    assert t2["recipe"]["train"]["dev_seed"] == 1 and t2["recipe"]["train"]["seed"] == 2
+    assert _losses(tmp_path / "t2") != _losses(teacher)
+    # the transfer set built for seed 1's dev share serves a student of seed 2 with --dev-seed 1
+    assert main(["transfer", "build", "--data", str(split10), "--folds", "1", "--teacher", str(teacher),
+                 "--teacher", str(tmp_path / "t2"), "--out", str(tmp_path / "set")]) == 0
+    assert _train(split10, tmp_path / "s2", "--seed", "2", "--transfer", str(tmp_path / "set")) == 2
+    assert _train(split10, tmp_path / "s2d1", "--seed", "2", "--dev-seed", "1",
+                  "--transfer", str(tmp_path / "set")) == 0
+    # and `transfer build --seed 2 --dev-seed 1` avoids that same dev share
+    path, facts = transfer.build_fold(split10, 1, seed=2, dev_seed=1)
+    assert facts["about"]["dev_ids"] == ids[1]
+    # --preset student --dev-seed: every teacher holds out the student's dev share
+    out = tmp_path / "preset"
+    assert _train(split10, out, "--preset", "student", "--embeddings", "train", "--open-vocab", "0",
+                  "--teacher-seeds", "1,2", "--dev-seed", "1") == 0
+    for run in ("teachers/seed1", "teachers/seed2", "student"):
+        assert json.loads((out / run / "fold1" / "result.json").read_text())["recipe"]["train"]["dev_seed"] == 1
+
+
 def test_preset_student_trains_teachers_transfer_and_student_resumably(split10, corpora, tmp_path, capsys):
     flags = ["--embeddings", "train", "--open-vocab", "0", "--teacher-seeds", "1,2"]
     out = tmp_path / "run"
@@ -165,6 +192,7 @@ def test_preset_student_trains_teachers_transfer_and_student_resumably(split10, 
         assert (out / d / "fold1" / "model.pt").is_file()
     res = json.loads((out / "student" / "fold1" / "result.json").read_text())
     assert len(res["transfer"]["teachers"]) == 2 and res["transfer"]["folder"] == str(out / "transfer")
+    assert res["recipe"]["train"]["dev_seed"] is None
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("**/model.pt")}
     capsys.readouterr()
     assert _train(split10, out, "--preset", "student", *flags, "--rounds", "2") == 0   # round 1 reused, round 2 new

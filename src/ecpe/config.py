@@ -137,6 +137,8 @@ class TrainConfig:
     ema: float = 0.0              # > 0: score and keep an exponential moving average of the weights (this decay per step)
     refit: bool = False           # True: retrain a fresh model on train + dev for the dev-chosen epoch count, keep it
     seed: int = 1
+    dev_seed: int | None = None   # split10: the seed that draws the dev share (None: seed); models of several seeds
+    #                               that share one dev share have all left it out (teachers of a student, --seeds)
     select_on: str = "dev"        # "dev" (honest) or "test" (the paper's protocol)
     dev_fraction: float = 0.1     # split10 has no dev set: this share of training documents is held out
     min_freq: int = 1             # vocabulary: words seen at least this often in training documents
@@ -159,6 +161,11 @@ class TrainConfig:
     device: str = "cpu"           # "cpu", "cuda", "cuda:N" or "auto" (a GPU when there is one)
     precision: str = "fp32"       # training forward passes: "fp32", or "bf16" (autocast; other numerics, opt-in)
 
+    @property
+    def dev_share_seed(self) -> int:
+        """The seed that draws split10's dev share: ``dev_seed``, else ``seed``."""
+        return self.seed if self.dev_seed is None else self.dev_seed
+
     def __post_init__(self):
         for name, (ok, expected) in _TRAIN_CHECKS.items():
             value = getattr(self, name)
@@ -176,6 +183,7 @@ _TRAIN_CHECKS: dict[str, tuple[Any, str]] = {
     "lr": (lambda v: v > 0, "positive"),
     "l2": (lambda v: v >= 0, "zero or more"),
     "ema": (lambda v: 0 <= v < 1, "a decay per step in [0, 1) (0: off)"),
+    "dev_seed": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)), "a seed (an integer) or None"),
     "select_on": (lambda v: v in ("dev", "test"), "'dev' or 'test'"),
     "dev_fraction": (lambda v: 0 < v < 1, "a share in (0, 1)"),
     "min_freq": (lambda v: v >= 1, "at least 1"),

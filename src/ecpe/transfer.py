@@ -298,7 +298,7 @@ def _write_gzip_lines(records: Sequence[dict[str, Any]], path: Path) -> None:
 
 
 def build_fold(split_dir: str | Path, k: int, keywords: str = "train", seed: int = TrainConfig.seed,
-               dev_fraction: float = TrainConfig.dev_fraction, corpora: Sequence[str] = DEFAULT_CORPORA,
+               dev_seed: int | None = None, dev_fraction: float = TrainConfig.dev_fraction, corpora: Sequence[str] = DEFAULT_CORPORA,
                min_keyword_chars: int = MIN_KEYWORD_CHARS, min_shared_chars: int = 1, segmenter: str = "jieba",
                refresh: bool = False, progress: bool = False) -> tuple[Path, dict[str, Any]]:
     """The transfer documents of fold ``k`` (built, or read from the cache): (path of the gzip JSON lines,
@@ -316,7 +316,7 @@ def build_fold(split_dir: str | Path, k: int, keywords: str = "train", seed: int
     if not 0 < dev_fraction < 1:
         raise UsageError(f"--dev-fraction must be a share in (0, 1), got {dev_fraction}")
     fold = load_fold(split_dir, k)
-    train_docs, dev_docs, dev_source = dev_split(fold, seed, dev_fraction)
+    train_docs, dev_docs, dev_source = dev_split(fold, seed if dev_seed is None else dev_seed, dev_fraction)
     versions = {c: package_version(CORPUS_PACKAGES[c]) for c in corpora}
     if keywords == "train+dutir":
         versions["cntext"] = package_version("cntext")
@@ -457,12 +457,14 @@ def check_folder(folder: str | Path, split_dir: str | Path, k: int) -> None:
 
 
 def prepare_folder(folder: str | Path, split_dir: str | Path, k: int, teachers: Sequence[str | Path], seed: int,
-                   dev_fraction: float, device: str = "cpu", progress: bool = False) -> dict[str, Any]:
+                   dev_fraction: float, device: str = "cpu", progress: bool = False,
+                   dev_seed: int | None = None) -> dict[str, Any]:
     """``ecpe train --transfer auto``: fold ``k``'s transfer documents (:func:`build_fold`, default options, the
     run's seed and dev share) and their ``teachers``' targets (:func:`teacher_targets`), both cached, copied into
     ``folder`` as ``ecpe transfer build --out`` does. Returns the build's facts and the targets' path."""
     folder, split_dir = Path(folder), Path(split_dir)
-    path, facts = build_fold(split_dir, k, seed=seed, dev_fraction=dev_fraction, progress=progress)
+    path, facts = build_fold(split_dir, k, seed=seed, dev_seed=dev_seed, dev_fraction=dev_fraction,
+                             progress=progress)
     tpath, tfacts = teacher_targets(path, teachers, k, split=split_dir.name, device=device, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     for src, name in ((path, f"fold{k}_transfer.jsonl.gz"), (tpath, f"fold{k}_targets.npz"),
@@ -483,7 +485,8 @@ def cmd_build(args) -> int:
     corpora = [c.strip() for c in args.corpora.split(",") if c.strip()]
     rows = []
     for k in folds:
-        path, facts = build_fold(split_dir, k, keywords=args.keywords, seed=args.seed, dev_fraction=args.dev_fraction,
+        path, facts = build_fold(split_dir, k, keywords=args.keywords, seed=args.seed, dev_seed=args.dev_seed,
+                                 dev_fraction=args.dev_fraction,
                                  corpora=corpora, min_keyword_chars=args.min_keyword_chars,
                                  min_shared_chars=args.min_shared_chars, refresh=args.refresh,
                                  progress=True)
@@ -543,6 +546,9 @@ def add_subcommand(sub) -> None:
     b.add_argument("--seed", type=int, default=train.seed,
                    help=f"the random draws, and (split10) the dev share left out as `ecpe train --seed` carves it "
                         f"(default {train.seed})")
+    b.add_argument("--dev-seed", type=int,
+                   help="split10: the dev share left out is the one `ecpe train --dev-seed` carves with this seed "
+                        "(default: --seed's)")
     b.add_argument("--dev-fraction", type=float, default=train.dev_fraction,
                    help=f"split10: the share of training documents `ecpe train` holds out as dev (default "
                         f"{train.dev_fraction}); their keywords are not used and their clauses are avoided")

@@ -154,7 +154,7 @@ def _transfer_folder(args, split_dir, folds, cfg: TrainConfig, folder: Path, run
             if (run_dir / f"fold{k}" / "result.json").is_file():
                 continue  # finished: train_run reuses it (or refuses another recipe)
             facts = transfer.prepare_folder(folder, split_dir, k, teachers, cfg.seed, cfg.dev_fraction,
-                                            device=cfg.device, progress=not args.quiet)
+                                            device=cfg.device, progress=not args.quiet, dev_seed=cfg.dev_seed)
             print(f"fold {k}: {facts['kept']:,} transfer documents ({facts['found']:,} keyword clauses, "
                   f"{facts['overlapping']:,} dropped as sharing a clause with dev/test) labelled by "
                   f"{len(teachers)} teacher(s) -> {folder}", file=sys.stderr)

@@ -86,7 +86,7 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
     seed_everything(fold_seed(cfg.seed, fold))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    train_docs, dev_docs, dev_source = dev_split(fold, cfg.seed, cfg.dev_fraction)
+    train_docs, dev_docs, dev_source = dev_split(fold, cfg.dev_share_seed, cfg.dev_fraction)
     dim = from_dict(model_class(model_name).config_class, model_config).embed_dim  # unknown keys: ConfigError
 
     def fresh_model(docs: Sequence[Document], extra: Sequence[Document] = ()):
