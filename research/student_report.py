@@ -22,6 +22,11 @@ It writes
   the committed runs ``--member`` (test pair F1 of the same seed and fold, equal to 1e-12): the teacher ensemble
   of the committed JSON is then the ensemble the student learned from.
 
+With ``--what`` given more than once (e.g. ``--what clean-0 --what clean-2500``), each fold's student is the
+candidate with the highest **dev** pair F1 (the first listed on a tie): a setting chosen per fold on dev, honest
+only when every teacher left the student's dev share out (``ecpe train --dev-seed``). The report records the
+choice of each fold.
+
 Only test scores of the student's dev-selected epoch are read; nothing is chosen on test.
 """
 from __future__ import annotations
@@ -57,7 +62,9 @@ def describe(d: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", nargs="+", required=True, help="one preset folder per fold")
-    ap.add_argument("--what", default="student", help="the sub-folder of each run to report (student, curve-N)")
+    ap.add_argument("--what", action="append",
+                    help="the sub-folder of each run to report (student, curve-N; default student); more than once: "
+                         "per fold, the one of highest dev pair F1")
     ap.add_argument("--name", required=True, help="the result's name (the files' stem, before _SPLIT)")
     ap.add_argument("--single", required=True, help="--preset best's results (all folds, seed 1)")
     ap.add_argument("--teacher", required=True, help="the teacher ensemble's JSON")
@@ -70,13 +77,20 @@ def main(argv=None) -> int:
     ap.add_argument("--note", action="append", default=[])
     args = ap.parse_args(argv)
 
-    folds_found = []
+    whats = args.what or ["student"]
+    folds_found, chosen = [], {}
     for run in args.runs:
-        path = Path(run) / args.what / "results.json"
-        if not path.exists():
-            print(f"{path}: not there (fold not finished), left out", file=sys.stderr)
+        paths = [Path(run) / w / "results.json" for w in whats]
+        missing = [p for p in paths if not p.exists()]
+        if missing:
+            print(f"{missing[0]}: not there (fold not finished), left out", file=sys.stderr)
             continue
-        folds_found.append((Path(run), read(path)))
+        candidates = [read(p) for p in paths]
+        dev = [c["per_fold"][0]["dev"]["pair"]["f1"] for c in candidates] if len(whats) > 1 else [0.0]
+        best = dev.index(max(dev))
+        folds_found.append((Path(run), candidates[best]))
+        if len(whats) > 1:
+            chosen[candidates[best]["per_fold"][0]["fold"]] = {"what": whats[best], "dev_pair_f1": dict(zip(whats, dev))}
     if not folds_found:
         print("no finished fold", file=sys.stderr)
         return 2
@@ -88,7 +102,8 @@ def main(argv=None) -> int:
     joined = {"model": first["model"], "protocol": first["protocol"], "split": split,
               "folds": [f["fold"] for f in joined_folds], "seed": first["seed"], "config": first["config"],
               "mean": mean, "std": std, "per_fold": joined_folds,
-              "joined_from": [str(run / args.what) for run, _ in folds_found]}
+              "joined_from": [str(run / whats[0]) if not chosen else str(run / chosen[r["per_fold"][0]["fold"]]["what"])
+                              for run, r in folds_found]}
 
     single, teacher = per_fold(args.single), per_fold(args.teacher)
     student = summarize_run(joined, args.name)["per_fold"]
@@ -107,7 +122,8 @@ def main(argv=None) -> int:
     dev = [f["dev"]["pair"]["f1"] for f in joined_folds if f.get("dev")]
     report = {
         "name": args.name, "split": split, "protocol": joined["protocol"], "folds": joined["folds"],
-        "complete": False, "command": args.command, "what": args.what,
+        "complete": False, "command": args.command, "what": whats[0] if len(whats) == 1 else whats,
+        **({"chosen_on_dev": chosen} if chosen else {}),
         "student": {"mean": mean, "std": std, "per_fold": {k: v for k, v in student.items()},
                     "best_epochs": {f["fold"]: f.get("best_epoch") for f in joined_folds},
                     "dev_pair_f1_mean": statistics.fmean(dev) if dev else None,
@@ -128,7 +144,8 @@ def main(argv=None) -> int:
     all_folds = sorted(single)
     report["complete"] = sorted(student) == all_folds
     out_dir = Path(args.results)
-    (out_dir / "student").mkdir(parents=True, exist_ok=True)
+    for sub in ("student", "accuracy"):
+        (out_dir / sub).mkdir(parents=True, exist_ok=True)
     (out_dir / "student" / f"{args.name}_{split}.json").write_text(json.dumps(report, indent=1) + "\n")
     if report["complete"]:
         (out_dir / "accuracy" / f"{args.name}_{split}.json").write_text(json.dumps(joined, indent=1) + "\n")
@@ -142,6 +159,9 @@ def main(argv=None) -> int:
         print(f"  vs {what} ({ref['pair']:.4f} on these folds): " + describe(d))
     for name, d in report["vs_other"].items():
         print(f"  vs {name}: " + describe(d))
+    if chosen:
+        picks = [c["what"] for c in chosen.values()]
+        print("  chosen on dev: " + ", ".join(f"{w} in {picks.count(w)} folds" for w in whats))
     r = report["teachers_reproduced"]
     print(f"  teachers equal to the committed runs: {r['same']} of {r['checked']} (fold, seed)")
     return 0
