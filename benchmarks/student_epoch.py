@@ -40,7 +40,7 @@ def main() -> None:
     torch.set_flush_denormal(True)
     fold = load_fold(os.path.join(a.data, a.split), a.fold)
     cfg = TrainConfig(epochs=1, patience=1, transfer=a.transfer, transfer_docs=a.docs)
-    train_docs, dev_docs, _ = dev_split(fold, cfg.seed, cfg.dev_fraction)
+    train_docs, dev_docs, _ = dev_split(fold, cfg.dev_share_seed, cfg.dev_fraction)
     ts = load_transfer(cfg, fold, dev_docs)
     seed_everything(1)
     model = build_model("e2eecpe", build_vocab([*train_docs, *ts.docs], cfg), {})

@@ -78,7 +78,7 @@ def build(data: Path, fold_k: int, seed: int = 1):
     cfg = TrainConfig(embeddings="train", open_vocab=-1, seed=seed)
     torch.set_flush_denormal(True)  # as ecpe train does
     seed_everything(fold_seed(cfg.seed, fold))
-    train_docs, _, _ = dev_split(fold, cfg.seed, cfg.dev_fraction)
+    train_docs, _, _ = dev_split(fold, cfg.dev_share_seed, cfg.dev_fraction)
     model_config = {"pair_scorer": "biaffine+window", "max_distance": 3}
     vectors, info = word_vectors(cfg, train_docs, fold.train, 200)
     vocab = build_vocab(train_docs, cfg, vectors)
