@@ -85,30 +85,29 @@ def main(argv=None) -> int:
         if missing:
             print(f"{missing[0]}: not there (fold not finished), left out", file=sys.stderr)
             continue
-        candidates = [read(p) for p in paths]
-        dev = [c["per_fold"][0]["dev"]["pair"]["f1"] for c in candidates] if len(whats) > 1 else [0.0]
-        best = dev.index(max(dev))
-        folds_found.append((Path(run), candidates[best]))
+        candidates, best = [read(p) for p in paths], 0
         if len(whats) > 1:
+            dev = [c["per_fold"][0]["dev"]["pair"]["f1"] for c in candidates]
+            best = dev.index(max(dev))
             chosen[candidates[best]["per_fold"][0]["fold"]] = {"what": whats[best], "dev_pair_f1": dict(zip(whats, dev))}
+        folds_found.append((Path(run), whats[best], candidates[best]))
     if not folds_found:
         print("no finished fold", file=sys.stderr)
         return 2
-    folds_found.sort(key=lambda x: x[1]["per_fold"][0]["fold"])
-    first = folds_found[0][1]
-    joined_folds = [f for _, r in folds_found for f in r["per_fold"]]
+    folds_found.sort(key=lambda x: x[2]["per_fold"][0]["fold"])
+    first = folds_found[0][2]
+    joined_folds = [f for _, _, r in folds_found for f in r["per_fold"]]
     mean, std = mean_std(joined_folds)
     split = first["split"]
     joined = {"model": first["model"], "protocol": first["protocol"], "split": split,
               "folds": [f["fold"] for f in joined_folds], "seed": first["seed"], "config": first["config"],
               "mean": mean, "std": std, "per_fold": joined_folds,
-              "joined_from": [str(run / whats[0]) if not chosen else str(run / chosen[r["per_fold"][0]["fold"]]["what"])
-                              for run, r in folds_found]}
+              "joined_from": [str(run / what) for run, what, _ in folds_found]}
 
     single, teacher = per_fold(args.single), per_fold(args.teacher)
     student = summarize_run(joined, args.name)["per_fold"]
     reproduction = []
-    for run, _ in folds_found:
+    for run, _, _ in folds_found:
         for s, member in enumerate(args.member, start=1):
             mine = run / "teachers" / f"seed{s}" / "results.json"
             if not mine.exists():

@@ -290,7 +290,8 @@ def train_config_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             and not Path(args.embeddings).exists():
         raise CLIError(f"--embeddings {args.embeddings}: neither a vectors file nor a source ({', '.join(SOURCES)}, "
                        "or several joined by +, e.g. corpus+cnsyn)")
-    return {**kwargs, "seed": args.seed, "dev_seed": getattr(args, "dev_seed", None), "select_on": args.select_on, "embeddings": args.embeddings,
+    return {**kwargs, "seed": args.seed, "dev_seed": args.dev_seed, "select_on": args.select_on,
+            "embeddings": args.embeddings,
             "threads": args.threads, "min_freq": args.min_freq, "device": args.device, "open_vocab": args.open_vocab,
             "teachers": tuple(args.teacher or ()), **({"distill_weight": args.distill_weight}
                                                      if args.distill_weight is not None else {}),

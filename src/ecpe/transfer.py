@@ -298,7 +298,8 @@ def _write_gzip_lines(records: Sequence[dict[str, Any]], path: Path) -> None:
 
 
 def build_fold(split_dir: str | Path, k: int, keywords: str = "train", seed: int = TrainConfig.seed,
-               dev_seed: int | None = None, dev_fraction: float = TrainConfig.dev_fraction, corpora: Sequence[str] = DEFAULT_CORPORA,
+               dev_seed: int | None = None, dev_fraction: float = TrainConfig.dev_fraction,
+               corpora: Sequence[str] = DEFAULT_CORPORA,
                min_keyword_chars: int = MIN_KEYWORD_CHARS, min_shared_chars: int = 1, segmenter: str = "jieba",
                refresh: bool = False, progress: bool = False) -> tuple[Path, dict[str, Any]]:
     """The transfer documents of fold ``k`` (built, or read from the cache): (path of the gzip JSON lines,
