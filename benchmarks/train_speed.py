@@ -4,6 +4,7 @@
         [--batch-sizes 32,128,256] [--epochs 3] [--precision fp32|bf16] [--json OUT.json]
     python benchmarks/train_speed.py --data ... --threads 1 --losses 100 --losses-out L.json   # bit-identity
     python benchmarks/train_speed.py --data ... --threads 1 --profile                           # where time goes
+    python benchmarks/train_speed.py --data ... --transfer RUN/transfer [--transfer-docs 2500]   # a student's epoch
 
 The model is ``--preset best``'s E2EECPE (paper sizes, open vocabulary, ``biaffine+window`` pair scorer with
 ``max_distance`` 3) but with word2vec trained on the fold's training documents (``--embeddings train``), so
@@ -28,7 +29,14 @@ Per batch size, one run measures:
 - ``share_of_ceiling`` = useful FLOPs / epoch_s / ceiling (and the same with executed FLOPs).
 
 ``--precision bf16`` trains under ``torch.autocast("cpu", torch.bfloat16)`` (``TrainConfig.precision``): speed
-only; the ceiling stays the float32 rate.
+only; the ceiling stays the float32 rate, and the bfloat16 rate of the same products is measured and reported
+beside it (``bf16_ceiling_gflops``, ``share_of_bf16_ceiling_useful``).
+
+``--transfer DIR`` times a student's epoch instead, as ``ecpe train --transfer DIR`` runs it: the gold
+documents in batches of ``--batch-sizes`` and the first ``--transfer-docs`` documents of the seeded subset of
+DIR's teacher-labelled transfer documents in batches of 128 (``TRANSFER_BATCH_SIZE``), in one shuffled epoch,
+with the vocabulary of both. FLOPs are counted over both parts; the ceiling is the best rate of either
+batch size's shapes.
 """
 from __future__ import annotations
 
@@ -64,28 +72,37 @@ def cpu_name() -> str:
     return platform.processor()
 
 
-def build(data: Path, fold_k: int, seed: int = 1):
-    """(model, training tensors, the training documents) as ``ecpe train`` builds them for the fold."""
+def build(data: Path, fold_k: int, seed: int = 1, transfer: str | None = None, transfer_docs: int | None = None):
+    """(model, training tensors, the tensors of each part (gold, transfer), config) as ``ecpe train`` builds
+    them for the fold; with ``transfer``, a student's (gold + transfer documents, ``MixedTensors``)."""
     import torch
 
     from ecpe.config import TrainConfig
     from ecpe.data.corpus import load_fold
     from ecpe.models import build_model
     from ecpe.training.setup import build_embeddings, build_vocab, dev_split, fold_seed, word_vectors
+    from ecpe.training.student import TRANSFER_BATCH_SIZE, MixedTensors, load_transfer, set_transfer_targets
     from ecpe.training.trainer import seed_everything
 
     fold = load_fold(data / "split10", fold_k)
-    cfg = TrainConfig(embeddings="train", open_vocab=-1, seed=seed)
+    cfg = TrainConfig(embeddings="train", open_vocab=-1, seed=seed,
+                      **({"transfer": transfer, "transfer_docs": transfer_docs} if transfer else {}))
     torch.set_flush_denormal(True)  # as ecpe train does
     seed_everything(fold_seed(cfg.seed, fold))
-    train_docs, _, _ = dev_split(fold, cfg.dev_share_seed, cfg.dev_fraction)
+    train_docs, dev_docs, _ = dev_split(fold, cfg.dev_share_seed, cfg.dev_fraction)
+    extra = load_transfer(cfg, fold, dev_docs) if transfer else None
     model_config = {"pair_scorer": "biaffine+window", "max_distance": 3}
     vectors, info = word_vectors(cfg, train_docs, fold.train, 200)
-    vocab = build_vocab(train_docs, cfg, vectors)
+    vocab = build_vocab([*train_docs, *(extra.docs if extra else ())], cfg, vectors)
     matrix, _ = build_embeddings(vocab, 200, cfg, vectors, info)
     seed_everything(fold_seed(cfg.seed, fold))
     model = build_model("e2eecpe", vocab, model_config, matrix)
-    return model, model.tensorize(train_docs), train_docs, cfg
+    gold = model.tensorize(train_docs)
+    if extra is None:
+        return model, gold, [gold], cfg
+    extra_t = model.tensorize(extra.docs)
+    set_transfer_targets(extra_t, extra.targets)
+    return model, MixedTensors(gold, extra_t, 1.0, TRANSFER_BATCH_SIZE), [gold, extra_t], cfg
 
 
 def fresh_state(model):
@@ -109,13 +126,13 @@ def matmul_shapes(model, batch_size: int, mean_clauses: float, mean_windows: flo
     }
 
 
-def matmul_rate(shapes: dict[str, tuple[int, int, int]], seconds: float = 0.25) -> dict[str, float]:
-    """GFLOP/s of float32 ``torch.mm`` for each (m, k, n), the best of three timed loops."""
+def matmul_rate(shapes: dict[str, tuple[int, int, int]], seconds: float = 0.25, dtype=None) -> dict[str, float]:
+    """GFLOP/s of ``torch.mm`` (float32 unless ``dtype``) for each (m, k, n), the best of three timed loops."""
     import torch
 
     out = {}
     for name, (m, k, n) in shapes.items():
-        a, b = torch.randn(m, k), torch.randn(k, n)
+        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
         for _ in range(3):
             torch.mm(a, b)
         reps = max(1, int(seconds / max(_time_mm(a, b, 3) / 3, 1e-7)))
@@ -257,6 +274,10 @@ def main(argv=None) -> int:
     p.add_argument("--losses-out", help="where --losses writes them (JSON)")
     p.add_argument("--profile", action="store_true", help="profile one epoch instead (first batch size)")
     p.add_argument("--top", type=int, default=25, help="operators listed by --profile (default 25)")
+    p.add_argument("--transfer", help="time a student's epoch: gold + the transfer documents of this folder "
+                                      "(ecpe transfer build --out, or a --transfer auto run's OUT/transfer)")
+    p.add_argument("--transfer-docs", type=int, default=2500,
+                   help="transfer documents in the student's epoch (default 2500, as --preset student)")
     p.add_argument("--json", help="write the figures as JSON here too")
     p.add_argument("--label", help="what code this is, recorded in the JSON (e.g. the commit of a worktree on "
                                    "PYTHONPATH; default: this checkout's commit)")
@@ -269,13 +290,15 @@ def main(argv=None) -> int:
     if not (data / "split10").is_dir():
         print(f"train_speed.py: --data {data} has no split10/ folder", file=sys.stderr)
         return 2
-    model, train, docs, cfg = build(data, args.fold)
+    model, train, parts, cfg = build(data, args.fold, transfer=args.transfer, transfer_docs=args.transfer_docs)
     autocast = args.precision == "bf16"
     result: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": args.label or git_commit(),
                     "ecpe": str(Path(__import__("ecpe").__file__).parent),
                     "cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
                     "threads": args.threads, "precision": args.precision, "fold": args.fold,
-                    "train_documents": len(train),
+                    "train_documents": len(parts[0]),
+                    **({"transfer": args.transfer, "transfer_documents": len(parts[1]),
+                        "transfer_batch_size": train.transfer_batch_size} if args.transfer else {}),
                     "model": "E2EECPE, --preset best's settings with --embeddings train (word2vec on the fold's "
                              "training documents)",
                     "load_before": os.getloadavg()[0]}
@@ -295,24 +318,31 @@ def main(argv=None) -> int:
         return 0
 
     state = fresh_state(model)
-    n_clauses = sum(len(d) for d in docs) / len(docs)
-    lens = train.clause_lens.clamp(min=1).float()
+    doc_lens = [int(n) for t in parts for n in t.doc_lens]
+    n_clauses = sum(doc_lens) / len(doc_lens)
+    lens = torch.cat([t.clause_lens for t in parts]).clamp(min=1).float()
     mean_windows = float(sum((lens - k + 1).clamp(min=1).sum() for k in model.config.kernel_sizes) / 4 / len(lens))
     # documents of the same number of clauses batched together: no padding anywhere (the CNN reads each
     # clause's own words whatever the batch), so this is the count of each document alone
-    by_len: dict[int, list[int]] = {}
-    for i, d in enumerate(docs):
-        by_len.setdefault(len(d), []).append(i)
-    useful = count_flops(model, (train.batch(ix[s:s + 64]) for ix in by_len.values() for s in range(0, len(ix), 64)))
+    useful = 0
+    for t in parts:
+        by_len: dict[int, list[int]] = {}
+        for i, n in enumerate(t.doc_lens.tolist()):
+            by_len.setdefault(n, []).append(i)
+        useful += count_flops(model, (t.batch(ix[s:s + 64]) for ix in by_len.values() for s in range(0, len(ix), 64)))
     result["flops_epoch_useful"] = useful
     result["runs"] = []
     for bs in (int(b) for b in args.batch_sizes.split(",")):
         model.load_state_dict(state)
         executed = count_flops(model, train.batches(bs, shuffle=True, seed=1))
         shapes = matmul_shapes(model, bs, n_clauses, mean_windows * n_clauses)
+        if args.transfer:
+            shapes.update({f"transfer_{k}": v for k, v in matmul_shapes(model, train.transfer_batch_size, n_clauses,
+                                                                           mean_windows * n_clauses).items()})
         before = matmul_rate(shapes)
         seconds = time_epochs(model, train, cfg, bs, args.epochs, autocast)
         after = matmul_rate(shapes)
+        low = matmul_rate(shapes, dtype=torch.bfloat16) if autocast else None
         rates = {k: statistics.median([before[k], after[k]]) for k in shapes}
         ceiling = max(rates.values())
         epoch_s = statistics.median(seconds[1:])
@@ -324,13 +354,18 @@ def main(argv=None) -> int:
                "share_of_ceiling_useful": useful / epoch_s / 1e9 / ceiling,
                "share_of_ceiling_executed": executed / epoch_s / 1e9 / ceiling,
                "ceiling_epoch_s": useful / ceiling / 1e9}
+        if low:
+            run.update(matmul_gflops_bf16=low, bf16_ceiling_gflops=max(low.values()),
+                       share_of_bf16_ceiling_useful=useful / epoch_s / 1e9 / max(low.values()))
         result["runs"].append(run)
         print(f"threads {args.threads} batch {bs} {args.precision}: epoch {epoch_s:.2f} s "
               f"(epochs {', '.join(f'{s:.2f}' for s in seconds)}), ceiling {ceiling:.0f} GFLOP/s "
               f"({run['ceiling_shape']}; before {before[run['ceiling_shape']]:.0f}, after "
               f"{after[run['ceiling_shape']]:.0f}), useful {useful / 1e9:.1f} GFLOP -> {run['ceiling_epoch_s']:.2f} s "
               f"at the ceiling, share {run['share_of_ceiling_useful']:.1%} (executed {executed / 1e9:.1f} GFLOP, "
-              f"{run['share_of_ceiling_executed']:.1%})", flush=True)
+              f"{run['share_of_ceiling_executed']:.1%})"
+              + (f"; bf16 product rate {run['bf16_ceiling_gflops']:.0f} GFLOP/s, share of it "
+                 f"{run['share_of_bf16_ceiling_useful']:.1%}" if low else ""), flush=True)
     result["load_after"] = os.getloadavg()[0]
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -169,6 +169,44 @@ def test_clause_cnn_gradients_match_reference(embedded_clauses):
         torch.testing.assert_close(got, want)
 
 
+def test_clause_cnn_under_bf16_autocast_matches_the_reference_and_pads_nothing_into_the_gradients(embedded_clauses):
+    """bf16 training's path: words cast once, window rows padded to ROW_BLOCK (padding windows start on the
+    first word, whose gradient must not receive them), gradients of all widths added in one buffer."""
+    emb, ids, lengths = embedded_clauses
+    torch.manual_seed(5)
+    cnn = ClauseCNN(16, (2, 3, 4, 5), filters=4)
+    x = emb(ids).detach()
+    probe = torch.randn(5, 16)
+    results = []
+    for lowp in (True, False):
+        xi = x.clone().requires_grad_()
+        cnn.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=lowp):
+            out = cnn(xi, torch.tensor(lengths))
+        (out.float() * probe).sum().backward()
+        results.append([out.float(), xi.grad] + [p.grad.clone() for p in cnn.parameters()])
+    assert results[0][0].shape == (5, 16)
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, rtol=0.05, atol=0.05)
+    assert not results[0][1][ids == 0].any()  # padding positions get no gradient, padded windows included
+
+
+def test_gather_rows_adds_every_gradient_into_one_buffer():
+    from ecpe.modules.cnn import _GatherRows
+
+    x = torch.randn(6, 3, requires_grad=True)
+    idx = [torch.tensor([0, 1, 1, 5]), torch.tensor([2, 0]), torch.tensor([4])]
+    w = [torch.randn(len(i), 3) for i in idx]
+    sum((r * wi).sum() for r, wi in zip(_GatherRows.apply(x, *idx), w)).backward()
+    want = torch.zeros(6, 3)
+    for i, wi in zip(idx, w):
+        want.index_add_(0, i, wi)
+    torch.testing.assert_close(x.grad, want)
+    x.grad = None
+    _GatherRows.apply(x, *idx)[1].sum().backward()  # only one of the results used
+    torch.testing.assert_close(x.grad, torch.zeros(6, 3).index_add_(0, idx[1], torch.ones(2, 3)))
+
+
 @pytest.mark.parametrize("extra", [1, 3, 20])
 def test_clause_cnn_ignores_extra_padding(embedded_clauses, extra):
     emb, ids, lengths = embedded_clauses

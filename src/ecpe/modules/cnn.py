@@ -9,7 +9,10 @@ from torch import nn
 from ..data.layout import flat_layout
 from .compat import segment_max
 
-__all__ = ["ClauseCNN", "flat_layout", "pooled_windows"]
+__all__ = ["ClauseCNN", "flat_layout", "pooled_windows", "ROW_BLOCK"]
+
+#: Under autocast (bf16 training) the CNN's window products get a row count padded to a multiple of this.
+ROW_BLOCK = 1024
 
 
 def pooled_windows(k: int, starts: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -23,6 +26,27 @@ def pooled_windows(k: int, starts: torch.Tensor, lengths: torch.Tensor) -> tuple
     total = int(first[-1] + valid[-1]) if len(valid) else 0
     return valid, (torch.repeat_interleave(starts - first, valid, output_size=total)
                    + torch.arange(total, device=starts.device))
+
+
+class _GatherRows(torch.autograd.Function):
+    """``[x.index_select(0, idx) for idx in indices]`` whose backward adds every result's gradient into one
+    buffer (one zero-fill, no sums of whole-``x`` gradients): for the CNN's window rows of every width."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, *indices: torch.Tensor):
+        ctx.save_for_backward(*indices)
+        ctx.rows = len(x)
+        return tuple(x.index_select(0, idx) for idx in indices)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor):
+        indices = ctx.saved_tensors
+        first = next(g for g in grads if g is not None)
+        out = first.new_zeros(ctx.rows, first.shape[1])
+        for idx, g in zip(indices, grads):
+            if g is not None:
+                out.index_add_(0, idx, g)
+        return (out, *(None for _ in indices))
 
 
 class ClauseCNN(nn.Module):
@@ -81,20 +105,29 @@ class ClauseCNN(nn.Module):
         Returns:
             [N, filters * len(kernel_sizes)]
         """
-        if torch.is_autocast_enabled(x.device.type):
-            # float32 under autocast (bf16 training): the number of windows changes with every batch, and
-            # oneDNN builds a new bfloat16 kernel for every new shape (slower than the float32 products here)
-            with torch.autocast(x.device.type, enabled=False):
-                return self.forward_flat(x.float(), starts, lengths)
-        outs = []
-        for k, conv in zip(self.kernel_sizes, self.convs):
+        lowp = torch.is_autocast_enabled(x.device.type)
+        block = ROW_BLOCK if lowp else 1
+        windows, rows_of = [], []
+        for k in self.kernel_sizes:
             valid, window_start = pooled_windows(k, starts, lengths)
             total = len(window_start)
-            taps = torch.arange(k, device=starts.device)
-            rows = x.index_select(0, (window_start[:, None] + taps).reshape(-1)).view(total, -1)
+            if total % block:  # padding windows (starting on position 0) are dropped after the product
+                window_start = torch.cat([window_start, window_start.new_zeros(block - total % block)])
+            windows.append((valid, total))
+            rows_of.append((window_start[:, None] + torch.arange(k, device=starts.device)).reshape(-1))
+        if lowp:
+            # low precision (bf16 training): the words are cast once and the window rows gathered already
+            # cast, their number padded to a multiple of ROW_BLOCK (oneDNN builds a kernel for every new
+            # shape of a low-precision product, and the number of windows changes with every batch)
+            gathered = _GatherRows.apply(x.to(torch.get_autocast_dtype(x.device.type)), *rows_of)
+        else:
+            gathered = [x.index_select(0, idx) for idx in rows_of]
+        outs = []
+        for conv, (valid, total), rows in zip(self.convs, windows, gathered):
+            rows = rows.view(-1, rows.shape[1] * conv.weight.shape[2])  # a window's k word vectors, in one row
             # conv weight [filters, in_dim, k] -> [filters, k * in_dim], matching the rows' word-major order
             weight = conv.weight.permute(0, 2, 1).reshape(conv.weight.shape[0], -1)
-            c = torch.addmm(conv.bias, rows, weight.t())              # eq. 1 (before the ReLU): [windows, filters]
+            c = torch.addmm(conv.bias, rows, weight.t())[:total]      # eq. 1 (before the ReLU): [windows, filters]
             pooled = segment_max(c, valid)  # eq. 2: [N, filters]
             outs.append(torch.relu(pooled))                           # relu(max) == max(relu)
         return torch.cat(outs, dim=1)                                 # eq. 3
