@@ -34,9 +34,9 @@ beside it (``bf16_ceiling_gflops``, ``share_of_bf16_ceiling_useful``).
 
 ``--transfer DIR`` times a student's epoch instead, as ``ecpe train --transfer DIR`` runs it: the gold
 documents in batches of ``--batch-sizes`` and the first ``--transfer-docs`` documents of the seeded subset of
-DIR's teacher-labelled transfer documents in batches of 128 (``TRANSFER_BATCH_SIZE``), in one shuffled epoch,
-with the vocabulary of both. FLOPs are counted over both parts; the ceiling is the best rate of either
-batch size's shapes.
+DIR's teacher-labelled transfer documents (``-1``: all) in batches of 128 (``TRANSFER_BATCH_SIZE``), in one
+shuffled epoch, with the vocabulary of both. FLOPs are counted over both parts; the ceiling is the best rate
+of either batch size's shapes.
 """
 from __future__ import annotations
 
@@ -277,7 +277,7 @@ def main(argv=None) -> int:
     p.add_argument("--transfer", help="time a student's epoch: gold + the transfer documents of this folder "
                                       "(ecpe transfer build --out, or a --transfer auto run's OUT/transfer)")
     p.add_argument("--transfer-docs", type=int, default=2500,
-                   help="transfer documents in the student's epoch (default 2500, as --preset student)")
+                   help="transfer documents in the student's epoch (default 2500; -1: all, as --preset student)")
     p.add_argument("--json", help="write the figures as JSON here too")
     p.add_argument("--label", help="what code this is, recorded in the JSON (e.g. the commit of a worktree on "
                                    "PYTHONPATH; default: this checkout's commit)")
@@ -290,7 +290,8 @@ def main(argv=None) -> int:
     if not (data / "split10").is_dir():
         print(f"train_speed.py: --data {data} has no split10/ folder", file=sys.stderr)
         return 2
-    model, train, parts, cfg = build(data, args.fold, transfer=args.transfer, transfer_docs=args.transfer_docs)
+    model, train, parts, cfg = build(data, args.fold, transfer=args.transfer,
+                                     transfer_docs=None if args.transfer_docs < 0 else args.transfer_docs)
     autocast = args.precision == "bf16"
     result: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": args.label or git_commit(),
                     "ecpe": str(Path(__import__("ecpe").__file__).parent),

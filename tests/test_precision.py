@@ -186,3 +186,22 @@ def test_train_precision_flag_reaches_the_config_and_is_recorded(tmp_path):
     fold = json.loads((tmp_path / "bf16" / "fold1" / "result.json").read_text())
     assert fold["recipe"]["train"]["precision"] == "bf16"
     assert main(["train", "--data", str(data), "--folds", "1", "--out", str(tmp_path / "bf16"), *tiny]) == 2  # fp32
+
+
+@pytest.mark.parametrize("settings", [{}, {"clause_context": "bilstm+attention"}, {"clause_encoder": "lstm"}])
+def test_under_bf16_autocast_the_heads_log_softmax_in_float32(model_and_docs, settings):
+    """bf16 training keeps log-probabilities (and attention weights) in float32: a log_softmax of bfloat16
+    logits stays bfloat16 under CPU autocast, and its rounding against soft targets made students diverge."""
+    _, docs = model_and_docs
+    torch.manual_seed(0)
+    vocab = Vocab.build(c for d in docs for c in d.clauses)
+    model = build_model("e2eecpe", vocab, dict(TINY, **settings)).train()
+    batch = next(model.tensorize(docs).batches(8))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = model(batch)
+    assert scores["pair_logits"].dtype == torch.bfloat16        # the products did run in bfloat16
+    for name in ("emotion", "cause"):
+        assert scores[name].dtype == torch.float32
+        torch.testing.assert_close(scores[name].exp().sum(-1), torch.ones(scores[name].shape[:-1]))
+    model.loss({k: v.float() for k, v in scores.items()}, batch).backward()
+    assert all(p.grad is None or torch.isfinite(p.grad.to_dense()).all() for p in model.parameters())

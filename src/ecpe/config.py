@@ -159,7 +159,7 @@ class TrainConfig:
     pseudo_threshold: float | None = None   # hard pseudo-labels: teacher probabilities >= this become 1, else 0
     threads: int = 0              # torch threads; 0 = all cores
     device: str = "cpu"           # "cpu", "cuda", "cuda:N" or "auto" (a GPU when there is one)
-    precision: str = "fp32"       # training forward passes: "fp32", or "bf16" (autocast; other numerics, opt-in)
+    precision: str = "fp32"       # training forward passes: "fp32", or "bf16" (autocast; other numerics, same accuracy)
 
     @property
     def dev_share_seed(self) -> int:

@@ -214,7 +214,7 @@ class Tower(nn.Module):
         if aux is not None:
             grid = torch.cat([grid, aux], dim=-1)                                    # [B, D, 2h + extra]
         r = self.clauses(grid, batch.doc_lens)                                       # [B, D, 2h]
-        return F.log_softmax(self.out(r), dim=-1)
+        return F.log_softmax(self.out(r).float(), dim=-1)  # float32 under autocast too (see e2eecpe.model.head)
 
 
 class ClauseExtractor(_Embedded):
@@ -311,7 +311,7 @@ class PairFilter(_Embedded):
         s = self.words(self.embed_clauses(batch.words, batch.clause_lens))              # [U, 2h]
         v = self.position[(batch.offset + self.max_offset).clamp(0, 2 * self.max_offset)]  # [K, pos_dim]
         x = torch.cat([s[batch.emotion], s[batch.cause], v], dim=-1)                  # [K, 4h + pos_dim]
-        return F.log_softmax(self.out(x), dim=-1)
+        return F.log_softmax(self.out(x).float(), dim=-1)  # float32 under autocast too
 
     def loss(self, scores: torch.Tensor, batch: PairBatch) -> torch.Tensor:
         """-mean over the K x 2 entries of y * log y-hat, i.e. half the mean cross-entropy (the reference's)."""

@@ -47,6 +47,6 @@ class ClauseAttention(nn.Module):
         scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
         # a document's real clauses always include the query's own, so no row of a real clause is all -inf;
         # padding rows (all -inf when the document is empty of keys) are zeroed below
-        attn = torch.softmax(scores, -1).nan_to_num(0.0)
+        attn = torch.softmax(scores.float(), -1).nan_to_num(0.0)  # float32 under autocast too
         context = (attn @ v).transpose(1, 2).reshape(B, D, -1)                                  # [B, D, H * d]
         return (h + self.out(context)) * mask[..., None].to(h.dtype)

@@ -197,13 +197,13 @@ class AttentionPool(nn.Module):
         Returns:
             [n, dim] (0 for a sequence without positions).
         """
-        a = self.score(torch.tanh(self.proj(h))).squeeze(-1)                                   # [T]
+        a = self.score(torch.tanh(self.proj(h))).squeeze(-1).float()  # [T]; float32 under autocast too
         # shifting by each sequence's largest score changes nothing but keeps exp() finite
         top = a.new_full((n,), float("-inf")).scatter_reduce(0, segment, a.detach(), "amax")   # [n]
         e = torch.exp(a - top[segment])
         total = e.new_zeros(n).index_add(0, segment, e) + 1e-9                                # [n]
         alpha = e / total[segment]                                                             # [T]
-        return h.new_zeros(n, h.shape[1]).index_add(0, segment, alpha[:, None] * h)
+        return h.new_zeros(n, h.shape[1]).index_add(0, segment, alpha.to(h.dtype)[:, None] * h)
 
 
 class AttentionClauseEncoder(nn.Module):

@@ -170,7 +170,7 @@ class Trainer:
     With ``config.precision == "bf16"`` each training forward pass runs under ``torch.autocast`` to bfloat16
     (matrix products, convolutions and the LSTM in bfloat16; the weights, the loss, the gradients' updates
     and the scoring of the selection set stay float32). It is faster on CPUs with AVX-512 BF16 / AMX and
-    on GPUs, and changes the numerics: opt-in, with accuracy not yet measured on all folds (docs/speed.md).
+    on GPUs, and changes the numerics but not the accuracy (split10, 10 folds: docs/accuracy.md); opt-in.
 
     Args:
         config: optimisation settings (epochs, patience, batch size, lr, l2, seed, ema).

@@ -31,8 +31,11 @@ __all__ = ["E2EECPE", "pair_loss", "rank_loss", "PAIR_LOSSES", "CLAUSE_ENCODERS"
 
 
 def head(hidden: nn.Linear, out: nn.Linear, h: torch.Tensor) -> torch.Tensor:
-    """An auxiliary classifier's log-probabilities [..., 2]: log_softmax(out(relu(hidden(h)))) (eqs. 11-14)."""
-    return F.log_softmax(out(torch.relu(hidden(h))), -1)
+    """An auxiliary classifier's log-probabilities [..., 2]: log_softmax(out(relu(hidden(h)))) (eqs. 11-14).
+
+    Always in float32: under bfloat16 autocast (bf16 training) a log_softmax of bfloat16 logits stays bfloat16,
+    and its rounding, against a teacher's soft targets, made students diverge (docs/accuracy.md)."""
+    return F.log_softmax(out(torch.relu(hidden(h))).float(), -1)
 
 
 class E2EECPE(ECPEModel):
