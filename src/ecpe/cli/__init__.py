@@ -188,10 +188,9 @@ def build_parser(preset: str | None = None, lang: str = CHINESE) -> argparse.Arg
     t.add_argument("--precision", choices=["fp32", "bf16"],
                    help="training forward passes: fp32 (default) or bf16 (their matrix products under bfloat16 "
                         "autocast; the loss, weights, optimizer and dev scoring stay float32). bf16 changes the "
-                        "numerics, not the accuracy (--preset best over split10's 10 folds: 0.6111 against 0.6109, "
-                        "p = 0.96), and trains about 1.5x faster on a CPU with AMX or AVX-512 BF16; elsewhere it can "
-                        "be slower (docs/accuracy.md, docs/speed.md). Prediction has its own --precision "
-                        "(ecpe predict / evaluate)")
+                        "numerics but not the accuracy measured over split10 (docs/accuracy.md), and trains faster "
+                        "on a CPU with AMX or AVX-512 BF16; elsewhere it can be slower (docs/speed.md). Prediction "
+                        "has its own --precision (ecpe predict / evaluate)")
     t.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (default 1)")
     t.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local (default: this machine, --jobs processes) or ray: every fold (of every --seeds run) is "
