@@ -20,8 +20,8 @@ import torch
 from ecpe.config import TrainConfig
 from ecpe.data.corpus import load_fold
 from ecpe.models import build_model
-from ecpe.training import MixedTensors, Trainer, build_vocab, dev_split, load_transfer, seed_everything
-from ecpe.training.student import set_transfer_targets
+from ecpe.training import Trainer, build_vocab, dev_split, load_transfer, seed_everything
+from ecpe.training.student import mix_transfer
 
 
 def main() -> None:
@@ -39,14 +39,15 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     torch.set_flush_denormal(True)
     fold = load_fold(os.path.join(a.data, a.split), a.fold)
-    cfg = TrainConfig(epochs=1, patience=1, transfer=a.transfer, transfer_docs=a.docs)
+    cfg = TrainConfig(epochs=1, patience=1, transfer=a.transfer, transfer_docs=a.docs,
+                      transfer_batch_size=a.transfer_batch_size)
     train_docs, dev_docs, _ = dev_split(fold, cfg.dev_share_seed, cfg.dev_fraction)
     ts = load_transfer(cfg, fold, dev_docs)
     seed_everything(1)
     model = build_model("e2eecpe", build_vocab([*train_docs, *ts.docs], cfg), {})
-    gold, tr = model.tensorize(train_docs), model.tensorize(ts.docs)
-    set_transfer_targets(tr, ts.targets)
-    mixed = MixedTensors(gold, tr, 1.0, a.transfer_batch_size)
+    gold = model.tensorize(train_docs)
+    mixed = mix_transfer(model, gold, ts, cfg)
+    tr = mixed.transfer
     clauses = {"gold": int(gold.doc_lens.sum()), "mixed": int(gold.doc_lens.sum() + tr.doc_lens.sum())}
     docs = {"gold": len(gold), "mixed": len(gold) + len(tr)}
     rows = []

@@ -81,7 +81,7 @@ def build(data: Path, fold_k: int, seed: int = 1, transfer: str | None = None, t
     from ecpe.data.corpus import load_fold
     from ecpe.models import build_model
     from ecpe.training.setup import build_embeddings, build_vocab, dev_split, fold_seed, word_vectors
-    from ecpe.training.student import TRANSFER_BATCH_SIZE, MixedTensors, load_transfer, set_transfer_targets
+    from ecpe.training.student import load_transfer, mix_transfer
     from ecpe.training.trainer import seed_everything
 
     fold = load_fold(data / "split10", fold_k)
@@ -100,9 +100,8 @@ def build(data: Path, fold_k: int, seed: int = 1, transfer: str | None = None, t
     gold = model.tensorize(train_docs)
     if extra is None:
         return model, gold, [gold], cfg
-    extra_t = model.tensorize(extra.docs)
-    set_transfer_targets(extra_t, extra.targets)
-    return model, MixedTensors(gold, extra_t, 1.0, TRANSFER_BATCH_SIZE), [gold, extra_t], cfg
+    mixed = mix_transfer(model, gold, extra, cfg)
+    return model, mixed, [gold, mixed.transfer], cfg
 
 
 def fresh_state(model):

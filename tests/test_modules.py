@@ -152,6 +152,15 @@ def test_clause_cnn_matches_per_clause_reference(embedded_clauses):
         torch.testing.assert_close(out, reference_cnn(cnn, emb(ids), lengths))
 
 
+def output_and_grads(cnn: ClauseCNN, x: torch.Tensor, probe: torch.Tensor, forward) -> list[torch.Tensor]:
+    """[output (float32), gradient of x, gradients of cnn's parameters] of ``(forward(x) * probe).sum()``."""
+    xi = x.clone().requires_grad_()
+    cnn.zero_grad()
+    out = forward(xi).float()
+    (out * probe).sum().backward()
+    return [out, xi.grad] + [p.grad.clone() for p in cnn.parameters()]
+
+
 def test_clause_cnn_gradients_match_reference(embedded_clauses):
     """The gathered-window encoder has the reference's gradients, for the word vectors and the filters."""
     emb, ids, lengths = embedded_clauses
@@ -159,12 +168,8 @@ def test_clause_cnn_gradients_match_reference(embedded_clauses):
     cnn = ClauseCNN(16, (2, 3, 4, 5), filters=4)
     x = emb(ids).detach()
     probe = torch.randn(5, 16)
-    grads = []
-    for f in (lambda x: cnn(x, torch.tensor(lengths)), lambda x: reference_cnn(cnn, x, lengths)):
-        xi = x.clone().requires_grad_()
-        cnn.zero_grad()
-        (f(xi) * probe).sum().backward()
-        grads.append([xi.grad] + [p.grad.clone() for p in cnn.parameters()])
+    grads = [output_and_grads(cnn, x, probe, f)[1:]
+             for f in (lambda x: cnn(x, torch.tensor(lengths)), lambda x: reference_cnn(cnn, x, lengths))]
     for got, want in zip(*grads):
         torch.testing.assert_close(got, want)
 
@@ -177,14 +182,14 @@ def test_clause_cnn_under_bf16_autocast_matches_the_reference_and_pads_nothing_i
     cnn = ClauseCNN(16, (2, 3, 4, 5), filters=4)
     x = emb(ids).detach()
     probe = torch.randn(5, 16)
-    results = []
-    for lowp in (True, False):
-        xi = x.clone().requires_grad_()
-        cnn.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=lowp):
-            out = cnn(xi, torch.tensor(lengths))
-        (out.float() * probe).sum().backward()
-        results.append([out.float(), xi.grad] + [p.grad.clone() for p in cnn.parameters()])
+
+    def encode(lowp: bool):
+        def forward(xi):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=lowp):
+                return cnn(xi, torch.tensor(lengths))
+        return forward
+
+    results = [output_and_grads(cnn, x, probe, encode(lowp)) for lowp in (True, False)]
     assert results[0][0].shape == (5, 16)
     for got, want in zip(*results):
         torch.testing.assert_close(got, want, rtol=0.05, atol=0.05)

@@ -36,7 +36,7 @@ from .distill import set_teacher_targets
 from .recipe import DEFAULT_PREPROCESS, RecipeMismatch, check_run, fold_recipe
 from .schedules import SCHEDULES
 from .setup import build_embeddings, build_vocab, dev_split, fold_seed, lexicon_features, word_vectors
-from .student import TRANSFER_BATCH_SIZE, MixedTensors, load_transfer, set_transfer_targets, transfer_active
+from .student import load_transfer, mix_transfer, transfer_active
 from .trainer import NO_TEST, Trainer, protocol_label, seed_everything
 
 log = logging.getLogger(__name__)
@@ -114,11 +114,8 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
     if cfg.teachers and cfg.pseudo_threshold is None:  # self-training: the teacher labels transfer documents only
         distill_info = set_teacher_targets(train_t, cfg, fold.index, device)
     if transfer is not None:
-        transfer_t = model.tensorize(transfer.docs)
-        set_transfer_targets(transfer_t, transfer.targets)
-        weight = 1.0 if cfg.transfer_weight is None else cfg.transfer_weight
-        train_t = MixedTensors(train_t, transfer_t, weight, cfg.transfer_batch_size or TRANSFER_BATCH_SIZE)
-        transfer.info.update(weight=weight, batch_size=train_t.transfer_batch_size)
+        train_t = mix_transfer(model, train_t, transfer, cfg)
+        transfer.info.update(weight=train_t.weight, batch_size=train_t.transfer_batch_size)
     select_t = dev_t if cfg.select_on == "dev" else test_t
     trainer = Trainer(cfg, select_key=model.select_key, progress=progress, desc=f"fold {fold.index}",
                       monitor=test_t if cfg.select_on == "dev" else None)

@@ -34,7 +34,7 @@ from ..data.corpus import Document, Fold
 from ..data.unlabelled import per_document, read_records, read_targets
 
 __all__ = ["TRANSFER_BATCH_SIZE", "TransferSet", "transfer_files", "load_transfer", "pseudo_labels", "MixedTensors",
-           "transfer_active"]
+           "mix_transfer", "transfer_active"]
 
 TRANSFER_BATCH_SIZE = 128  # documents per transfer batch: 4x the gold batches, fewer steps over 10x the documents
 
@@ -130,6 +130,16 @@ def set_transfer_targets(tensors: DocTensors, targets: Sequence[tuple[np.ndarray
                              torch.from_numpy(np.concatenate([e for _, e, _ in targets]) if targets else np.zeros(0)),
                              torch.from_numpy(np.concatenate([c for _, _, c in targets]) if targets else np.zeros(0)),
                              1.0)
+
+
+def mix_transfer(model, gold: DocTensors, transfer: TransferSet, cfg: TrainConfig) -> MixedTensors:
+    """``gold`` and ``transfer``'s documents, tensorized by ``model`` with the teachers' targets, in the epochs
+    ``ecpe train --transfer`` runs: weight ``cfg.transfer_weight`` (default 1) and batches of
+    ``cfg.transfer_batch_size`` (default :data:`TRANSFER_BATCH_SIZE`)."""
+    tensors = model.tensorize(transfer.docs)
+    set_transfer_targets(tensors, transfer.targets)
+    weight = 1.0 if cfg.transfer_weight is None else cfg.transfer_weight
+    return MixedTensors(gold, tensors, weight, cfg.transfer_batch_size or TRANSFER_BATCH_SIZE)
 
 
 class MixedTensors:
