@@ -34,8 +34,8 @@ beside it (``bf16_ceiling_gflops``, ``share_of_bf16_ceiling_useful``).
 
 ``--transfer DIR`` times a student's epoch instead, as ``ecpe train --transfer DIR`` runs it: the gold
 documents in batches of ``--batch-sizes`` and the first ``--transfer-docs`` documents of the seeded subset of
-DIR's teacher-labelled transfer documents (``-1``: all) in batches of 128 (``TRANSFER_BATCH_SIZE``), in one
-shuffled epoch, with the vocabulary of both. FLOPs are counted over both parts; the ceiling is the best rate
+DIR's teacher-labelled transfer documents (``-1``: all) in batches of ``--transfer-batch-size`` (default 128,
+``TRANSFER_BATCH_SIZE``), in one shuffled epoch, with the vocabulary of both. FLOPs are counted over both parts; the ceiling is the best rate
 of either batch size's shapes.
 """
 from __future__ import annotations
@@ -72,7 +72,8 @@ def cpu_name() -> str:
     return platform.processor()
 
 
-def build(data: Path, fold_k: int, seed: int = 1, transfer: str | None = None, transfer_docs: int | None = None):
+def build(data: Path, fold_k: int, seed: int = 1, transfer: str | None = None, transfer_docs: int | None = None,
+          transfer_batch_size: int | None = None):
     """(model, training tensors, the tensors of each part (gold, transfer), config) as ``ecpe train`` builds
     them for the fold; with ``transfer``, a student's (gold + transfer documents, ``MixedTensors``)."""
     import torch
@@ -86,7 +87,8 @@ def build(data: Path, fold_k: int, seed: int = 1, transfer: str | None = None, t
 
     fold = load_fold(data / "split10", fold_k)
     cfg = TrainConfig(embeddings="train", open_vocab=-1, seed=seed,
-                      **({"transfer": transfer, "transfer_docs": transfer_docs} if transfer else {}))
+                      **({"transfer": transfer, "transfer_docs": transfer_docs,
+                         "transfer_batch_size": transfer_batch_size} if transfer else {}))
     torch.set_flush_denormal(True)  # as ecpe train does
     seed_everything(fold_seed(cfg.seed, fold))
     train_docs, dev_docs, _ = dev_split(fold, cfg.dev_share_seed, cfg.dev_fraction)
@@ -277,6 +279,8 @@ def main(argv=None) -> int:
                                       "(ecpe transfer build --out, or a --transfer auto run's OUT/transfer)")
     p.add_argument("--transfer-docs", type=int, default=2500,
                    help="transfer documents in the student's epoch (default 2500; -1: all, as --preset student)")
+    p.add_argument("--transfer-batch-size", type=int, default=None,
+                   help="documents per transfer batch (default 128, as ecpe train)")
     p.add_argument("--json", help="write the figures as JSON here too")
     p.add_argument("--label", help="what code this is, recorded in the JSON (e.g. the commit of a worktree on "
                                    "PYTHONPATH; default: this checkout's commit)")
@@ -290,7 +294,8 @@ def main(argv=None) -> int:
         print(f"train_speed.py: --data {data} has no split10/ folder", file=sys.stderr)
         return 2
     model, train, parts, cfg = build(data, args.fold, transfer=args.transfer,
-                                     transfer_docs=None if args.transfer_docs < 0 else args.transfer_docs)
+                                     transfer_docs=None if args.transfer_docs < 0 else args.transfer_docs,
+                                     transfer_batch_size=args.transfer_batch_size)
     autocast = args.precision == "bf16"
     result: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": args.label or git_commit(),
                     "ecpe": str(Path(__import__("ecpe").__file__).parent),
