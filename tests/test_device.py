@@ -9,7 +9,8 @@ from ecpe.cli import main
 from ecpe.config import TrainConfig
 from ecpe.data import Vocab
 from ecpe.data.batching import batch_to
-from ecpe.devices import model_device, resolve_device
+from ecpe import devices
+from ecpe.devices import model_device, native_bf16, resolve_device, resolve_precision
 from ecpe.models import build_model, load_model, save_model
 from ecpe.models.two_stage import CandidateTensors
 from ecpe.metrics import Prediction
@@ -82,6 +83,36 @@ def test_record_names_the_device(tmp_path, corpus, split_writer):
     assert res["environment"]["device"] == "cpu"
     summary = json.loads((tmp_path / "run" / "results.json").read_text())
     assert summary["config"]["train"]["device"] == "cpu"
+
+
+def test_precision_auto_follows_the_cpu(monkeypatch):
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        resolve_precision("fp16")
+    for amx, avx in ((True, False), (False, True), (False, False)):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx, raising=False)
+        assert native_bf16("cpu") is (amx or avx)
+        assert resolve_precision("auto", "cpu") == ("bf16" if amx or avx else "fp32")
+    # a torch without the probes: the kernel's CPU flags decide
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    for flags, expected in (({"avx512f", "avx512_bf16"}, True), ({"avx512f", "amx_bf16"}, True), ({"avx2"}, False)):
+        monkeypatch.setattr(devices, "_cpu_flags", lambda flags=flags: flags)
+        assert native_bf16("cpu") is expected
+
+
+def test_train_precision_auto_records_what_it_chose(tmp_path, corpus, split_writer, monkeypatch, capsys):
+    import json
+
+    split = split_writer(tmp_path / "split10", corpus[:30], corpus[30:])
+    for native, expected in ((False, "fp32"), (True, "bf16")):
+        monkeypatch.setattr(devices, "native_bf16", lambda device, native=native: native)
+        out = tmp_path / f"run-{expected}"
+        assert main(["train", "--data", str(split), "--out", str(out), "--epochs", "1", "--embed-dim", "16", "-q",
+                     "--precision", "auto"]) == 0
+        assert f"--precision auto: {expected}" in capsys.readouterr().err
+        summary = json.loads((out / "results.json").read_text())
+        assert summary["config"]["train"]["precision"] == expected
 
 
 # ---- on a GPU ------------------------------------------------------------------------------------------

@@ -1,12 +1,14 @@
 """Which device a model runs on: the CPU by default, a GPU on request."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from .errors import UsageError
 
-__all__ = ["resolve_device", "model_device", "device_info"]
+__all__ = ["resolve_device", "model_device", "device_info", "native_bf16", "resolve_precision"]
 
 
 def resolve_device(name: str | torch.device | None = "cpu") -> torch.device:
@@ -50,3 +52,37 @@ def device_info(device: torch.device) -> dict[str, str]:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices in hardware: a GPU that supports bfloat16, or a CPU with
+    AMX or AVX-512 BF16 (docs/speed.md). Other CPUs emulate bfloat16 and can train slower in it than in float32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    if all(callable(probe) for probe in probes):
+        return any(bool(probe()) for probe in probes)
+    return bool(_cpu_flags() & {"amx_bf16", "avx512_bf16"})  # torch without the probes: the kernel's flags
+
+
+def resolve_precision(name: str, device: torch.device | str = "cpu") -> str:
+    """``"fp32"`` or ``"bf16"`` as given; ``"auto"``: ``"bf16"`` where :func:`native_bf16` holds, else ``"fp32"``."""
+    if name == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    if name not in ("fp32", "bf16"):
+        raise UsageError(f"unknown precision {name!r}; use 'fp32', 'bf16' or 'auto'")
+    return name

@@ -185,12 +185,14 @@ def build_parser(preset: str | None = None, lang: str = CHINESE) -> argparse.Arg
                         "are Chinese: on a corpus of another language they are refused, and --preset best means "
                         "the same recipe with vectors from the corpus's own training text")
     t.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores, or cores / jobs)")
-    t.add_argument("--precision", choices=["fp32", "bf16"],
+    t.add_argument("--precision", choices=["fp32", "bf16", "auto"],
                    help="training forward passes: fp32 (default) or bf16 (their matrix products under bfloat16 "
                         "autocast; the loss, weights, optimizer and dev scoring stay float32). bf16 changes the "
                         "numerics but not the accuracy measured over split10 (docs/accuracy.md), and trains faster "
-                        "on a CPU with AMX or AVX-512 BF16; elsewhere it can be slower (docs/speed.md). Prediction "
-                        "has its own --precision (ecpe predict / evaluate)")
+                        "on a CPU with AMX or AVX-512 BF16; elsewhere it can be slower (docs/speed.md). auto: bf16 "
+                        "where the machine that starts the run has such a CPU (or --device is a GPU with bfloat16), "
+                        "else fp32; the run records which. Prediction has its own --precision (ecpe predict / "
+                        "evaluate)")
     t.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (default 1)")
     t.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local (default: this machine, --jobs processes) or ray: every fold (of every --seeds run) is "

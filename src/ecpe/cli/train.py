@@ -60,6 +60,11 @@ def _train_request(args) -> tuple[Path, dict, TrainConfig]:
             raise CLIError("--out is required (a run folder), except with --final (default: the default model, "
                            f"{default_model_dir()})")
         args.out = str(default_model_dir())
+    if args.precision == "auto":  # settled here, on the machine that starts the run, and recorded as such
+        from ..devices import resolve_device, resolve_precision
+        args.precision = resolve_precision("auto", resolve_device(args.device or "cpu"))
+        print(f"--precision auto: {args.precision} (bfloat16 products "
+              f"{'native' if args.precision == 'bf16' else 'not native'} on {args.device or 'cpu'})", file=sys.stderr)
     cfg = train_config(args)  # checked before the data is looked for
     data = resolve_data(args.data)
     split_dir = split_folder(data, args.split)
