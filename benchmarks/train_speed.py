@@ -35,8 +35,8 @@ beside it (``bf16_ceiling_gflops``, ``share_of_bf16_ceiling_useful``).
 ``--transfer DIR`` times a student's epoch instead, as ``ecpe train --transfer DIR`` runs it: the gold
 documents in batches of ``--batch-sizes`` and the first ``--transfer-docs`` documents of the seeded subset of
 DIR's teacher-labelled transfer documents (``-1``: all) in batches of ``--transfer-batch-size`` (default 128,
-``TRANSFER_BATCH_SIZE``), in one shuffled epoch, with the vocabulary of both. FLOPs are counted over both parts; the ceiling is the best rate
-of either batch size's shapes.
+``TRANSFER_BATCH_SIZE``), in one shuffled epoch, with the vocabulary of both. FLOPs are counted over both
+parts; the ceiling is the best rate of either batch size's shapes.
 """
 from __future__ import annotations
 
