@@ -11,6 +11,7 @@ from pathlib import Path
 from .. import transfer
 from ..data.lang import is_chinese
 from ..cache import default_model_dir
+from ..devices import resolve_device, resolve_precision
 from ..config import TrainConfig, from_dict
 from ..data.corpus import find_folds
 from ..inference import evaluate_runs
@@ -61,7 +62,6 @@ def _train_request(args) -> tuple[Path, dict, TrainConfig]:
                            f"{default_model_dir()})")
         args.out = str(default_model_dir())
     if args.precision == "auto":  # settled here, on the machine that starts the run, and recorded as such
-        from ..devices import resolve_device, resolve_precision
         args.precision = resolve_precision("auto", resolve_device(args.device or "cpu"))
         print(f"--precision auto: {args.precision} (bfloat16 products "
               f"{'native' if args.precision == 'bf16' else 'not native'} on {args.device or 'cpu'})", file=sys.stderr)
