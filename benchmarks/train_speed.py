@@ -5,6 +5,7 @@
     python benchmarks/train_speed.py --data ... --threads 1 --losses 100 --losses-out L.json   # bit-identity
     python benchmarks/train_speed.py --data ... --threads 1 --profile                           # where time goes
     python benchmarks/train_speed.py --data ... --transfer RUN/transfer [--transfer-docs 2500]   # a student's epoch
+    python benchmarks/train_speed.py --data ... --allocator default     # glibc's own malloc settings (see below)
 
 The model is ``--preset best``'s E2EECPE (paper sizes, open vocabulary, ``biaffine+window`` pair scorer with
 ``max_distance`` 3) but with word2vec trained on the fold's training documents (``--embeddings train``), so
@@ -31,6 +32,9 @@ Per batch size, one run measures:
 ``--precision bf16`` trains under ``torch.autocast("cpu", torch.bfloat16)`` (``TrainConfig.precision``): speed
 only; the ceiling stays the float32 rate, and the bfloat16 rate of the same products is measured and reported
 beside it (``bf16_ceiling_gflops``, ``share_of_bf16_ceiling_useful``).
+
+The process keeps the memory a step frees for the next one, as ``ecpe train`` does
+(:func:`ecpe.devices.retain_freed_memory`); ``--allocator default`` times the C library's own settings.
 
 ``--transfer DIR`` times a student's epoch instead, as ``ecpe train --transfer DIR`` runs it: the gold
 documents in batches of ``--batch-sizes`` and the first ``--transfer-docs`` documents of the seeded subset of
@@ -281,6 +285,9 @@ def main(argv=None) -> int:
                    help="transfer documents in the student's epoch (default 2500; -1: all, as --preset student)")
     p.add_argument("--transfer-batch-size", type=int, default=None,
                    help="documents per transfer batch (default 128, as ecpe train)")
+    p.add_argument("--allocator", choices=("retain", "default"), default="retain",
+                   help="retain: freed memory kept for the next step, as ecpe train sets it "
+                        "(ecpe.devices.retain_freed_memory); default: the C library's own settings")
     p.add_argument("--json", help="write the figures as JSON here too")
     p.add_argument("--label", help="what code this is, recorded in the JSON (e.g. the commit of a worktree on "
                                    "PYTHONPATH; default: this checkout's commit)")
@@ -289,6 +296,10 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.allocator == "retain":
+        from ecpe.devices import retain_freed_memory
+
+        retain_freed_memory()
     data = Path(args.data)
     if not (data / "split10").is_dir():
         print(f"train_speed.py: --data {data} has no split10/ folder", file=sys.stderr)
@@ -301,6 +312,7 @@ def main(argv=None) -> int:
                     "ecpe": str(Path(__import__("ecpe").__file__).parent),
                     "cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
                     "threads": args.threads, "precision": args.precision, "fold": args.fold,
+                    "allocator": args.allocator,
                     "train_documents": len(parts[0]),
                     **({"transfer": args.transfer, "transfer_documents": len(parts[1]),
                         "transfer_batch_size": train.transfer_batch_size} if args.transfer else {}),

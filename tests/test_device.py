@@ -2,6 +2,9 @@
 the rest check the plumbing and the errors on any machine."""
 from __future__ import annotations
 
+import platform
+import sys
+
 import pytest
 import torch
 
@@ -10,7 +13,7 @@ from ecpe.config import TrainConfig
 from ecpe.data import Vocab
 from ecpe.data.batching import batch_to
 from ecpe import devices
-from ecpe.devices import model_device, native_bf16, resolve_device, resolve_precision
+from ecpe.devices import model_device, native_bf16, resolve_device, resolve_precision, retain_freed_memory
 from ecpe.models import build_model, load_model, save_model
 from ecpe.models.two_stage import CandidateTensors
 from ecpe.metrics import Prediction
@@ -243,3 +246,11 @@ def test_gpu_ensemble_matches_the_cpu(tmp_path, corpus, tiny_config):
     gpu = gpu_ex.extract_many(items, threshold=0.1)
     assert [[(p["emotion"], p["cause"]) for p in r["pairs"]] for r in gpu] == \
            [[(p["emotion"], p["cause"]) for p in r["pairs"]] for r in cpu]
+
+
+def test_training_processes_keep_freed_memory_on_glibc():
+    """ecpe train asks glibc's malloc to keep freed blocks (retain_freed_memory): taken where the C library
+    is glibc, and declined without an error elsewhere."""
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert retain_freed_memory() is glibc
+    assert retain_freed_memory() is glibc  # again: the same settings, no harm

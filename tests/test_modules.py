@@ -400,6 +400,21 @@ def test_half_dropout_is_inverted_bernoulli_half():
     assert 0.6 < (d3(torch.ones(10000)) != 0).float().mean().item() < 0.8
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_half_mask_reads_each_draws_bits(dtype):
+    """Position 16 i + j of the mask is 2 x bit j of the i-th 16-bit draw (the table lookup of half_mask
+    gives the masks the shifts gave, draw for draw)."""
+    from ecpe.modules.dropout import half_mask
+
+    shape = torch.Size([37, 9])  # 333 positions: the last draw is partly used
+    torch.manual_seed(3)
+    got = half_mask(shape, dtype)
+    torch.manual_seed(3)
+    draws = torch.randint(0, 1 << 16, (21,), dtype=torch.int32)
+    want = ((draws[:, None] >> torch.arange(16, dtype=torch.int32)) & 1).reshape(-1)[:333].to(dtype) * 2
+    assert got.dtype == dtype and torch.equal(got, want.view(shape))
+
+
 # ---- our pair-scorer term (modules.pair) -----------------------------------------------------------
 def test_window_scorer_is_one_classifier_per_offset_from_each_pivot():
     """Cell (p, q) = u_k . h^e_p + b_k + v_k . h^c_q with k = p - q clipped to the window: checked cell by

@@ -43,6 +43,11 @@ def batch_spans(sorted_lens: Sequence[int], batch_size: int, max_cells: int = MA
         s = e
 
 
+def _places(counts: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(``cat([arange(n) for n in counts])``, its length): each item's place within its group of ``counts``."""
+    total = int(counts.sum())
+    first = torch.cumsum(counts, 0) - counts
+    return torch.arange(total) - torch.repeat_interleave(first, counts, output_size=total), total
 
 
 def batch_to(batch, device: torch.device | str):
@@ -157,23 +162,29 @@ class DocTensors:
             for e, c in d.pairs:
                 self.emotion[s + e] = 1
                 self.cause[s + c] = 1
+        # the gold pairs of every document end to end ([P] emotion and cause clauses), so that a batch
+        # gathers its documents' pairs with index operations, as it gathers their clauses
+        self.pair_counts = torch.tensor([len(d.pairs) for d in self.docs], dtype=torch.long)
+        self.pair_starts = torch.cumsum(self.pair_counts, 0) - self.pair_counts
+        flat_pairs = torch.tensor([p for d in self.docs for p in d.pairs], dtype=torch.long).view(-1, 2)
+        self.pair_emotion, self.pair_cause = flat_pairs[:, 0].contiguous(), flat_pairs[:, 1].contiguous()
 
     def __len__(self) -> int:
         return len(self.docs)
 
     def batch(self, index: Sequence[int]) -> DocBatch:
-        """Gather the documents at ``index`` into one batch."""
+        """Gather the documents at ``index`` into one batch (index operations only: no Python loop runs
+        over the documents, their clauses or their pairs)."""
         index = list(index)
         idx = torch.tensor(index, dtype=torch.long)
         doc_lens = self.doc_lens[idx]
         B, D = len(index), int(doc_lens.max()) if index else 0
         # clause rows of the chosen documents, in document order
-        rows = torch.cat([torch.arange(int(self.starts[i]), int(self.starts[i] + self.doc_lens[i])) for i in index]) \
-            if index else torch.zeros(0, dtype=torch.long)
+        within, n_rows = _places(doc_lens)                                    # clause's place in its document
+        rows = torch.repeat_interleave(self.starts[idx], doc_lens, output_size=n_rows) + within
         clause_lens = self.clause_lens[rows]
         L = max(self.min_clause_len, int(clause_lens.max()) if len(rows) else 0)
-        within = torch.cat([torch.arange(int(n)) for n in doc_lens]) if index else rows
-        owner = torch.repeat_interleave(torch.arange(B), doc_lens)
+        owner = torch.repeat_interleave(torch.arange(B), doc_lens, output_size=n_rows)
         clause_pos = owner * D + within
         mask = torch.zeros(B * D, dtype=torch.bool)
         mask[clause_pos] = True
@@ -182,25 +193,30 @@ class DocTensors:
         emotion[clause_pos] = self.emotion[rows]
         cause[clause_pos] = self.cause[rows]
         pairs = torch.zeros(B, D, D)
-        for b, i in enumerate(index):
-            for e, c in self.docs[i].pairs:
-                pairs[b, e, c] = 1.0
         words = self.words[rows, :L]
         starts, total = flat_layout(clause_lens, self.min_clause_len)
         real = torch.arange(L)[None, :] < clause_lens[:, None]
         flat = torch.zeros(total, dtype=torch.long)
         flat[(starts[:, None] + torch.arange(L)[None, :])[real]] = words[real]
         emotion_t = cause_t = None
-        if self.soft is not None:  # mixed gold / teacher targets (distillation)
-            soft_pairs, soft_emotion, soft_cause = self.soft
-            for b, i in enumerate(index):
-                n = int(self.doc_lens[i])
-                pairs[b, :n, :n] = soft_pairs[i]
+        if self.soft is not None:  # mixed gold / teacher targets (distillation): every cell of each document
+            soft_cells, cell_starts, soft_emotion, soft_cause = self.soft
+            cells = doc_lens * doc_lens
+            k, n_cells = _places(cells)                                       # cell's place in its document
+            n = torch.repeat_interleave(doc_lens, cells, output_size=n_cells)
+            b = torch.repeat_interleave(torch.arange(B), cells, output_size=n_cells)
+            pairs[b, k // n, k % n] = soft_cells[torch.repeat_interleave(cell_starts[idx], cells, output_size=n_cells) + k]
             emotion_t = torch.zeros(B * D)
             cause_t = torch.zeros(B * D)
             emotion_t[clause_pos] = soft_emotion[rows]
             cause_t[clause_pos] = soft_cause[rows]
             emotion_t, cause_t = emotion_t.view(B, D), cause_t.view(B, D)
+        else:
+            counts = self.pair_counts[idx]
+            k, n_pairs = _places(counts)
+            at = torch.repeat_interleave(self.pair_starts[idx], counts, output_size=n_pairs) + k
+            b = torch.repeat_interleave(torch.arange(B), counts, output_size=n_pairs)
+            pairs[b, self.pair_emotion[at], self.pair_cause[at]] = 1.0
         return DocBatch(words, clause_lens, flat, starts, doc_lens, clause_pos, mask.view(B, D),
                         emotion.view(B, D), cause.view(B, D), pairs, index, self.unknown_chars, emotion_t, cause_t)
 
@@ -217,7 +233,11 @@ class DocTensors:
             for e, c in d.pairs:
                 gold[e, c] = 1.0
             mixed.append((1 - weight) * gold + weight * p.float())
-        self.soft = (mixed, (1 - weight) * self.emotion.float() + weight * emotion.float(),
+        # every document's [n, n] cells end to end, and where each document's begin
+        cells = torch.cat([m.reshape(-1) for m in mixed]) if mixed else torch.zeros(0)
+        counts = self.doc_lens * self.doc_lens
+        self.soft = (cells, torch.cumsum(counts, 0) - counts,
+                     (1 - weight) * self.emotion.float() + weight * emotion.float(),
                      (1 - weight) * self.cause.float() + weight * cause.float())
 
     def length_batches(self, batch_size: int) -> Iterator[DocBatch]:
@@ -238,8 +258,8 @@ class DocTensors:
                 # sort within windows of 50 batches: similar lengths share a batch, and the batches
                 # of one epoch still differ from the next
                 win = batch_size * 50
-                order = [i for s in range(0, len(order), win)
-                         for i in sorted(order[s:s + win], key=lambda j: int(self.doc_lens[j]))]
+                lens = self.doc_lens.tolist()
+                order = [i for s in range(0, len(order), win) for i in sorted(order[s:s + win], key=lens.__getitem__)]
             chunks = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
             rng.shuffle(chunks)
         else:

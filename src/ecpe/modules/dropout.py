@@ -9,18 +9,28 @@ __all__ = ["Dropout"]
 
 _BITS = 16
 _SHIFTS = torch.arange(_BITS, dtype=torch.int32)
+_MASK_ROWS: dict[torch.dtype, torch.Tensor] = {}  # dtype -> [2 ** 16, 16]: row v holds 2 x the bits of v
+
+
+def _mask_rows(dtype: torch.dtype) -> torch.Tensor:
+    rows = _MASK_ROWS.get(dtype)
+    if rows is None:
+        values = torch.arange(1 << _BITS, dtype=torch.int32)
+        rows = _MASK_ROWS[dtype] = (((values[:, None] >> _SHIFTS) & 1) * 2).to(dtype)
+    return rows
 
 
 def half_mask(shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
     """A mask of independent Bernoulli(1/2) draws scaled by 2 (inverted dropout with p = 1/2).
 
     Each bit of a uniform 16-bit integer is a fair coin, so one random draw serves 16 positions:
-    about 6x faster on CPU than ``bernoulli_`` (which draws once per position).
+    about 6x faster on CPU than ``bernoulli_`` (which draws once per position). The 16 mask values of a
+    draw are read from a table of every 16-bit integer's (one gather, instead of a shift, an AND and two
+    conversions over the whole mask).
     """
     n = shape.numel()
     draws = torch.randint(0, 1 << _BITS, (-(-n // _BITS),), dtype=torch.int32)
-    bits = ((draws[:, None] >> _SHIFTS) & 1).reshape(-1)[:n]
-    return (bits.to(dtype) * 2).view(shape)
+    return _mask_rows(dtype).index_select(0, draws).reshape(-1)[:n].view(shape)
 
 
 class Dropout(nn.Dropout):

@@ -28,7 +28,7 @@ from ..cluster import run_on_ray
 from ..errors import ECPEError, UsageError
 from ..config import TrainConfig, from_dict, to_dict
 from ..data.corpus import Document, Fold, find_folds, load_fold
-from ..devices import device_info, resolve_device
+from ..devices import device_info, resolve_device, retain_freed_memory
 from ..inference import evaluate
 from ..metrics import mean_std
 from ..models import build_model, model_class, save_model
@@ -83,6 +83,8 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
     # denormal floats (tiny values in late epochs) slow CPU arithmetic 2-3x; flushing them to zero changes
     # no selected epoch or F1 measured (fold 1: 2.3 -> 6.0 s/epoch without, 2.4 -> 2.6 s with)
     torch.set_flush_denormal(True)
+    if device.type == "cpu":
+        retain_freed_memory()  # each step reuses the pages the last one freed (docs/speed.md)
     seed_everything(fold_seed(cfg.seed, fold))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
