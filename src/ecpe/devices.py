@@ -99,11 +99,12 @@ def retain_freed_memory() -> bool:
 
     A training step allocates and frees the same large tensors every batch (word vectors, window rows,
     their gradients: megabytes each). By default glibc serves such sizes with fresh ``mmap`` pages or trims
-    the heap once enough is free, so each step touches new pages and the kernel zero-fills them again:
-    about 65,000 page faults an epoch of a student's 2,500 transfer documents. With blocks up to 32 MB
-    taken from the heap, freed memory trimmed only past 1 GB and the heap grown 64 MB at a time, the
-    pages are reused from the second epoch on (docs/speed.md). Results are unchanged: only where memory
-    comes from. Process-wide; the peak memory stays reserved until the process ends.
+    the heap once enough is free, so steps touch new pages and the kernel zero-fills them again (42-48 k
+    page faults an epoch of a student with 2,500 transfer documents). With blocks up to 32 MB taken from
+    the heap, freed memory trimmed only past 1 GB and the heap grown 64 MB at a time, the pages are reused
+    once the heap has grown to the peak (0.2-1.7 k faults from the third epoch on; docs/speed.md). Results
+    are unchanged: only where memory comes from. Process-wide; the peak memory stays reserved until the
+    process ends.
 
     Returns whether the allocator took the settings (False off glibc, e.g. on macOS or musl).
     """
