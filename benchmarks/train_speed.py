@@ -296,10 +296,11 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    allocator = "default"
     if args.allocator == "retain":
         from ecpe.devices import retain_freed_memory
 
-        retain_freed_memory()
+        allocator = "retain" if retain_freed_memory() else "default (retain not taken: not glibc)"
     data = Path(args.data)
     if not (data / "split10").is_dir():
         print(f"train_speed.py: --data {data} has no split10/ folder", file=sys.stderr)
@@ -312,7 +313,7 @@ def main(argv=None) -> int:
                     "ecpe": str(Path(__import__("ecpe").__file__).parent),
                     "cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
                     "threads": args.threads, "precision": args.precision, "fold": args.fold,
-                    "allocator": args.allocator,
+                    "allocator": allocator,
                     "train_documents": len(parts[0]),
                     **({"transfer": args.transfer, "transfer_documents": len(parts[1]),
                         "transfer_batch_size": train.transfer_batch_size} if args.transfer else {}),
