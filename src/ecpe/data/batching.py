@@ -43,13 +43,6 @@ def batch_spans(sorted_lens: Sequence[int], batch_size: int, max_cells: int = MA
         s = e
 
 
-def _places(counts: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """(``cat([arange(n) for n in counts])``, its length): each item's place within its group of ``counts``."""
-    total = int(counts.sum())
-    first = torch.cumsum(counts, 0) - counts
-    return torch.arange(total) - torch.repeat_interleave(first, counts, output_size=total), total
-
-
 def batch_to(batch, device: torch.device | str):
     """A batch dataclass with its tensor fields on ``device`` (the batch itself when they are there already).
 
@@ -179,12 +172,13 @@ class DocTensors:
         idx = torch.tensor(index, dtype=torch.long)
         doc_lens = self.doc_lens[idx]
         B, D = len(index), int(doc_lens.max()) if index else 0
-        # clause rows of the chosen documents, in document order
-        within, n_rows = _places(doc_lens)                                    # clause's place in its document
-        rows = torch.repeat_interleave(self.starts[idx], doc_lens, output_size=n_rows) + within
+        # clause rows of the chosen documents, in document order (:func:`_ranges`), and each one's place in its document
+        lens = doc_lens.numpy()
+        rows = torch.from_numpy(_ranges(self.starts.numpy()[index], lens))
+        within = torch.from_numpy(_ranges(np.zeros_like(lens), lens))
         clause_lens = self.clause_lens[rows]
         L = max(self.min_clause_len, int(clause_lens.max()) if len(rows) else 0)
-        owner = torch.repeat_interleave(torch.arange(B), doc_lens, output_size=n_rows)
+        owner = torch.repeat_interleave(torch.arange(B), doc_lens)
         clause_pos = owner * D + within
         mask = torch.zeros(B * D, dtype=torch.bool)
         mask[clause_pos] = True
@@ -201,21 +195,20 @@ class DocTensors:
         emotion_t = cause_t = None
         if self.soft is not None:  # mixed gold / teacher targets (distillation): every cell of each document
             soft_cells, cell_starts, soft_emotion, soft_cause = self.soft
-            cells = doc_lens * doc_lens
-            k, n_cells = _places(cells)                                       # cell's place in its document
-            n = torch.repeat_interleave(doc_lens, cells, output_size=n_cells)
-            b = torch.repeat_interleave(torch.arange(B), cells, output_size=n_cells)
-            pairs[b, k // n, k % n] = soft_cells[torch.repeat_interleave(cell_starts[idx], cells, output_size=n_cells) + k]
+            cells = lens * lens
+            k = torch.from_numpy(_ranges(np.zeros_like(cells), cells))       # cell's place in its document
+            n = torch.repeat_interleave(doc_lens, torch.from_numpy(cells))
+            b = torch.repeat_interleave(torch.arange(B), torch.from_numpy(cells))
+            pairs[b, k // n, k % n] = soft_cells[torch.from_numpy(_ranges(cell_starts.numpy()[index], cells))]
             emotion_t = torch.zeros(B * D)
             cause_t = torch.zeros(B * D)
             emotion_t[clause_pos] = soft_emotion[rows]
             cause_t[clause_pos] = soft_cause[rows]
             emotion_t, cause_t = emotion_t.view(B, D), cause_t.view(B, D)
         else:
-            counts = self.pair_counts[idx]
-            k, n_pairs = _places(counts)
-            at = torch.repeat_interleave(self.pair_starts[idx], counts, output_size=n_pairs) + k
-            b = torch.repeat_interleave(torch.arange(B), counts, output_size=n_pairs)
+            counts = self.pair_counts.numpy()[index]
+            at = torch.from_numpy(_ranges(self.pair_starts.numpy()[index], counts))  # the documents' gold pairs
+            b = torch.repeat_interleave(torch.arange(B), torch.from_numpy(counts))
             pairs[b, self.pair_emotion[at], self.pair_cause[at]] = 1.0
         return DocBatch(words, clause_lens, flat, starts, doc_lens, clause_pos, mask.view(B, D),
                         emotion.view(B, D), cause.view(B, D), pairs, index, self.unknown_chars, emotion_t, cause_t)
