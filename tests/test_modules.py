@@ -175,8 +175,8 @@ def test_clause_cnn_gradients_match_reference(embedded_clauses):
 
 
 def test_clause_cnn_under_bf16_autocast_matches_the_reference_and_pads_nothing_into_the_gradients(embedded_clauses):
-    """bf16 training's path: words cast once, window rows padded to ROW_BLOCK (padding windows start on the
-    first word, whose gradient must not receive them), gradients of all widths added in one buffer."""
+    """bf16 training's path: one product per tap over the words padded to ROW_BLOCK rows; the
+    padding positions of the clauses get no gradient."""
     emb, ids, lengths = embedded_clauses
     torch.manual_seed(5)
     cnn = ClauseCNN(16, (2, 3, 4, 5), filters=4)
@@ -196,20 +196,41 @@ def test_clause_cnn_under_bf16_autocast_matches_the_reference_and_pads_nothing_i
     assert not results[0][1][ids == 0].any()  # padding positions get no gradient, padded windows included
 
 
-def test_gather_rows_adds_every_gradient_into_one_buffer():
-    from ecpe.modules.cnn import _GatherRows
+def test_tap_products_equal_the_window_products_and_their_gradients():
+    """Shifted rows times each tap, added into the column suffix of the widths that have the tap, equal the
+    gathered windows times the filters; the backward's products equal autograd's on the reference."""
+    from ecpe.modules.cnn import _TapProducts
 
-    x = torch.randn(6, 3, requires_grad=True)
-    idx = [torch.tensor([0, 1, 1, 5]), torch.tensor([2, 0]), torch.tensor([4])]
-    w = [torch.randn(len(i), 3) for i in idx]
-    sum((r * wi).sum() for r, wi in zip(_GatherRows.apply(x, *idx), w)).backward()
-    want = torch.zeros(6, 3)
-    for i, wi in zip(idx, w):
-        want.index_add_(0, i, wi)
-    torch.testing.assert_close(x.grad, want)
-    x.grad = None
-    _GatherRows.apply(x, *idx)[1].sum().backward()  # only one of the results used
-    torch.testing.assert_close(x.grad, torch.zeros(6, 3).index_add_(0, idx[1], torch.ones(2, 3)))
+    torch.manual_seed(3)
+    rows, dim, filters, widths = 7, 3, 2, (1, 2, 4)
+    x = torch.randn(rows + max(widths) - 1, dim, dtype=torch.float64, requires_grad=True)
+    weights = [torch.randn(filters, dim, k, dtype=torch.float64, requires_grad=True) for k in widths]
+    taps = [torch.cat([w[:, :, j] for k, w in zip(widths, weights) if k > j]) for j in range(max(widths))]
+    probe = torch.randn(rows, filters * len(widths), dtype=torch.float64)
+    got = _TapProducts.apply(x, *taps)
+    (got * probe).sum().backward()
+    got_grads = [x.grad.clone(), *(w.grad.clone() for w in weights)]
+    for t in (x, *weights):
+        t.grad = None
+    want = torch.cat([sum(x[j:j + rows] @ w[:, :, j].t() for j in range(k)) for k, w in zip(widths, weights)], 1)
+    (want * probe).sum().backward()
+    torch.testing.assert_close(got, want)
+    for g, t in zip(got_grads, (x, *weights)):
+        torch.testing.assert_close(g, t.grad)
+
+
+def test_clause_cnn_under_bf16_autocast_keeps_the_order_of_its_kernel_sizes(embedded_clauses):
+    """The tap products need the narrowest width first; the output keeps the configured order."""
+    emb, ids, lengths = embedded_clauses
+    torch.manual_seed(6)
+    cnn = ClauseCNN(16, (4, 2, 5, 3), filters=4)
+    x = emb(ids).detach()
+    with torch.no_grad():
+        want = cnn(x, torch.tensor(lengths))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = cnn(x, torch.tensor(lengths))
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want, rtol=0.05, atol=0.05)
 
 
 @pytest.mark.parametrize("extra", [1, 3, 20])

@@ -5,6 +5,7 @@ from typing import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..data.layout import flat_layout
 from .compat import segment_max
@@ -28,25 +29,34 @@ def pooled_windows(k: int, starts: torch.Tensor, lengths: torch.Tensor) -> tuple
                    + torch.arange(total, device=starts.device))
 
 
-class _GatherRows(torch.autograd.Function):
-    """``[x.index_select(0, idx) for idx in indices]`` whose backward adds every result's gradient into one
-    buffer (one zero-fill, no sums of whole-``x`` gradients): for the CNN's window rows of every width."""
+class _TapProducts(torch.autograd.Function):
+    """``y = sum_j x[j : j + R] @ w_j.t()`` for taps ``j = 0 .. len(ws) - 1``, tap ``j``'s product added into the
+    last ``len(w_j)`` columns of ``y`` [R, len(w_0)]: the window products of every width at once, each tap a
+    product of shifted rows of ``x`` (views, nothing gathered). ``x`` [R + len(ws) - 1, D] and the ``w_j``
+    [C_j, D] share one dtype; the backward is products too: ``dx[j : j + R] += dy_j @ w_j`` and ``dw_j = dy_j.t()
+    @ x[j : j + R]``."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, *indices: torch.Tensor):
-        ctx.save_for_backward(*indices)
-        ctx.rows = len(x)
-        return tuple(x.index_select(0, idx) for idx in indices)
+    def forward(ctx, x: torch.Tensor, *ws: torch.Tensor) -> torch.Tensor:
+        rows, cols = x.shape[0] - len(ws) + 1, ws[0].shape[0]
+        y = torch.mm(x[:rows], ws[0].t())
+        for j in range(1, len(ws)):
+            y[:, cols - ws[j].shape[0]:].addmm_(x[j:j + rows], ws[j].t())
+        ctx.save_for_backward(x, *ws)
+        return y
 
     @staticmethod
-    def backward(ctx, *grads: torch.Tensor):
-        indices = ctx.saved_tensors
-        first = next(g for g in grads if g is not None)
-        out = first.new_zeros(ctx.rows, first.shape[1])
-        for idx, g in zip(indices, grads):
-            if g is not None:
-                out.index_add_(0, idx, g)
-        return (out, *(None for _ in indices))
+    def backward(ctx, dy: torch.Tensor):
+        x, *ws = ctx.saved_tensors
+        rows, cols = dy.shape
+        dx = torch.zeros_like(x) if ctx.needs_input_grad[0] else None
+        dws = []
+        for j, w in enumerate(ws):
+            d = dy[:, cols - w.shape[0]:]
+            if dx is not None:
+                dx[j:j + rows].addmm_(d, w)
+            dws.append(torch.mm(d.t(), x[j:j + rows]) if ctx.needs_input_grad[1 + j] else None)
+        return (dx, *dws)
 
 
 class ClauseCNN(nn.Module):
@@ -105,32 +115,53 @@ class ClauseCNN(nn.Module):
         Returns:
             [N, filters * len(kernel_sizes)]
         """
-        lowp = torch.is_autocast_enabled(x.device.type)
-        block = ROW_BLOCK if lowp else 1
-        windows, rows_of = [], []
-        for k in self.kernel_sizes:
-            valid, window_start = pooled_windows(k, starts, lengths)
-            total = len(window_start)
-            if total % block:  # padding windows (starting on position 0) are dropped after the product
-                window_start = torch.cat([window_start, window_start.new_zeros(block - total % block)])
-            windows.append((valid, total))
-            rows_of.append((window_start[:, None] + torch.arange(k, device=starts.device)).reshape(-1))
-        if lowp:
-            # low precision (bf16 training): the words are cast once and the window rows gathered already
-            # cast, their number padded to a multiple of ROW_BLOCK (oneDNN builds a kernel for every new
-            # shape of a low-precision product, and the number of windows changes with every batch)
-            gathered = _GatherRows.apply(x.to(torch.get_autocast_dtype(x.device.type)), *rows_of)
-        else:
-            gathered = [x.index_select(0, idx) for idx in rows_of]
+        if torch.is_autocast_enabled(x.device.type):
+            return self._forward_taps(x, starts, lengths)
         outs = []
-        for conv, (valid, total), rows in zip(self.convs, windows, gathered):
-            rows = rows.view(-1, rows.shape[1] * conv.weight.shape[2])  # a window's k word vectors, in one row
+        for k, conv in zip(self.kernel_sizes, self.convs):
+            valid, window_start = pooled_windows(k, starts, lengths)
+            rows = x.index_select(0, (window_start[:, None] + torch.arange(k, device=starts.device)).reshape(-1))
+            rows = rows.view(-1, k * x.shape[1])  # a window's k word vectors, in one row
             # conv weight [filters, in_dim, k] -> [filters, k * in_dim], matching the rows' word-major order
             weight = conv.weight.permute(0, 2, 1).reshape(conv.weight.shape[0], -1)
-            c = torch.addmm(conv.bias, rows, weight.t())[:total]      # eq. 1 (before the ReLU): [windows, filters]
+            c = torch.addmm(conv.bias, rows, weight.t())              # eq. 1 (before the ReLU): [windows, filters]
             pooled = segment_max(c, valid)  # eq. 2: [N, filters]
             outs.append(torch.relu(pooled))                           # relu(max) == max(relu)
         return torch.cat(outs, dim=1)                                 # eq. 3
+
+    def _forward_taps(self, x: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward_flat` under autocast (bf16 training): the windows' products as one product per tap.
+
+        Tap ``j`` of every width at least ``j + 1`` multiplies the words shifted by ``j`` (:class:`_TapProducts`),
+        so position ``s`` of width ``k``'s columns sums its window's ``k`` taps: every window of every position
+        is computed, in five products of the whole sequence, with no window rows gathered (the gathered rows of
+        the float32 path are 14 word vectors per position, and their gradient a scatter-add of as many). Pooling
+        then gathers the pooled windows' outputs (``filters`` values each). The row count is padded to a
+        multiple of ``ROW_BLOCK``: oneDNN builds a low-precision kernel for every new product shape, and the
+        number of words changes with every batch. The same function as the float32 path; the rounding differs
+        (each tap's product is added to the sum in the low precision).
+        """
+        dtype = torch.get_autocast_dtype(x.device.type)
+        widths = sorted(range(len(self.kernel_sizes)), key=lambda i: self.kernel_sizes[i])  # narrowest first
+        ks = [self.kernel_sizes[i] for i in widths]
+        convs = [self.convs[i] for i in widths]
+        filters = convs[0].weight.shape[0]
+        # tap j: the filters of the widths wider than j, which are the last columns when the narrowest come first
+        taps = [torch.cat([c.weight[:, :, j] for k, c in zip(ks, convs) if k > j]).to(dtype) for j in range(ks[-1])]
+        total = x.shape[0]
+        rows = -(-total // ROW_BLOCK) * ROW_BLOCK
+        with torch.autocast(x.device.type, enabled=False):
+            padded = F.pad(x.to(dtype), (0, 0, 0, rows + ks[-1] - 1 - total))
+            y = _TapProducts.apply(padded, *taps)                      # eq. 1 before the bias: [rows, widths * filters]
+            windows, valid = [], []
+            for b, k in enumerate(ks):
+                n, window_start = pooled_windows(k, starts, lengths)
+                windows.append(window_start * len(ks) + b)             # row of (window, width) in y.view(-1, filters)
+                valid.append(n)
+            pooled = segment_max(y.view(-1, filters).index_select(0, torch.cat(windows)), torch.cat(valid))  # eq. 2
+            pooled = pooled.view(len(ks), len(lengths), filters)[torch.tensor(widths).argsort()]  # back to kernel_sizes' order
+            bias = torch.cat([conv.bias for conv in self.convs]).to(dtype)
+            return torch.relu(pooled.permute(1, 0, 2).reshape(len(lengths), -1) + bias)  # max(c) + b == max(c + b)
 
     # ---- inference from projected words ------------------------------------------------------------
     def projection(self) -> torch.Tensor:
