@@ -205,7 +205,12 @@ class E2EECPE(ECPEModel):
             parts.append(self.cnn.forward_projected(table, ids, batch.clause_starts, batch.clause_lens,
                                                     unknown_rows))  # dropout: identity
         elif cnn is not None:
-            x = self.dropout(self.embed_words(batch.flat_words, batch.unknown_chars))  # [T, d_e], clauses end to end
+            x = self.embed_words(batch.flat_words, batch.unknown_chars)  # [T, d_e], clauses end to end
+            if torch.is_autocast_enabled(x.device.type):
+                # the CNN multiplies the words in the low precision: cast before the dropout, which then moves
+                # half the bytes (the same values: its mask is 0 or 2, exact in any float format)
+                x = x.to(torch.get_autocast_dtype(x.device.type))
+            x = self.dropout(x)
             parts.append(self.dropout(cnn.forward_flat(x, batch.clause_starts, batch.clause_lens)))  # [N, |t| * d_c]
         if word_encoder is not None:  # (with both encoders, each draws its own word dropout)
             packed = pack_clauses(batch.words, batch.clause_lens).map(
