@@ -49,11 +49,15 @@ class _TapProducts(torch.autograd.Function):
     def backward(ctx, dy: torch.Tensor):
         x, *ws = ctx.saved_tensors
         rows, cols = dy.shape
-        dx = torch.zeros_like(x) if ctx.needs_input_grad[0] else None
+        dx = None
+        if ctx.needs_input_grad[0]:  # tap 0 (every column) writes the first rows, the others add theirs
+            dx = torch.empty_like(x)
+            torch.mm(dy, ws[0], out=dx[:rows])
+            dx[rows:].zero_()
         dws = []
         for j, w in enumerate(ws):
             d = dy[:, cols - w.shape[0]:]
-            if dx is not None:
+            if dx is not None and j:
                 dx[j:j + rows].addmm_(d, w)
             dws.append(torch.mm(d.t(), x[j:j + rows]) if ctx.needs_input_grad[1 + j] else None)
         return (dx, *dws)
