@@ -163,7 +163,9 @@ class ClauseCNN(nn.Module):
                 windows.append(window_start * len(ks) + b)             # row of (window, width) in y.view(-1, filters)
                 valid.append(n)
             pooled = segment_max(y.view(-1, filters).index_select(0, torch.cat(windows)), torch.cat(valid))  # eq. 2
-            pooled = pooled.view(len(ks), len(lengths), filters)[torch.tensor(widths).argsort()]  # back to kernel_sizes' order
+            pooled = pooled.view(len(ks), len(lengths), filters)
+            if widths != sorted(widths):  # back to kernel_sizes' order
+                pooled = pooled[torch.tensor(widths, device=pooled.device).argsort()]
             bias = torch.cat([conv.bias for conv in self.convs]).to(dtype)
             return torch.relu(pooled.permute(1, 0, 2).reshape(len(lengths), -1) + bias)  # max(c) + b == max(c + b)
 
