@@ -193,7 +193,7 @@ def test_clause_cnn_under_bf16_autocast_matches_the_reference_and_pads_nothing_i
     assert results[0][0].shape == (5, 16)
     for got, want in zip(*results):
         torch.testing.assert_close(got, want, rtol=0.05, atol=0.05)
-    assert not results[0][1][ids == 0].any()  # padding positions get no gradient, padded windows included
+    assert not results[0][1][ids == 0].any()  # padding positions get no gradient, padded rows included
 
 
 def test_tap_products_equal_the_window_products_and_their_gradients():
