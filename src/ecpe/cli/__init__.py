@@ -212,9 +212,8 @@ def build_parser(preset: str | None = None, lang: str = CHINESE) -> argparse.Arg
         "The student trains on the gold training documents plus unlabelled news built the way the corpus was "
         "(ecpe transfer build: never sharing a clause with the fold's dev or test documents), labelled by the "
         "teachers, in mixed batches every epoch; word dropout and dropout apply to both (Noisy Student). "
-        "Measured on split10 (10 folds, 2026-12-06): --preset student 0.6198 pair F1, the same student without "
-        "transfer documents 0.6192 in an eighth of the time, with 2,500 of them 0.6246 (not chosen on dev); "
-        "self-training from one model (--pseudo-threshold 0.7) 0.6123, its teacher 0.6109 (docs/accuracy.md).")
+        "docs/accuracy.md measures the student with and without transfer documents, by their number and weight, "
+        "and self-training, against its teachers and --preset best.")
     st.add_argument("--transfer", metavar="DIR|auto",
                     help="auto: build each fold's transfer documents (cached; the run's --seed and dev share) and "
                          "label them with --teacher's fold models into OUT/transfer; DIR: a folder of `ecpe transfer "
