@@ -4,7 +4,8 @@ teacher ensemble.
 The preset is run once per fold into its own folder (``ecpe train --preset student --folds K --out RUN_K``), so
 that two folds can train side by side; each RUN_K holds ``teachers/seedS``, ``transfer`` and ``student`` (and,
 for the learning curve, ``curve-N``: ``ecpe train --preset best --teacher RUN_K/teachers/seed1 ... --transfer
-RUN_K/transfer --transfer-docs N --out RUN_K/curve-N``).
+RUN_K/transfer --transfer-docs N --out RUN_K/curve-N``). A sub-folder may also hold several folds (a run of
+``--folds all``): ``--runs RUN --what A --what B`` then reports, and chooses between, every fold the two share.
 
     python research/student_report.py --runs runs/s10/fold{1,2,3,4,5,6,7,8,9,10} --what student \\
         --name student3_transfer --single docs/results/accuracy/best_pair_window3_split10.json \\
@@ -85,29 +86,32 @@ def main(argv=None) -> int:
         if missing:
             print(f"{missing[0]}: not there (fold not finished), left out", file=sys.stderr)
             continue
-        candidates, best = [read(p) for p in paths], 0
-        if len(whats) > 1:
-            dev = [c["per_fold"][0]["dev"]["pair"]["f1"] for c in candidates]
-            best = dev.index(max(dev))
-            chosen[candidates[best]["per_fold"][0]["fold"]] = {"what": whats[best], "dev_pair_f1": dict(zip(whats, dev))}
-        folds_found.append((Path(run), whats[best], candidates[best]))
+        candidates = [read(p) for p in paths]
+        by_fold = [{f["fold"]: f for f in c["per_fold"]} for c in candidates]
+        for k in sorted(set.intersection(*(set(b) for b in by_fold))):
+            entries, best = [b[k] for b in by_fold], 0
+            if len(whats) > 1:
+                dev = [e["dev"]["pair"]["f1"] for e in entries]
+                best = dev.index(max(dev))
+                chosen[k] = {"what": whats[best], "dev_pair_f1": dict(zip(whats, dev))}
+            folds_found.append((Path(run), whats[best], candidates[best], entries[best]))
     if not folds_found:
         print("no finished fold", file=sys.stderr)
         return 2
-    folds_found.sort(key=lambda x: x[2]["per_fold"][0]["fold"])
+    folds_found.sort(key=lambda x: x[3]["fold"])
     first = folds_found[0][2]
-    joined_folds = [f for _, _, r in folds_found for f in r["per_fold"]]
+    joined_folds = [f for _, _, _, f in folds_found]
     mean, std = mean_std(joined_folds)
     split = first["split"]
     joined = {"model": first["model"], "protocol": first["protocol"], "split": split,
               "folds": [f["fold"] for f in joined_folds], "seed": first["seed"], "config": first["config"],
               "mean": mean, "std": std, "per_fold": joined_folds,
-              "joined_from": [str(run / what) for run, what, _ in folds_found]}
+              "joined_from": list(dict.fromkeys(str(run / what) for run, what, _, _ in folds_found))}
 
     single, teacher = per_fold(args.single), per_fold(args.teacher)
     student = summarize_run(joined, args.name)["per_fold"]
     reproduction = []
-    for run, _, _ in folds_found:
+    for run in dict.fromkeys(run for run, _, _, _ in folds_found):
         for s, member in enumerate(args.member, start=1):
             mine = run / "teachers" / f"seed{s}" / "results.json"
             if not mine.exists():

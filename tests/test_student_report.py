@@ -82,3 +82,32 @@ def test_student_report_joins_folds_tests_and_checks_teachers(tmp_path, monkeypa
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = ["--report", f"2500={tmp_path / 'r2' / 'student' / 'st_split10.json'}"]
     assert _script("student_curve.py", [*points, *bad, "--out", str(png)], monkeypatch) == 2
+
+
+def test_student_report_reads_runs_of_all_folds_and_chooses_per_fold_on_dev(tmp_path, monkeypatch):
+    single, ens = tmp_path / "single.json", tmp_path / "ens.json"
+    single.write_text(json.dumps({"protocol": "dev-selected", "split": "split10",
+                                  "per_fold": [_fold(k, 0.5) for k in (1, 2, 3)]}))
+    ens.write_text(json.dumps({"runs": ["a", "b"], "member_protocol": "dev-selected", "split": "split10",
+                               "per_fold": [{"fold": k, "ensemble": _fold(k, 0.55)} for k in (1, 2, 3)]}))
+    run = tmp_path / "runs"
+    # two settings trained with --folds all; "w" has the higher dev F1 on fold 2 only, and lacks fold 3
+    gold = [dict(_fold(k, 0.50 + k / 100), dev={"pair": _m(0.70)}) for k in (1, 2, 3)]
+    weighted = [dict(_fold(k, 0.60), dev={"pair": _m(0.75 if k == 2 else 0.65)}) for k in (1, 2)]
+    _results(run / "gold", gold)
+    _results(run / "w", weighted)
+    res = tmp_path / "results"
+    args = ["--runs", str(run), "--what", "gold", "--what", "w", "--name", "ch", "--single", str(single),
+            "--teacher", str(ens), "--results", str(res)]
+    assert _script("student_report.py", args, monkeypatch) == 0
+    rep = json.loads((res / "student" / "ch_split10.json").read_text())
+    assert rep["folds"] == [1, 2] and not rep["complete"]  # only the folds both settings hold
+    assert {k: c["what"] for k, c in rep["chosen_on_dev"].items()} == {"1": "gold", "2": "w"}
+    assert rep["student"]["mean"]["pair"]["f1"] == pytest.approx((0.51 + 0.60) / 2)
+
+    # one setting: every fold of the run, as one result the table can read
+    args = ["--runs", str(run), "--what", "gold", "--name", "g", "--single", str(single), "--teacher", str(ens),
+            "--results", str(res)]
+    assert _script("student_report.py", args, monkeypatch) == 0
+    joined = json.loads((res / "accuracy" / "g_split10.json").read_text())
+    assert [f["fold"] for f in joined["per_fold"]] == [1, 2, 3] and joined["joined_from"] == [str(run / "gold")]
