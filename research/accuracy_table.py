@@ -121,6 +121,9 @@ def main() -> None:
         else:
             cfg = raw.get("config")
             what = settings(cfg)
+            if raw.get("chosen_on_dev"):  # research/student_report.py: each fold's setting chosen on dev
+                what = (f"per fold, the highest dev pair F1 of {', '.join(raw['chosen_on_dev'])} (the first fold's "
+                        f"choice: {what})")
             emb = [f.get("embeddings") or {} for f in raw["per_fold"]]
             train_cfg = (ast.literal_eval(cfg) if isinstance(cfg, str) else (cfg or {})).get("train", {})
             source = train_cfg.get("embeddings") or "train (the training documents)"

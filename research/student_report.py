@@ -106,7 +106,8 @@ def main(argv=None) -> int:
     joined = {"model": first["model"], "protocol": first["protocol"], "split": split,
               "folds": [f["fold"] for f in joined_folds], "seed": first["seed"], "config": first["config"],
               "mean": mean, "std": std, "per_fold": joined_folds,
-              "joined_from": list(dict.fromkeys(str(run / what) for run, what, _, _ in folds_found))}
+              "joined_from": list(dict.fromkeys(str(run / what) for run, what, _, _ in folds_found)),
+              **({"chosen_on_dev": whats} if len(whats) > 1 else {})}
 
     single, teacher = per_fold(args.single), per_fold(args.teacher)
     student = summarize_run(joined, args.name)["per_fold"]

@@ -111,3 +111,4 @@ def test_student_report_reads_runs_of_all_folds_and_chooses_per_fold_on_dev(tmp_
     assert _script("student_report.py", args, monkeypatch) == 0
     joined = json.loads((res / "accuracy" / "g_split10.json").read_text())
     assert [f["fold"] for f in joined["per_fold"]] == [1, 2, 3] and joined["joined_from"] == [str(run / "gold")]
+    assert "chosen_on_dev" not in joined
