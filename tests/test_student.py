@@ -201,7 +201,46 @@ def test_preset_student_trains_teachers_transfer_and_student_resumably(split10, 
     assert r2["transfer"]["teachers"] == [str(out / "student" / "fold1" / "model.pt")]
 
 
+def test_several_weights_train_candidates_and_keep_the_dev_best_per_fold(split10, corpora, teacher, tmp_path, capsys):
+    assert _train(split10, tmp_path / "distilled", "--teacher", str(teacher)) == 0
+    out = tmp_path / "student"
+    assert _train(split10, out, "--teacher", str(teacher), "--transfer", "auto", "--transfer-weight", "0,1") == 0
+    assert _losses(out / "weight0") == _losses(tmp_path / "distilled")   # weight 0: the run without transfer
+    assert _losses(out / "weight1") != _losses(out / "weight0")
+    dev = {w: json.loads((out / w / "fold1" / "result.json").read_text())["dev"]["pair"]["f1"]
+           for w in ("weight0", "weight1")}
+    kept = json.loads((out / "fold1" / "result.json").read_text())
+    assert kept["chosen"]["run"] == str(out / ("weight1" if dev["weight1"] > dev["weight0"] else "weight0"))
+    assert json.loads((out / "results.json").read_text())["chosen_on_dev"] == [str(out / "weight0"),
+                                                                               str(out / "weight1")]
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("weight*/fold1/model.pt")}
+    capsys.readouterr()
+    assert _train(split10, out, "--teacher", str(teacher), "--transfer", "auto", "--transfer-weight", "0,1") == 0
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps and "reusing" in capsys.readouterr().err
+    # the preset: candidates under OUT/student/weightW, the choice in OUT/student, which the next round's teacher is
+    flags = ["--preset", "student", "--embeddings", "train", "--open-vocab", "0", "--teacher", str(teacher),
+             "--transfer-weight", "0.1,1", "--rounds", "2"]
+    assert _train(split10, tmp_path / "preset", *flags) == 0
+    assert {p.parent.name for p in (tmp_path / "preset" / "student").glob("weight*/fold1")} == {"weight0.1", "weight1"}
+    r2 = json.loads((tmp_path / "preset" / "round2" / "student" / "fold1" / "result.json").read_text())
+    assert r2["chosen"]["dev_pair_f1"] and r2["transfer"]["teachers"] == [
+        str(tmp_path / "preset" / "student" / "fold1" / "model.pt")]
+
+
+def test_several_weights_never_replace_a_trained_run(split10, corpora, teacher, tmp_path, capsys):
+    out = tmp_path / "one"
+    assert _train(split10, out, "--teacher", str(teacher), "--transfer", "auto") == 0
+    capsys.readouterr()
+    assert _train(split10, out, "--teacher", str(teacher), "--transfer", "auto", "--transfer-weight", "0,1") == 2
+    assert "holds trained folds" in capsys.readouterr().err
+    assert not (out / "weight0").exists()   # refused before training
+
+
 @pytest.mark.parametrize("flags, message", [
+    (["--transfer", "auto", "--teacher", "t", "--transfer-weight", "1,1"], "a weight is given twice"),
+    (["--transfer", "auto", "--teacher", "t", "--transfer-weight", "0.1,-1"], "--transfer-weight must be"),
+    (["--transfer", "auto", "--teacher", "t", "--transfer-weight", "0,1", "--transfer-docs", "0"],
+     "needs transfer documents"),
     (["--transfer-docs", "5"], "--transfer-docs needs --transfer"),
     (["--pseudo-threshold", "0.5"], "--pseudo-threshold needs --transfer"),
     (["--transfer", "auto"], "--transfer auto needs --teacher"),
@@ -227,6 +266,17 @@ def test_too_many_transfer_docs_is_refused(split10, corpora, teacher, tmp_path, 
     assert _train(split10, tmp_path / "big", "--teacher", str(teacher), "--transfer", "auto",
                   "--transfer-docs", "100000") == 2
     assert "--transfer-docs 100000: fold 1 has only" in capsys.readouterr().err
+
+
+def test_sweep_refuses_several_weights_in_a_run(split10, corpora, teacher, tmp_path, capsys):
+    assert _train(split10, tmp_path / "student", "--teacher", str(teacher), "--transfer", "auto",
+                  "--transfer-docs", "3") == 0
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'data = "{split10}"\nfolds = "1"\n[runs]\nw = ["--teacher", "{teacher}", "--transfer", '
+                    f'"{tmp_path / "student" / "transfer"}", "--transfer-weight", "0,1"]\n')
+    capsys.readouterr()
+    assert main(["sweep", str(grid), "--out", str(tmp_path / "o")]) == 2
+    assert "runs.w: --transfer-weight with several weights" in capsys.readouterr().err
 
 
 def test_sweep_refuses_a_run_that_builds_its_transfer_set(split10, tmp_path, capsys):

@@ -1,8 +1,8 @@
-"""The ``ecpe`` command: train, evaluate, predict, sweep, info, and the subcommands defined next to what they run
+"""The ``ecpe`` command: train, choose, evaluate, predict, sweep, info, and the subcommands defined next to what they run
 (stats, reproduce, serve, vectors, transfer, compare).
 
 Every subcommand is reachable through :func:`main` (``main(["train", ...])``), which is what the tests call.
-Modules: ``train`` (``ecpe train``), ``use`` (evaluate, predict, info), ``report`` (printing metrics); the parser,
+Modules: ``train`` (``ecpe train``, ``ecpe choose``), ``use`` (evaluate, predict, info), ``report`` (printing metrics); the parser,
 presets and ``ecpe sweep`` are here.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ..sweep import read_grid, run_folder, write_tables
 from ..errors import ECPEError
 from ..version import __version__
 from .report import print_ensemble, print_metrics
-from .train import _about, _flags, _folds_of, _train_request, cmd_train
+from .train import _about, _flags, _folds_of, _train_request, _weights, cmd_choose, cmd_train
 from .use import cmd_evaluate, cmd_info, cmd_predict
 
 __all__ = ["main", "build_parser", "print_metrics", "print_ensemble", "CLIError", "resolve_data", "add_device_argument"]
@@ -72,6 +72,10 @@ def cmd_sweep(args) -> int:
             split_dir, model_config, cfg = _train_request(run)
         except CLIError as e:
             raise CLIError(f"{args.grid}: runs.{name} ({split}, seed {seed}): {e}") from None
+        if run.transfer_weights:
+            raise CLIError(f"{args.grid}: runs.{name}: --transfer-weight with several weights trains one candidate "
+                           "per weight and chooses per fold: give one weight per run of a grid, and ecpe choose "
+                           "between their folders")
         specs.append(RunSpec(run.model, split_dir, _folds_of(run, split_dir), model_config, cfg, folder,
                              {"segmenter": run.segmenter}, _about(run, split_dir)))
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -223,9 +227,11 @@ def build_parser(preset: str | None = None, lang: str = CHINESE) -> argparse.Arg
     st.add_argument("--transfer-docs", type=int, metavar="N",
                     help="use a seeded subset of N transfer documents per fold (smaller subsets lie inside larger "
                          "ones, for a learning curve; default: all; 0: none, the run without --transfer)")
-    st.add_argument("--transfer-weight", type=float, metavar="W",
+    st.add_argument("--transfer-weight", type=_weights, metavar="W[,W2,...]",
                     help="a transfer clause weighs W times a gold clause in the loss (default 1; 0: no transfer "
-                         "document is trained, the run without --transfer)")
+                         "document is trained, the run without --transfer). Several weights (e.g. 0,0.1,1): one "
+                         "candidate student per weight (OUT/weightW) and, per fold, the one of highest dev pair F1 "
+                         "kept in OUT (as ecpe choose does; with --preset student, in OUT/student)")
     st.add_argument("--transfer-batch-size", type=int, metavar="N",
                     help=f"documents per transfer batch (default {TRANSFER_BATCH_SIZE}; gold batches keep "
                          "--batch-size)")
@@ -305,6 +311,22 @@ def build_parser(preset: str | None = None, lang: str = CHINESE) -> argparse.Arg
     w.add_argument("--overwrite", action="store_true", help="retrain folds trained with other settings")
     w.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     w.set_defaults(func=cmd_sweep)
+
+    c = sub.add_parser("choose", help="per fold, the model of highest dev pair F1 among runs of the same split",
+                       description="Candidate runs of ecpe train (the same split, fold files and dev documents; "
+                                   "epochs selected on dev) that differ in a setting: for each fold the candidate "
+                                   "whose model scored the highest pair F1 on the fold's dev documents (the first "
+                                   "given on a tie) is kept in OUT/foldK (model.pt hard-linked, result.json with what "
+                                   "was chosen), and OUT/results.json holds the kept folds' test figures. Only dev "
+                                   "scores choose, so the figure stays dev-selected. A re-run replaces an earlier "
+                                   "choice (e.g. once more folds are finished).")
+    c.add_argument("runs", nargs="+", metavar="RUN", help="two or more run folders (ecpe train --out RUN)")
+    c.add_argument("--out", required=True, help="the folder of the chosen models (a run folder: ecpe predict "
+                                                "--model OUT/foldK/model.pt, ecpe compare OUT, --teacher OUT)")
+    c.add_argument("--folds", default="all", help="'all' (every fold all runs hold; default) or a list like 1,2")
+    c.add_argument("--overwrite", action="store_true",
+                   help="replace folds of OUT that training wrote (without it, only an earlier choice is replaced)")
+    c.set_defaults(func=cmd_choose)
 
     i = sub.add_parser("info", help="the card of a saved model: recipe, data, figures, versions, language",
                        description="Print what a model.pt records, for a person: how it was trained (preset, "

@@ -1,7 +1,8 @@
 """``ecpe train``: the checks of its flags, the corpus's language, cross-validation runs, seed ensembles, students
-and the model for use (``--final``)."""
+(one, or one per ``--transfer-weight`` chosen per fold on dev) and the model for use (``--final``); ``ecpe choose``."""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import logging
@@ -21,8 +22,8 @@ from ..options import PRESETS, preset_settings
 from ..options import (CLIError, check_resources,
                       corpus_language, default_segmenter, parse_folds, resolve_data, split_folder, train_config,
                       train_model_config)
-from ..training import (NO_TEST, RunSpec, protocol_label, recipe_differences, train_final, train_recipe, train_run,
-                       train_runs)
+from ..training import (CHOICE_RULE, NO_TEST, RunSpec, check_choice_folder, choose_per_fold, protocol_label,
+                       recipe_differences, train_final, train_recipe, train_run, train_runs, weight_folder)
 from .report import print_ensemble, print_metrics
 
 log = logging.getLogger("ecpe")
@@ -55,6 +56,7 @@ def _train_request(args) -> tuple[Path, dict, TrainConfig]:
         raise CLIError("--engine ray trains the folds of a cross-validation run; --final trains one model here")
     if args.address and args.engine != "ray":
         raise CLIError("--address applies to --engine ray")
+    _settle_weights(args)
     _check_student_flags(args)
     if args.out is None:
         if not args.final:
@@ -79,6 +81,32 @@ def _train_request(args) -> tuple[Path, dict, TrainConfig]:
     args.segmenter = args.segmenter or default_segmenter(lang)
     args.language = (lang, lang_source)
     return split_dir, model_config, cfg
+
+
+def _weights(text: str) -> list[float]:
+    """``--transfer-weight``'s value: one weight, or several separated by commas."""
+    try:
+        return [float(w) for w in text.split(",") if w.strip()] or [float(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a weight or weights like 0,0.1,1, got {text!r}") from None
+
+
+def _settle_weights(args) -> None:
+    """``--transfer-weight W1,W2,...``: ``args.transfer_weights`` the candidates' weights (None for one weight)
+    and ``args.transfer_weight`` the first, for the checks of one run."""
+    weights = args.transfer_weight
+    if weights is not None and not isinstance(weights, list):  # settled already
+        return
+    args.transfer_weights = weights if weights and len(weights) > 1 else None
+    args.transfer_weight = weights[0] if weights else None
+    if not args.transfer_weights:
+        return
+    if len(set(weights)) != len(weights):
+        raise CLIError(f"--transfer-weight {','.join(f'{w:g}' for w in weights)}: a weight is given twice")
+    if min(weights) < 0:
+        raise CLIError(f"--transfer-weight must be zero or more, got {min(weights)!r}")
+    if args.transfer_docs == 0:
+        raise CLIError("--transfer-weight with several weights needs transfer documents: not with --transfer-docs 0")
 
 
 _TRANSFER_FLAGS = {"--transfer-docs": "transfer_docs", "--transfer-weight": "transfer_weight",
@@ -145,8 +173,60 @@ def cmd_train(args) -> int:
     if args.preset == "student":
         return _train_student(args, split_dir, folds, model_config, cfg, on_fold)
     if cfg.transfer:
+        if args.transfer_weights:
+            check_choice_folder(args.out, overwrite=args.overwrite)  # before hours of training, not after
         cfg = _transfer_folder(args, split_dir, folds, cfg, Path(args.out) / "transfer", Path(args.out))
-    return _report_run(args, split_dir, folds, model_config, cfg, on_fold, args.out)
+    return _report_student(args, split_dir, folds, model_config, cfg, on_fold, Path(args.out))
+
+
+def _report_student(args, split_dir, folds, model_config, cfg, on_fold, out: Path) -> int:
+    """One run into ``out``; with several ``--transfer-weight``s, one candidate per weight (``out/weightW``, as
+    one pool of fold tasks) and per fold the candidate of highest dev pair F1 kept in ``out``."""
+    weights = getattr(args, "transfer_weights", None)
+    if not weights:
+        return _report_run(args, split_dir, folds, model_config, cfg, on_fold, out)
+    check_choice_folder(out, overwrite=args.overwrite)
+    specs = [RunSpec(args.model, split_dir, folds, model_config, dataclasses.replace(cfg, transfer_weight=w),
+                     out / weight_folder(w), {"segmenter": args.segmenter}, _about(args, split_dir)) for w in weights]
+    print(f"candidates: --transfer-weight {', '.join(f'{w:g}' for w in weights)} -> "
+          f"{', '.join(str(s.run_dir) for s in specs)}; kept per fold in {out}: {CHOICE_RULE}", file=sys.stderr)
+    summaries = train_runs(specs, progress=not args.quiet, on_fold=on_fold, jobs=args.jobs, overwrite=args.overwrite,
+                           engine=args.engine, address=args.address)
+    failures = []
+    for w, summary in zip(weights, summaries):
+        print_metrics(f"--transfer-weight {w:g} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
+                      f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
+        failures += [f"--transfer-weight {w:g} fold {f['fold']}: {f['error']}" for f in summary.get("failures", [])]
+    code = _report_choice([s.run_dir for s in specs], out, args.overwrite)
+    for line in failures:
+        print(f"FAILED {line}", file=sys.stderr)
+    return 1 if failures else code
+
+
+def _report_choice(runs, out: Path, overwrite: bool, folds=None) -> int:
+    """:func:`choose_per_fold` of ``runs`` into ``out``, printed: which candidate each fold kept, and the figures."""
+    summary = choose_per_fold(runs, out, folds, overwrite)
+    for k, lacking in summary.get("left_out", {}).items():
+        print(f"fold {k}: left out, not finished in {', '.join(lacking)}", file=sys.stderr)
+    for f in summary["per_fold"]:
+        dev = ", ".join(f"{Path(r).name} {v:.4f}" for r, v in f["chosen"]["dev_pair_f1"].items())
+        print(f"fold {f['fold']}: {f['chosen']['run']} (dev pair F1 {dev}; test pair F1 {f['pair']['f1']:.4f})",
+              file=sys.stderr)
+    print_metrics(f"chosen per fold on dev — {summary['protocol']}, {summary['split']}, mean ± std over folds "
+                  f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
+    print("times chosen: " + ", ".join(f"{r} {n}" for r, n in summary["times_chosen"].items()))
+    print(f"results: {out / 'results.json'}")
+    return 0
+
+
+def cmd_choose(args) -> int:
+    folds = None
+    if args.folds != "all":
+        try:
+            folds = [int(x) for x in args.folds.split(",") if x.strip()]
+        except ValueError:
+            raise CLIError(f"--folds must be 'all' or comma-separated numbers like 1,2, got {args.folds!r}") from None
+    return _report_choice(args.runs, Path(args.out), args.overwrite, folds)
 
 
 def _transfer_folder(args, split_dir, folds, cfg: TrainConfig, folder: Path, run_dir: Path) -> TrainConfig:
@@ -194,6 +274,8 @@ def _train_student(args, split_dir, folds, model_config, cfg, on_fold) -> int:
     --rounds R, R - 1 more rounds in which the last student labels the documents (OUT/roundR/transfer) for a
     new student (OUT/roundR/student). Every step reuses what a previous invocation finished."""
     out = Path(args.out)
+    if getattr(args, "transfer_weights", None):
+        check_choice_folder(out / "student", overwrite=args.overwrite)  # before the teachers train
     teachers = list(cfg.teachers)
     if not teachers:
         seeds = _seeds(args.teacher_seeds or "1,2,3")
@@ -217,7 +299,7 @@ def _train_student(args, split_dir, folds, model_config, cfg, on_fold) -> int:
         round_cfg = dataclasses.replace(cfg, teachers=tuple(teachers), transfer="auto")
         round_cfg = _transfer_folder(args, split_dir, folds, round_cfg, where / "transfer", student_dir)
         print(f"round {r}: student of {len(teachers)} teacher(s) -> {student_dir}", file=sys.stderr)
-        code = _report_run(args, split_dir, folds, model_config, round_cfg, on_fold, student_dir)
+        code = _report_student(args, split_dir, folds, model_config, round_cfg, on_fold, student_dir)
         if code:
             return code
         teachers = [str(student_dir)]

@@ -8,11 +8,13 @@
 | :mod:`.distill` | the teachers' soft targets (``--teacher``) |
 | :mod:`.student` | a student on gold + teacher-labelled transfer documents (``--transfer``), pseudo-labels |
 | :mod:`.recipe` | what a fold was trained with, and when a finished fold may be reused |
+| :mod:`.choose` | per fold, the candidate run of highest dev pair F1 (``ecpe choose``) |
 | :mod:`.runs` | one fold, a run of folds (resumable, parallel), one model on every document (``--final``) |
 """
 from __future__ import annotations
 
 from ..inference import evaluate, predict
+from .choose import CHOICE_RULE, check_choice_folder, choose_per_fold, weight_folder
 from .distill import set_teacher_targets
 from .recipe import (DEFAULT_PREPROCESS, RECIPE_IGNORED, RecipeMismatch, check_run, fold_recipe, recipe_differences,
                      train_recipe)
@@ -30,4 +32,5 @@ __all__ = ["Trainer", "History", "StageHistory", "train_single_stage", "train_tw
            "train_final", "NO_TEST", "DEFAULT_PREPROCESS", "RECIPE_IGNORED", "recipe_differences", "train_recipe",
            "environment", "load_done", "summarize", "set_teacher_targets", "build_embeddings", "build_vocab",
            "word_vectors", "make_optimizer", "seed_everything", "RunSpec", "train_runs", "ENGINES", "TRANSFER_BATCH_SIZE",
-           "MixedTensors", "load_transfer", "pseudo_labels", "transfer_active", "transfer_files"]
+           "MixedTensors", "load_transfer", "pseudo_labels", "transfer_active", "transfer_files", "CHOICE_RULE",
+           "check_choice_folder", "choose_per_fold", "weight_folder"]
