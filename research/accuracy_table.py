@@ -120,10 +120,15 @@ def main() -> None:
             what, source, tokens, cov = f"mean of {len(members)}: " + ", ".join(members), "members'", None, None
         else:
             cfg = raw.get("config")
-            what = settings(cfg)
-            if raw.get("chosen_on_dev"):  # research/student_report.py: each fold's setting chosen on dev
-                what = (f"per fold, the highest dev pair F1 of {', '.join(raw['chosen_on_dev'])} (the first fold's "
-                        f"choice: {what})")
+            first = raw["per_fold"][0].get("recipe") if raw["per_fold"] else None
+            if cfg is None and first:  # ecpe choose: no one config; the first fold's kept model's recipe
+                cfg = {"model": first["model_config"], "train": first["train"]}
+            if raw.get("chosen_on_dev"):  # research/student_report.py or ecpe choose: each fold's run chosen on dev
+                names = ", ".join(Path(c).name for c in raw["chosen_on_dev"])
+                what = f"per fold, the highest dev pair F1 of {names}" + (
+                    f" (the first fold's choice: {settings(cfg)})" if cfg else "")
+            else:
+                what = settings(cfg)
             emb = [f.get("embeddings") or {} for f in raw["per_fold"]]
             train_cfg = (ast.literal_eval(cfg) if isinstance(cfg, str) else (cfg or {})).get("train", {})
             source = train_cfg.get("embeddings") or "train (the training documents)"

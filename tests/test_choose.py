@@ -51,6 +51,8 @@ def test_each_fold_keeps_the_candidate_of_highest_dev_f1(runs, tmp_path, capsys)
     summary = json.loads((out / "results.json").read_text())
     assert summary["chosen"] == {"1": str(b), "2": str(a)} and summary["times_chosen"] == {str(a): 1, str(b): 1}
     assert summary["protocol"] == _result(a, 1)["protocol"] and summary["split"] == "split10"
+    walls = [_result(r, k)["wall_seconds"] for r in (a, b) for k in (1, 2)]
+    assert summary["candidates_fold_minutes"] == round(sum(walls) / 60, 1)   # the price: every candidate trained
     tests = [_result(b, 1)["pair"]["f1"], _result(a, 2)["pair"]["f1"]]
     assert summary["mean"]["pair"]["f1"] == pytest.approx(sum(tests) / 2)
     kept = _result(out, 1)

@@ -204,7 +204,9 @@ def test_preset_student_trains_teachers_transfer_and_student_resumably(split10, 
 def test_several_weights_train_candidates_and_keep_the_dev_best_per_fold(split10, corpora, teacher, tmp_path, capsys):
     assert _train(split10, tmp_path / "distilled", "--teacher", str(teacher)) == 0
     out = tmp_path / "student"
+    capsys.readouterr()
     assert _train(split10, out, "--teacher", str(teacher), "--transfer", "auto", "--transfer-weight", "0,1") == 0
+    assert "2 candidate fold(s) trained now" in capsys.readouterr().err
     assert _losses(out / "weight0") == _losses(tmp_path / "distilled")   # weight 0: the run without transfer
     assert _losses(out / "weight1") != _losses(out / "weight0")
     dev = {w: json.loads((out / w / "fold1" / "result.json").read_text())["dev"]["pair"]["f1"]

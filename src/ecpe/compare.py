@@ -53,6 +53,8 @@ def summarize_run(data: dict[str, Any], name: str, file: str = "") -> dict[str, 
         run["kind"] = data.get("model", "?")
         walls = [f.get("wall_seconds") for f in data["per_fold"]]
         run["minutes"] = sum(walls) / 60 if all(w is not None for w in walls) else None
+        if data.get("candidates_fold_minutes") is not None:  # ecpe choose: what every candidate's training took
+            run["minutes"] = data["candidates_fold_minutes"]
         first = data["per_fold"][0].get("embeddings", {}) if data["per_fold"] else {}
         run["facts"] = {k: first[k] for k in ("source", "corpus_tokens", "vocabulary", "vocab_from_vectors", "lexicon")
                         if k in first}

@@ -197,6 +197,10 @@ def _report_student(args, split_dir, folds, model_config, cfg, on_fold, out: Pat
         print_metrics(f"--transfer-weight {w:g} — {summary['protocol']}, {summary['split']}, mean ± std over folds "
                       f"{','.join(map(str, summary['folds']))}:", summary["mean"], summary["std"])
         failures += [f"--transfer-weight {w:g} fold {f['fold']}: {f['error']}" for f in summary.get("failures", [])]
+    trained = [len(s["last_invocation"]["folds_trained"]) for s in summaries]
+    if sum(trained):
+        print(f"elapsed: {summaries[0]['last_invocation']['elapsed_seconds'] / 60:.1f} min for the {sum(trained)} "
+              f"candidate fold(s) trained now (--jobs {args.jobs})", file=sys.stderr)
     code = _report_choice([s.run_dir for s in specs], out, args.overwrite)
     for line in failures:
         print(f"FAILED {line}", file=sys.stderr)

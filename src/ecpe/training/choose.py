@@ -107,7 +107,7 @@ def choose_per_fold(runs: Sequence[str | Path], out: str | Path, folds: Sequence
     if not kept:
         raise UsageError("no fold is finished in every run: " + "; ".join(f"fold {k} lacks in {', '.join(v)}"
                                                                           for k, v in left_out.items()))
-    per_fold, picks = [], {}
+    per_fold, picks, walls = [], {}, []
     for k in kept:
         results = [h[k] for h in held]
         for r, res in zip(runs, results):
@@ -120,6 +120,7 @@ def choose_per_fold(runs: Sequence[str | Path], out: str | Path, folds: Sequence
                 if mine != theirs:
                     raise UsageError(f"{r / f'fold{k}'}: other {what} than {runs[0] / f'fold{k}'} ({mine} against "
                                      f"{theirs}): their dev scores cannot choose between them")
+        walls += [res.get("wall_seconds") for res in results]
         dev = [res["dev"]["pair"]["f1"] for res in results]
         best = dev.index(max(dev))
         picks[k] = str(runs[best])
@@ -141,6 +142,7 @@ def choose_per_fold(runs: Sequence[str | Path], out: str | Path, folds: Sequence
                "per_fold": per_fold, "chosen_on_dev": [str(r) for r in runs], "rule": CHOICE_RULE,
                "chosen": {k: picks[k] for k in kept},
                "times_chosen": {str(r): sum(p == str(r) for p in picks.values()) for r in runs},
+               "candidates_fold_minutes": (round(sum(walls) / 60, 1) if all(w is not None for w in walls) else None),
                **({"left_out": left_out} if left_out else {})}
     (out / "results.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
     return summary
