@@ -50,8 +50,8 @@ def _dev_documents(res: dict[str, Any]) -> tuple:
 def _check_candidate(run: Path, k: int, res: dict[str, Any]) -> None:
     where = run / f"fold{k}" / "result.json"
     if res.get("protocol") != PROTOCOL_DEV:
-        raise UsageError(f"{where}: protocol {res.get('protocol')!r}: only runs whose epoch was selected on dev can "
-                         "be chosen between on dev")
+        raise UsageError(f"{where}: protocol {res.get('protocol')!r}: only runs whose epoch was selected on dev, with "
+                         "a test fold, can be chosen between on dev")
     if res.get("refit"):
         raise UsageError(f"{where}: a --refit model trained on its dev documents: its dev score cannot choose it")
     if "recipe" not in res or not (res.get("dev") or {}).get("pair"):
