@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import UsageError
 from ..metrics import mean_std
+from .recipe import finished_folds, write_fold_result
 from .trainer import PROTOCOL_DEV
 
 __all__ = ["CHOICE_RULE", "check_choice_folder", "choose_per_fold", "weight_folder"]
 
 CHOICE_RULE = "per fold, the candidate of highest dev pair F1 (the first given on a tie)"
-_FOLD_DIR = re.compile(r"fold(\d+)")
 
 
 def weight_folder(weight: float) -> str:
@@ -32,11 +31,7 @@ def weight_folder(weight: float) -> str:
 
 
 def _fold_results(run: Path) -> dict[int, dict[str, Any]]:
-    found = {}
-    for p in run.glob("fold*/result.json"):
-        if m := _FOLD_DIR.fullmatch(p.parent.name):
-            found[int(m.group(1))] = json.loads(p.read_text(encoding="utf-8"))
-    return found
+    return {k: json.loads(p.read_text(encoding="utf-8")) for k, p in finished_folds(run).items()}
 
 
 def _dev_documents(res: dict[str, Any]) -> tuple:
@@ -130,9 +125,7 @@ def choose_per_fold(runs: Sequence[str | Path], out: str | Path, folds: Sequence
         fold_dir.mkdir(parents=True, exist_ok=True)
         _place_model(runs[best] / f"fold{k}" / "model.pt", fold_dir / "model.pt")
         chosen["checkpoint"] = str(fold_dir / "model.pt")
-        tmp = fold_dir / "result.json.tmp"
-        tmp.write_text(json.dumps(chosen, ensure_ascii=False, indent=1), encoding="utf-8")
-        tmp.replace(fold_dir / "result.json")
+        write_fold_result(fold_dir, chosen)
         per_fold.append({key: v for key, v in chosen.items() if key != "history"})
     mean, std = mean_std(per_fold)
     models = sorted({res["recipe"]["model"] for res in per_fold})

@@ -42,6 +42,20 @@ def _data_hash(split_dir: str | Path, k: int) -> str | None:
     return h.hexdigest()
 
 
+def finished_folds(run_dir: str | Path) -> dict[int, Path]:
+    """Fold number -> ``foldK/result.json`` of every finished fold of a run folder, in fold order."""
+    found = [(int(m.group(1)), p) for p in Path(run_dir).glob("fold*/result.json")
+             if (m := _FOLD_DIR.fullmatch(p.parent.name))]
+    return dict(sorted(found))
+
+
+def write_fold_result(fold_dir: str | Path, result: dict[str, Any]) -> None:
+    """``fold_dir/result.json``, replaced at once (a reader never sees half a file)."""
+    tmp = Path(fold_dir) / "result.json.tmp"
+    tmp.write_text(json.dumps(result, ensure_ascii=False, indent=1))
+    tmp.replace(Path(fold_dir) / "result.json")
+
+
 def train_recipe(train_config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in train_config.items() if k not in RECIPE_IGNORED}
 
@@ -124,9 +138,7 @@ def check_run(model_name: str, split_dir: str | Path, model_config: dict[str, An
     run_dir = Path(run_dir)
     reusable: dict[int, tuple[dict, str]] = {}
     differing: list[tuple[Path, str]] = []
-    found = [(int(m.group(1)), p) for p in run_dir.glob("fold*/result.json")
-             if (m := _FOLD_DIR.fullmatch(p.parent.name))]
-    for k, done in sorted(found):
+    for k, done in finished_folds(run_dir).items():
         want = fold_recipe(model_name, split_dir, k, model_config, cfg, preprocess)
         try:
             res = json.loads(done.read_text())

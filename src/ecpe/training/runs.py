@@ -33,7 +33,7 @@ from ..inference import evaluate
 from ..metrics import mean_std
 from ..models import build_model, model_class, save_model
 from .distill import set_teacher_targets
-from .recipe import DEFAULT_PREPROCESS, RecipeMismatch, check_run, fold_recipe
+from .recipe import DEFAULT_PREPROCESS, RecipeMismatch, check_run, fold_recipe, write_fold_result
 from .schedules import SCHEDULES
 from .setup import build_embeddings, build_vocab, dev_split, fold_seed, lexicon_features, word_vectors
 from .student import load_transfer, mix_transfer, transfer_active
@@ -170,9 +170,7 @@ def train_fold(model_name: str, fold: Fold, model_config: dict[str, Any], cfg: T
                 "vocab_size": len(vocab), "trained": time.strftime("%Y-%m-%d"), **({"about": about} if about else {})}
         ckpt = save_model(model, out_dir / "model.pt", preprocess or DEFAULT_PREPROCESS, meta)
         result["checkpoint"] = str(ckpt)
-        tmp = out_dir / "result.json.tmp"
-        tmp.write_text(json.dumps(result, ensure_ascii=False, indent=1))
-        tmp.replace(out_dir / "result.json")
+        write_fold_result(out_dir, result)
     return result
 
 
