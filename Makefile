@@ -16,9 +16,9 @@ $(BIN)/ecpe: pyproject.toml
 
 install: $(BIN)/ecpe
 
-# Train the best single E2EECPE (--preset best: vectors from the packaged corpora, open vocabulary, window heads) on
-# every document of NEWS as the default model (epoch chosen on a seeded dev share), print its card, then extract pairs
-# from sample texts with it. `make demo PRESET=paper` trains the paper's model.
+# Train the best single E2EECPE (--preset best: vectors from the packaged corpora, open vocabulary, window heads,
+# DUTIR lexicon) on every document of NEWS as the default model (epoch chosen on a seeded dev share), print its
+# card, then extract pairs from sample texts with it. `make demo PRESET=paper` trains the paper's model.
 demo: install
 	@if [ -d "$(DATA)" ]; then export ECPE_DATA="$(DATA)"; fi; \
 	$(BIN)/ecpe train --final --preset $(PRESET) --overwrite && \

@@ -373,6 +373,11 @@ def test_preset_sets_defaults_and_flags_win():
     assert args.open_vocab == 0 and args.max_distance == 5 and args.pair_scorer == "biaffine+window"
     plain = build_parser().parse_args(["train", "--out", "x"])
     assert plain.embeddings is None and plain.open_vocab == 0
+    # an optional part the preset puts in is left out with `none`
+    assert train_model_config(build_parser("best").parse_args(["train", "--out", "x", "--preset", "best",
+                                                               "--lexicon", "none"]))["lexicon"] is None
+    assert train_model_config(build_parser().parse_args(["train", "--out", "x", "--lexicon", "dutir"]))[
+        "lexicon"] == "dutir"
 
 
 def test_corpus_word2vec_flags_reach_the_config_and_need_the_corpus_source():

@@ -81,7 +81,8 @@ class E2EConfig:
                                        "vectors of its characters that are vocabulary words, instead of <unk>")
     lexicon: str | None = option(None, "per-clause emotion-lexicon indicators (DUTIR's 7 emotion classes, HowNet "
                                        "polarity, negation and degree words) beside the clause encoder; needs "
-                                       "ecpe[zh-resources]", choices=("dutir",))
+                                       "ecpe[zh-resources]; none: without (--preset best has dutir)",
+                      choices=("dutir",))
     clause_encoder: str = option("cnn", "how a clause's words become its vector: cnn, the paper's CNN (eqs. 1-3); lstm, "
                                         "a word-level BiLSTM ({word_hidden} units per direction) with attention pooling, "
                                         "as the two-stage baselines of Xia & Ding 2019 (slower); or cnn+lstm, both "

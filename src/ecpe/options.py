@@ -28,11 +28,14 @@ __all__ = ["PRESETS", "PRESETS_NOT_CHINESE", "preset_settings", "CLIError", "res
 
 # named configurations of `ecpe train`: defaults for these flags (argparse dests); flags given on the command
 # line still win. "best": the single model chosen on dev among those measured (docs/accuracy.md): word2vec vectors
-# of the packaged Chinese corpora with an open vocabulary, and ECPE-MLL-style window heads of +-3 clauses (the
-# heads raise dev pair F1 over 3 seeds of split10, p = 0.01, and on split20's valid files, p = 0.006).
+# of the packaged Chinese corpora with an open vocabulary, ECPE-MLL-style window heads of +-3 clauses (they raise
+# dev pair F1 over 3 seeds of split10, p = 0.01, and on split20's valid files, p = 0.006), and the DUTIR/HowNet
+# lexicon's clause indicators (they raise dev pair F1 over 3 seeds of split10, p = 0.001, and the valid files of
+# split20, p = 0.03); `--lexicon none` leaves the lexicon out.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},  # the paper's E2EECPE with our defaults (word2vec on each fold's training documents)
-    "best": {"embeddings": "corpus", "open_vocab": -1, "pair_scorer": "biaffine+window", "max_distance": 3},
+    "best": {"embeddings": "corpus", "open_vocab": -1, "pair_scorer": "biaffine+window", "max_distance": 3,
+             "lexicon": "dutir"},
 }
 # "student": the best recipe, trained on gold + teacher-labelled transfer documents; `ecpe train --preset student`
 # also trains the teachers (--teacher-seeds, unless --teacher is given) and builds the transfer set (docs/student.md)
@@ -187,6 +190,9 @@ def _model_flags() -> dict[str, tuple[str, str, Any]]:
 
 
 MODEL_FLAGS: dict[str, tuple[str, str, Any]] = _model_flags()
+# the value of a flag of an optional model part (a field whose default is None) that leaves the part out, e.g.
+# `--preset best --lexicon none`
+NONE = "none"
 
 
 def _flag_help(decls: list[tuple[type, Field]]) -> str:
@@ -215,7 +221,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=dest, action="store_true", help=_flag_help(decls))
             continue
         kind = type(f.default) if f.default is not None else str
-        parser.add_argument(flag, dest=dest, type=kind, choices=cli["choices"], metavar=cli["metavar"],
+        choices = cli["choices"]
+        if f.default is None and choices:  # an optional part: NONE leaves out what a preset put in
+            choices = (*choices, NONE)
+        parser.add_argument(flag, dest=dest, type=kind, choices=choices, metavar=cli["metavar"],
                             help=_flag_help(decls))
 
 
@@ -250,7 +259,8 @@ def train_model_config(args: argparse.Namespace) -> dict[str, Any]:
         if field not in names:
             raise CLIError(f"{flag} does not apply to model {args.model!r} (it applies to: "
                            f"{', '.join(_models_with(field))})")
-        config[field], flags[field] = getattr(args, dest) if value is None else value, flag
+        given = getattr(args, dest) if value is None else value
+        config[field], flags[field] = None if given == NONE else given, flag
     try:
         from_dict(cls.config_class, config)
     except ConfigError as e:  # a value its field refuses, reported under the flag's name
