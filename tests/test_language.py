@@ -130,6 +130,18 @@ def test_chinese_resources_are_refused_on_an_english_corpus_in_one_line(english,
     assert len(err.strip().splitlines()) == 1 and not out.exists()
 
 
+def test_preset_student_on_an_english_corpus_names_the_flags_that_leave_the_chinese_resources_out(
+        english, tmp_path, monkeypatch, capsys):
+    # --preset student is --preset best's Chinese recipe (corpus vectors, the DUTIR lexicon) plus transfer documents
+    _refuse_chinese_resources(monkeypatch)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(english.parent), "--folds", "1", "--out", str(out), *TINY,
+                 "--preset", "student"]) == 2
+    err = capsys.readouterr().err
+    assert "--embeddings corpus is Chinese, --lexicon dutir is Chinese, but this corpus is English" in err, err
+    assert "--lexicon none" in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
 def test_lang_overrides_the_detected_language(chinese, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--data", str(chinese.parent), "--folds", "1", "--out", str(out), *TINY, "--lang", "en",

@@ -119,7 +119,7 @@ def check_resources(args: argparse.Namespace, lang: str, source: str) -> None:
 
 
 _INSTEAD = {"--embeddings": "--embeddings train (or a vectors file of the corpus's language)",
-            "--lexicon": "no --lexicon", "--segmenter": "--segmenter whitespace"}
+            "--lexicon": "--lexicon none", "--segmenter": "--segmenter whitespace"}
 
 
 def default_segmenter(lang: str) -> str:
