@@ -30,7 +30,7 @@ __all__ = ["PRESETS", "PRESETS_NOT_CHINESE", "preset_settings", "CLIError", "res
 # line still win. "best": the single model chosen on dev among those measured (docs/accuracy.md): word2vec vectors
 # of the packaged Chinese corpora with an open vocabulary, ECPE-MLL-style window heads of +-3 clauses (they raise
 # dev pair F1 over 3 seeds of split10, p = 0.01, and on split20's valid files, p = 0.006), and the DUTIR/HowNet
-# lexicon's clause indicators (they raise dev pair F1 over 3 seeds of split10, p = 0.001, and the valid files of
+# lexicon's clause indicators (they raise dev pair F1 over 3 seeds of split10, p = 0.0015, and the valid files of
 # split20, p = 0.03); `--lexicon none` leaves the lexicon out.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},  # the paper's E2EECPE with our defaults (word2vec on each fold's training documents)
