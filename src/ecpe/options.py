@@ -31,7 +31,7 @@ __all__ = ["PRESETS", "PRESETS_NOT_CHINESE", "preset_settings", "CLIError", "res
 # of the packaged Chinese corpora with an open vocabulary, ECPE-MLL-style window heads of +-3 clauses (they raise
 # dev pair F1 over 3 seeds of split10, p = 0.01, and on split20's valid files, p = 0.006), and the DUTIR/HowNet
 # lexicon's clause indicators (they raise dev pair F1 over 3 seeds of split10, p = 0.0015, and the valid files of
-# split20, p = 0.03); `--lexicon none` leaves the lexicon out.
+# split20, 2 seeds, p = 0.0005); `--lexicon none` leaves the lexicon out.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},  # the paper's E2EECPE with our defaults (word2vec on each fold's training documents)
     "best": {"embeddings": "corpus", "open_vocab": -1, "pair_scorer": "biaffine+window", "max_distance": 3,
