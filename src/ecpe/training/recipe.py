@@ -52,7 +52,7 @@ def finished_folds(run_dir: str | Path) -> dict[int, Path]:
 def write_fold_result(fold_dir: str | Path, result: dict[str, Any]) -> None:
     """``fold_dir/result.json``, replaced at once (a reader never sees half a file)."""
     tmp = Path(fold_dir) / "result.json.tmp"
-    tmp.write_text(json.dumps(result, ensure_ascii=False, indent=1))
+    tmp.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     tmp.replace(Path(fold_dir) / "result.json")
 
 
