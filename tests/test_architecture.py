@@ -13,7 +13,7 @@ SRC = Path(ecpe.__file__).resolve().parent
 
 # data <- modules <- models <- inference <- training <- experiments / serve / stats <- cli
 LAYERS = {
-    "ecpe.version": 0, "ecpe.errors": 0, "ecpe.cluster": 0, "ecpe.config": 0, "ecpe.devices": 0, "ecpe.cache": 0, "ecpe.significance": 0,
+    "ecpe.version": 0, "ecpe.errors": 0, "ecpe.cluster": 0, "ecpe.workers": 0, "ecpe.config": 0, "ecpe.devices": 0, "ecpe.cache": 0, "ecpe.significance": 0,
     "ecpe.data": 1, "ecpe.metrics": 1, "ecpe.embeddings": 1, "ecpe.resources": 1, "ecpe.lexicon": 1,
     "ecpe.modules": 2,
     "ecpe.models": 3,

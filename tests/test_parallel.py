@@ -1,8 +1,14 @@
-"""`--jobs 2`: folds trained in parallel worker processes give the same results as one after the other."""
+"""`--jobs 2`: folds trained in parallel worker processes give the same results as one after the other, and the
+workers end with their parent."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import pytest
 from helpers import TINY, make_corpus, write_split
 
 from ecpe.config import TrainConfig
@@ -24,3 +30,39 @@ def test_parallel_folds_match_sequential(tmp_path):
             assert a[task] == b[task]
     assert json.loads((tmp_path / "par" / "results.json").read_text())["mean"] == par["mean"]
     assert (tmp_path / "par" / "fold2" / "model.pt").exists()
+
+
+CHILD = """
+import os, sys, time
+from ecpe.workers import process_pool
+pool = process_pool(1)
+pid = pool.submit(os.getpid).result()
+pool.submit(time.sleep, 300)
+print(pid, flush=True)
+time.sleep(300)
+"""
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (an exited orphan that nobody has reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_workers_end_with_a_killed_parent():
+    """`kill -9` of `ecpe train --jobs N` must not leave its workers training on: each exits within seconds."""
+    parent = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+        assert _running(worker)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(worker)

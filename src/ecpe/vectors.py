@@ -7,10 +7,8 @@ fold training file, same settings, same cache), one fold at a time or ``--jobs``
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from .embeddings import DEFAULT_CORPORA, corpus_word2vec
 from .cluster import run_on_ray
 from .options import CLIError, add_split_arguments, parse_folds, resolve_data, split_folder
 from .resources import corpus_sentences
+from .workers import process_pool
 
 __all__ = ["build_fold_vectors", "add_subcommand"]
 
@@ -78,7 +77,7 @@ def cmd_build(args) -> int:
     elif args.jobs > 1 and len(tasks) > 1:
         # the corpora are segmented once, before the workers start (they then read the cache)
         corpus_sentences(DEFAULT_CORPORA, progress=True)
-        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
+        with process_pool(args.jobs) as pool:
             for row in tqdm(pool.map(_task, tasks), total=len(tasks), desc="folds"):
                 rows.append(row)
     else:

@@ -197,7 +197,9 @@ def build_parser(preset: str | None = None, lang: str = CHINESE) -> argparse.Arg
                         "where the machine that starts the run has such a CPU (or --device is a GPU with bfloat16), "
                         "else fp32; the run records which. Prediction has its own --precision (ecpe predict / "
                         "evaluate)")
-    t.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (default 1)")
+    t.add_argument("--jobs", type=int, default=1,
+                   help="folds trained in parallel processes (default 1); they stop with this command, even when it "
+                        "is killed, and a fold left unfinished is trained again by the next run into --out")
     t.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local (default: this machine, --jobs processes) or ray: every fold (of every --seeds run) is "
                         "a Ray task using --threads CPUs (default 1), retried if its worker dies; --out and --data "

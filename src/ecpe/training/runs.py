@@ -10,13 +10,12 @@ import copy
 import dataclasses
 import json
 import logging
-import multiprocessing as mp
 import os
 import platform
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -32,6 +31,7 @@ from ..devices import device_info, resolve_device, retain_freed_memory
 from ..inference import evaluate
 from ..metrics import mean_std
 from ..models import build_model, model_class, save_model
+from ..workers import process_pool
 from .distill import set_teacher_targets
 from .recipe import DEFAULT_PREPROCESS, RecipeMismatch, check_run, fold_recipe, write_fold_result
 from .schedules import SCHEDULES
@@ -294,7 +294,7 @@ def train_runs(specs: Sequence[RunSpec], progress: bool = True, on_fold: Callabl
         run_on_ray(_fold_task, calls, lambda key, res: finished(*key, res), lambda key, e: failed(*key, e),
                    address, progress, desc)
     elif jobs > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        with process_pool(jobs) as pool:
             futures = {}
             for i, k, args in tasks:
                 worker_cfg = copy.copy(args[4])
