@@ -33,7 +33,7 @@ def test_parallel_folds_match_sequential(tmp_path):
 
 
 CHILD = """
-import os, sys, time
+import os, time
 from ecpe.workers import process_pool
 pool = process_pool(1)
 pid = pool.submit(os.getpid).result()
