@@ -149,3 +149,22 @@ def test_a_recipe_of_earlier_code_with_since_removed_keys_is_reused(run, capsys)
     result.write_text(json.dumps(old))
     assert train(data, out) == 2
     assert "was trained with other settings (towers separate -> (unset)" in capsys.readouterr().err
+
+
+def test_a_transfer_run_recorded_without_a_weight_is_weight_one():
+    """A transfer run recorded with weight None (the default before `--preset student` set 0.1) is the run at
+    `--transfer-weight 1`, and differs from one at 0.1; a run without transfer documents keeps None."""
+    from ecpe.config import TrainConfig, to_dict
+    from ecpe.training.recipe import RECIPE_IGNORED, recipe_differences, recorded_recipe, train_recipe
+
+    def written(**kw):  # a recipe's train settings as earlier code wrote them
+        return {"train": {k: v for k, v in to_dict(TrainConfig(**kw)).items() if k not in RECIPE_IGNORED}}
+
+    def asked(**kw):
+        return {"train": train_recipe(to_dict(TrainConfig(**kw)))}
+
+    old = recorded_recipe(written(transfer="runs/t"))
+    assert recipe_differences(old, asked(transfer="runs/t", transfer_weight=1.0)) == []
+    assert recipe_differences(old, asked(transfer="runs/t", transfer_weight=0.1)) == ["transfer_weight 1.0 -> 0.1"]
+    assert asked()["train"]["transfer_weight"] is None
+    assert recipe_differences(recorded_recipe(written()), asked()) == []

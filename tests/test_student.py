@@ -193,12 +193,25 @@ def test_preset_student_trains_teachers_transfer_and_student_resumably(split10, 
     res = json.loads((out / "student" / "fold1" / "result.json").read_text())
     assert len(res["transfer"]["teachers"]) == 2 and res["transfer"]["folder"] == str(out / "transfer")
     assert res["recipe"]["train"]["dev_seed"] is None
+    assert res["recipe"]["train"]["transfer_weight"] == 0.1   # the preset's weight; the teachers train without one
+    assert json.loads((out / "teachers/seed1" / "fold1" / "result.json").read_text())["recipe"]["train"][
+        "transfer_weight"] is None
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("**/model.pt")}
     capsys.readouterr()
     assert _train(split10, out, "--preset", "student", *flags, "--rounds", "2") == 0   # round 1 reused, round 2 new
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     r2 = json.loads((out / "round2" / "student" / "fold1" / "result.json").read_text())
     assert r2["transfer"]["teachers"] == [str(out / "student" / "fold1" / "model.pt")]
+
+
+@pytest.mark.parametrize("given, weight, weights", [((), 0.1, None), (("--transfer-weight", "1"), 1.0, None),
+                                                    (("--transfer-weight", "0,1"), 0.0, [0.0, 1.0])])
+def test_preset_student_weighs_transfer_at_0_1_unless_told(given, weight, weights):
+    from ecpe.cli import build_parser
+    from ecpe.cli.train import _settle_weights
+    args = build_parser("student").parse_args(["train", "--out", "x", "--preset", "student", *given])
+    _settle_weights(args)
+    assert (args.transfer_weight, args.transfer_weights) == (weight, weights)
 
 
 def test_several_weights_train_candidates_and_keep_the_dev_best_per_fold(split10, corpora, teacher, tmp_path, capsys):

@@ -230,10 +230,10 @@ def build_parser(preset: str | None = None, lang: str = CHINESE) -> argparse.Arg
                     help="use a seeded subset of N transfer documents per fold (smaller subsets lie inside larger "
                          "ones, for a learning curve; default: all; 0: none, the run without --transfer)")
     st.add_argument("--transfer-weight", type=_weights, metavar="W[,W2,...]",
-                    help="a transfer clause weighs W times a gold clause in the loss (default 1; 0: no transfer "
-                         "document is trained, the run without --transfer). Several weights (e.g. 0,0.1,1): one "
-                         "candidate student per weight (OUT/weightW) and, per fold, the one of highest dev pair F1 "
-                         "kept in OUT (as ecpe choose does; with --preset student, in OUT/student)")
+                    help="a transfer clause weighs W times a gold clause in the loss (default 1; --preset student: "
+                         "0.1; 0: no transfer document is trained, the run without --transfer). Several weights (e.g. "
+                         "0,0.1,1): one candidate student per weight (OUT/weightW) and, per fold, the one of highest "
+                         "dev pair F1 kept in OUT (as ecpe choose does; with --preset student, in OUT/student)")
     st.add_argument("--transfer-batch-size", type=int, metavar="N",
                     help=f"documents per transfer batch (default {TRANSFER_BATCH_SIZE}; gold batches keep "
                          "--batch-size)")

@@ -57,7 +57,15 @@ def write_fold_result(fold_dir: str | Path, result: dict[str, Any]) -> None:
 
 
 def train_recipe(train_config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in train_config.items() if k not in RECIPE_IGNORED}
+    return _one_spelling({k: v for k, v in train_config.items() if k not in RECIPE_IGNORED})
+
+
+def _one_spelling(train: dict[str, Any]) -> dict[str, Any]:
+    """Train settings said two ways, said one way: a transfer run's weight None (the default) is weight 1, so a
+    run recorded before a preset set the weight resumes under ``--transfer-weight 1``."""
+    if train.get("transfer") and train.get("transfer_weight") is None:
+        return {**train, "transfer_weight": 1.0}
+    return train
 
 
 def fold_recipe(model_name: str, split_dir: str | Path, k: int, model_config: dict[str, Any], cfg: TrainConfig,
@@ -101,7 +109,7 @@ def recorded_recipe(old: dict[str, Any]) -> dict[str, Any]:
             pass
     if isinstance(old.get("train"), dict):
         train = {k: v for k, v in old["train"].items() if not (k == "extra" and v == {})}
-        old["train"] = {**train_recipe(to_dict(TrainConfig())), **train}
+        old["train"] = _one_spelling({**train_recipe(to_dict(TrainConfig())), **train})
     return old
 
 
