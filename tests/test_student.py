@@ -202,6 +202,17 @@ def test_preset_student_trains_teachers_transfer_and_student_resumably(split10, 
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     r2 = json.loads((out / "round2" / "student" / "fold1" / "result.json").read_text())
     assert r2["transfer"]["teachers"] == [str(out / "student" / "fold1" / "model.pt")]
+    # a student recorded as the preset wrote it before its weight was 0.1 (weight None): refused under today's
+    # preset, naming the weight; resumed, untouched, with --transfer-weight 1
+    path = out / "student" / "fold1" / "result.json"
+    old = json.loads(path.read_text())
+    old["recipe"]["train"]["transfer_weight"] = None
+    path.write_text(json.dumps(old))
+    capsys.readouterr()
+    assert _train(split10, out, "--preset", "student", *flags) == 2
+    assert "transfer_weight 1.0 -> 0.1" in capsys.readouterr().err
+    assert _train(split10, out, "--preset", "student", *flags, "--transfer-weight", "1") == 0
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
 
 @pytest.mark.parametrize("given, weight, weights", [((), 0.1, None), (("--transfer-weight", "1"), 1.0, None),
