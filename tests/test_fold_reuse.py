@@ -12,7 +12,9 @@ import torch
 from helpers import make_corpus, write_split
 
 from ecpe.cli import main
+from ecpe.config import TrainConfig, to_dict
 from ecpe.data.corpus import write_documents
+from ecpe.training.recipe import RECIPE_IGNORED, recipe_differences, recorded_recipe, train_recipe
 
 TINY = ["--epochs", "1", "--embed-dim", "16", "--hidden", "8", "-q"]
 
@@ -154,9 +156,6 @@ def test_a_recipe_of_earlier_code_with_since_removed_keys_is_reused(run, capsys)
 def test_a_transfer_run_recorded_without_a_weight_is_weight_one():
     """A transfer run recorded with weight None (the default before `--preset student` set 0.1) is the run at
     `--transfer-weight 1`, and differs from one at 0.1; a run without transfer documents keeps None."""
-    from ecpe.config import TrainConfig, to_dict
-    from ecpe.training.recipe import RECIPE_IGNORED, recipe_differences, recorded_recipe, train_recipe
-
     def written(**kw):  # a recipe's train settings as earlier code wrote them
         return {"train": {k: v for k, v in to_dict(TrainConfig(**kw)).items() if k not in RECIPE_IGNORED}}
 

@@ -10,7 +10,8 @@ import pytest
 from helpers import make_corpus, write_split
 
 from ecpe import transfer
-from ecpe.cli import main
+from ecpe.cli import build_parser, main
+from ecpe.cli.train import _settle_weights
 from ecpe.config import TrainConfig
 from ecpe.data.corpus import load_fold
 from ecpe.data.unlabelled import read_transfer
@@ -218,8 +219,6 @@ def test_preset_student_trains_teachers_transfer_and_student_resumably(split10, 
 @pytest.mark.parametrize("given, weight, weights", [((), 0.1, None), (("--transfer-weight", "1"), 1.0, None),
                                                     (("--transfer-weight", "0,1"), 0.0, [0.0, 1.0])])
 def test_preset_student_weighs_transfer_at_0_1_unless_told(given, weight, weights):
-    from ecpe.cli import build_parser
-    from ecpe.cli.train import _settle_weights
     args = build_parser("student").parse_args(["train", "--out", "x", "--preset", "student", *given])
     _settle_weights(args)
     assert (args.transfer_weight, args.transfer_weights) == (weight, weights)

@@ -7,7 +7,10 @@ from typing import Any, Callable, ClassVar
 from .errors import UsageError
 
 __all__ = ["E2EConfig", "TrainConfig", "ConfigError", "from_dict", "to_dict", "option", "check_options",
-           "CLAUSE_ENCODERS", "CLAUSE_CONTEXTS", "PAIR_SCORERS", "PAIR_LOSSES", "CLAUSE_RULES"]
+           "CLAUSE_ENCODERS", "CLAUSE_CONTEXTS", "PAIR_SCORERS", "PAIR_LOSSES", "CLAUSE_RULES", "TRANSFER_WEIGHT"]
+
+# what TrainConfig.transfer_weight None means: a transfer clause weighs as much as a gold clause
+TRANSFER_WEIGHT = 1.0
 
 # the values of E2EConfig's choice fields (the first is the paper's model)
 CLAUSE_ENCODERS = ("cnn", "lstm", "cnn+lstm")
@@ -155,7 +158,7 @@ class TrainConfig:
     # recipes written before these fields existed still compare equal
     transfer: str | None = None   # folder of `ecpe transfer build --out`: foldK_transfer.jsonl.gz, foldK_targets.npz
     transfer_docs: int | None = None      # a seeded subset of this many transfer documents (None: all)
-    transfer_weight: float | None = None  # a transfer clause weighs this much against a gold clause (None: 1)
+    transfer_weight: float | None = None  # weight of a transfer clause against a gold one (None: TRANSFER_WEIGHT)
     transfer_batch_size: int | None = None  # documents per transfer batch (None: TRANSFER_BATCH_SIZE)
     pseudo_threshold: float | None = None   # hard pseudo-labels: teacher probabilities >= this become 1, else 0
     threads: int = 0              # torch threads; 0 = all cores

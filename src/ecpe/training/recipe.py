@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ..errors import UsageError
-from ..config import ConfigError, TrainConfig, from_dict, to_dict
+from ..config import TRANSFER_WEIGHT, ConfigError, TrainConfig, from_dict, to_dict
 from ..models import MODELS, migrate_config, model_class
 
 
@@ -61,10 +61,11 @@ def train_recipe(train_config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _one_spelling(train: dict[str, Any]) -> dict[str, Any]:
-    """Train settings said two ways, said one way: a transfer run's weight None (the default) is weight 1, so a
-    run recorded before a preset set the weight resumes under ``--transfer-weight 1``."""
+    """Train settings said two ways, said one way: a transfer run's weight None (the default) is
+    :data:`~ecpe.config.TRANSFER_WEIGHT`, so a run recorded before a preset set the weight resumes under
+    ``--transfer-weight 1``."""
     if train.get("transfer") and train.get("transfer_weight") is None:
-        return {**train, "transfer_weight": 1.0}
+        return {**train, "transfer_weight": TRANSFER_WEIGHT}
     return train
 
 

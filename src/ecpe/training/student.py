@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
-from ..config import TrainConfig
+from ..config import TRANSFER_WEIGHT, TrainConfig
 from ..data.batching import DocBatch, DocTensors
 from ..data.corpus import Document, Fold
 from ..data.unlabelled import per_document, read_records, read_targets
@@ -138,7 +138,7 @@ def mix_transfer(model, gold: DocTensors, transfer: TransferSet, cfg: TrainConfi
     ``cfg.transfer_batch_size`` (default :data:`TRANSFER_BATCH_SIZE`)."""
     tensors = model.tensorize(transfer.docs)
     set_transfer_targets(tensors, transfer.targets)
-    weight = 1.0 if cfg.transfer_weight is None else cfg.transfer_weight
+    weight = TRANSFER_WEIGHT if cfg.transfer_weight is None else cfg.transfer_weight
     return MixedTensors(gold, tensors, weight, cfg.transfer_batch_size or TRANSFER_BATCH_SIZE)
 
 
