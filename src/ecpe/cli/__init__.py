@@ -17,7 +17,7 @@ from typing import Sequence
 from .. import compare, experiments, serve, stats, transfer, vectors
 from ..batch.command import add_arguments as add_batch_arguments
 from ..cache import default_model_dir
-from ..config import CLAUSE_RULES, TrainConfig
+from ..config import CLAUSE_RULES, TRANSFER_WEIGHT, TrainConfig
 from ..models import TwoStageConfig
 from ..data.lang import CHINESE
 from ..options import PRESETS, PRESETS_NOT_CHINESE, preset_settings
@@ -230,8 +230,9 @@ def build_parser(preset: str | None = None, lang: str = CHINESE) -> argparse.Arg
                     help="use a seeded subset of N transfer documents per fold (smaller subsets lie inside larger "
                          "ones, for a learning curve; default: all; 0: none, the run without --transfer)")
     st.add_argument("--transfer-weight", type=_weights, metavar="W[,W2,...]",
-                    help="a transfer clause weighs W times a gold clause in the loss (default 1; --preset student: "
-                         "0.1; 0: no transfer document is trained, the run without --transfer). Several weights (e.g. "
+                    help=f"a transfer clause weighs W times a gold clause in the loss (default {TRANSFER_WEIGHT:g}; "
+                         f"--preset student: {PRESETS['student']['transfer_weight']}; 0: no transfer document is "
+                         "trained, the run without --transfer). Several weights (e.g. "
                          "0,0.1,1): one candidate student per weight (OUT/weightW) and, per fold, the one of highest "
                          "dev pair F1 kept in OUT (as ecpe choose does; with --preset student, in OUT/student)")
     st.add_argument("--transfer-batch-size", type=int, metavar="N",
